@@ -33,7 +33,8 @@ public static class Program
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0 && parsed.Action is null or System.CommandLine.Invocation.ParseErrorAction)
         {
-            Console.Error.WriteLine($"error: {parsed.Errors[0].Message}");
+            // One line, as for every other kind of bad input.
+            Console.Error.WriteLine($"error: {parsed.Errors[0].Message.Split('\n')[0].Trim()}");
             return BadInput;
         }
         try
@@ -53,7 +54,6 @@ public static class Program
         var inputs = new Argument<string[]>("notebooks") { Description = "Notebooks (.ipynb) or folders of them, run in the order given (a folder's notebooks in name order).", Arity = ArgumentArity.OneOrMore };
         var parameters = new Option<string[]>("--parameter", "-p") { Description = "Set a parameter declared in the notebook's parameters cell: -p name=value (repeatable).", AllowMultipleArgumentsPerToken = false };
         var profile = new Option<string>("--profile") { Description = "smoke (seconds), quick (minutes) or full (the paper's configurations).", DefaultValueFactory = _ => "quick" };
-        profile.AcceptOnlyFromAmong(ParameterInjection.Profiles.ToArray());
         var timeout = new Option<double>("--timeout") { Description = "Seconds one cell may run before its notebook's process is killed.", DefaultValueFactory = _ => 900 };
         var inPlace = new Option<bool>("--inplace") { Description = "Write executed notebooks over their sources (default: leave sources untouched)." };
         var output = new Option<string>("--output", "-o") { Description = "Folder for executed notebooks.", DefaultValueFactory = _ => Path.Combine("artifacts", "notebooks") };
