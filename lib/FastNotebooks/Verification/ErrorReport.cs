@@ -29,11 +29,18 @@ public sealed record ErrorReport(string Name, double MaxAbs, double RelativeErro
         return new ErrorReport(name, maxAbs, maxAbs / Math.Max(scale, ScaleFloor), rms / Math.Max(norm, ScaleFloor), nan, AttentionShape(actual));
     }
 
-    /// <summary>Throws with a readable message unless finite and RelativeError ≤ <paramref name="tolerance"/>.</summary>
-    public ErrorReport Require(double tolerance)
+    /// <summary>
+    /// Throws with a readable message unless finite and RelativeError ≤ <paramref name="tolerance"/>, or the largest
+    /// difference is at most <paramref name="absoluteFloor"/> (for quantities that are zero in exact arithmetic,
+    /// where only roundoff remains).
+    /// </summary>
+    /// <param name="tolerance">Largest allowed RelativeError.</param>
+    /// <param name="absoluteFloor">Differences up to this size always pass; 0 (default) disables it.</param>
+    public ErrorReport Require(double tolerance, double absoluteFloor = 0)
     {
-        if (HasNaN || double.IsNaN(RelativeError) || RelativeError > tolerance)
-            throw new ErrorToleranceException($"{this} exceeds relative tolerance {tolerance:G3}");
+        bool withinFloor = MaxAbs <= absoluteFloor;
+        if (HasNaN || double.IsNaN(RelativeError) || (RelativeError > tolerance && !withinFloor))
+            throw new ErrorToleranceException($"{this} exceeds relative tolerance {tolerance:G3}" + (absoluteFloor > 0 ? $" and absolute floor {absoluteFloor:G3}" : ""));
         return this;
     }
 

@@ -11,6 +11,7 @@ public static class FastmaxDense
     /// <summary>o = A·v [B, H, Nq, Dv].</summary>
     public static Tensor Attention(Tensor q, Tensor k, Tensor v, FastmaxOptions options)
     {
+        AttentionInputs.Validate(q, k, v, options.Causal);
         using var scores = Scores(q, k, options);
         return scores.matmul(v);
     }
