@@ -1,0 +1,73 @@
+using System.Text.RegularExpressions;
+using FastNotebooks.Attention.Fastmax;
+using FastNotebooks.Attention.Softmax;
+
+namespace FastNotebooks.Attention;
+
+/// <summary>
+/// Attention mechanisms by name, so models and notebooks can swap them with a string:
+/// <c>softmax</c> (libtorch SDPA), <c>softmax-dense</c>, <c>linear</c> (elu + 1 features), <c>linear-dense</c>, and <c>fastmax{p}[-normalization][-dense]</c> with
+/// p ∈ {1, 2, 3} and normalization one of mean-centered (default), zero-centered, none, squared-norm —
+/// e.g. <c>fastmax2</c>, <c>fastmax1-zero-centered</c>, <c>fastmax2-dense</c>.
+/// </summary>
+public static partial class AttentionRegistry
+{
+    /// <summary>Representative names (every normalization suffix is accepted as well).</summary>
+    public static readonly IReadOnlyList<string> Names = new[]
+    {
+        "softmax", "softmax-dense", "linear", "linear-dense", "fastmax1", "fastmax2", "fastmax3", "fastmax2-zero-centered", "fastmax2-none",
+        "fastmax2-squared-norm", "fastmax2-dense",
+    };
+
+    static readonly Dictionary<string, FastmaxNormalization> NormalizationNames = new()
+    {
+        ["mean-centered"] = FastmaxNormalization.MeanCentered,
+        ["zero-centered"] = FastmaxNormalization.ZeroCentered,
+        ["none"] = FastmaxNormalization.None,
+        ["squared-norm"] = FastmaxNormalization.SquaredNorm,
+    };
+
+    [GeneratedRegex(@"^fastmax(?<order>\d)(-(?<norm>mean-centered|zero-centered|none|squared-norm))?(?<dense>-dense)?$")]
+    private static partial Regex FastmaxName();
+
+    /// <summary>
+    /// Makes the mechanism called <paramref name="name"/>. <paramref name="dropout"/> is the softmax attention
+    /// dropout, or for Fastmax the quadratic-term dropout (p ≥ 2) or linear-term dropout (p = 1).
+    /// </summary>
+    public static AttentionMechanism Create(string name, bool causal = false, double dropout = 0)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        switch (name)
+        {
+            case "softmax": return new SoftmaxAttention(causal, dropout);
+            case "softmax-dense": return new SoftmaxDense(causal, dropout);
+            case "linear": return new Linear.LinearAttention(causal);
+            case "linear-dense": return new Linear.LinearDense(causal);
+        }
+        var match = FastmaxName().Match(name);
+        if (!match.Success)
+            throw new ArgumentException($"unknown attention '{name}'; known: {string.Join(", ", Names)} (fastmax accepts -mean-centered, -zero-centered, -none, -squared-norm).", nameof(name));
+        var options = FastmaxOptionsFor(name, causal, dropout);
+        return match.Groups["dense"].Success ? new FastmaxDenseAttention(options) : new FastmaxAttention(options);
+    }
+
+    /// <summary>The options a fastmax name stands for.</summary>
+    public static FastmaxOptions FastmaxOptionsFor(string name, bool causal = false, double dropout = 0)
+    {
+        var match = FastmaxName().Match(name);
+        if (!match.Success)
+            throw new ArgumentException($"'{name}' is not a fastmax name (expected fastmax{{p}}[-normalization][-dense]).", nameof(name));
+        int order = match.Groups["order"].Value[0] - '0';
+        var normalization = match.Groups["norm"].Success ? NormalizationNames[match.Groups["norm"].Value] : FastmaxNormalization.MeanCentered;
+        var options = new FastmaxOptions
+        {
+            Order = order,
+            Normalization = normalization,
+            Causal = causal,
+            Dropout = dropout == 0 ? FastmaxDropout.None : order == 2 ? FastmaxDropout.QuadraticTerm : FastmaxDropout.LinearTerm,
+            DropoutRate = dropout,
+        };
+        options.Validate();
+        return options;
+    }
+}

@@ -1,0 +1,48 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FastNotebooks.Attention.Fastmax;
+
+/// <summary>
+/// The Fastmax kernel as one autograd node: o = Σ_j f(q_i·k_j) v_j / Σ_j f(q_i·k_j) on already-normalized
+/// q, k. Forward keeps only q, k, v, o and the denominator g (O(N·D) per head); backward recomputes the
+/// moments (<see cref="FastmaxFactorized.Backward"/>, <see cref="FastmaxChunked.Backward"/>). Normalization
+/// and temperature are applied before this function, so autograd differentiates them.
+/// </summary>
+public sealed class FastmaxFunction : autograd.SingleTensorFunction<FastmaxFunction>
+{
+    public override string Name => "Fastmax";
+
+    /// <summary>Test hook: receives the shapes of the tensors each forward saves for backward.</summary>
+    internal static Action<IReadOnlyList<long[]>>? SavedShapesObserver;
+
+    /// <summary>o [B, H, Nq, Dv] for q [B, H, Nq, D], k [B, H, Nk, D], v [B, H, Nk, Dv], coefficients a_0..a_p.</summary>
+    public static Tensor Apply(Tensor q, Tensor k, Tensor v, double[] coefficients, bool causal, int chunk) =>
+        apply(q, k, v, coefficients, causal, chunk);
+
+    public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+    {
+        var (q, k, v) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2]);
+        var (a, causal, chunk) = ((double[])vars[3], (bool)vars[4], (int)vars[5]);
+        var (o, g) = causal ? FastmaxChunked.Forward(q, k, v, a, chunk) : FastmaxFactorized.Forward(q, k, v, a, chunk);
+        var saved = new List<Tensor> { q, k, v, o, g };
+        ctx.save_for_backward(saved);
+        ctx.save_data("a", a);
+        ctx.save_data("causal", causal);
+        ctx.save_data("chunk", chunk);
+        SavedShapesObserver?.Invoke(saved.Select(t => t.shape).ToList());
+        return o;
+    }
+
+    public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
+    {
+        var saved = ctx.get_saved_variables();
+        var (q, k, v, o, g) = (saved[0], saved[1], saved[2], saved[3], saved[4]);
+        var a = (double[])ctx.get_data("a");
+        var chunk = (int)ctx.get_data("chunk");
+        var (dq, dk, dv) = (bool)ctx.get_data("causal")
+            ? FastmaxChunked.Backward(q, k, v, o, g, gradOutput, a, chunk)
+            : FastmaxFactorized.Backward(q, k, v, o, g, gradOutput, a, chunk);
+        return new List<Tensor> { dq, dk, dv, null!, null!, null! };
+    }
+}

@@ -1,0 +1,112 @@
+using CsCheck;
+using FastNotebooks.Attention.Fastmax;
+using FastNotebooks.Verification;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FastNotebooks.Tests.Attention.Fastmax;
+
+/// <summary>Tests that watch <see cref="FastmaxFunction.SavedShapesObserver"/> run alone: it sees every forward in the process.</summary>
+[CollectionDefinition("FastmaxFunction observer", DisableParallelization = true)]
+public sealed class FastmaxFunctionObserverCollection;
+
+/// <summary>The custom backward (moments recomputed) against autograd through the dense reference and finite differences.</summary>
+[Collection("FastmaxFunction observer")]
+public class FastmaxBackwardTests
+{
+    const int Iterations = 120;
+
+    static (Tensor Dq, Tensor Dk, Tensor Dv) Gradients(Func<Tensor, Tensor, Tensor, Tensor> attention, Tensor q, Tensor k, Tensor v, Tensor weights)
+    {
+        var (qq, kk, vv) = (q.detach().requires_grad_(), k.detach().requires_grad_(), v.detach().requires_grad_());
+        using var loss = (attention(qq, kk, vv) * weights).sum();
+        var grads = autograd.grad(new[] { loss }, new[] { qq, kk, vv });
+        return (grads[0], grads[1], grads[2]);
+    }
+
+    [Fact]
+    public void Custom_backward_matches_autograd_through_the_dense_reference()
+    {
+        int compared = 0;
+        KernelCase.Any.Sample(c =>
+        {
+            using var scope = NewDisposeScope();
+            var (q, k, v) = c.Inputs(ScalarType.Float64);
+            if (c.IllConditioned(q, k)) return;
+            var weights = randn(c.B, c.H, c.Nq, c.Dv, dtype: ScalarType.Float64);
+            var fast = Gradients((a, b, d) => FastNotebooks.Attention.Fastmax.Fastmax.Attention(a, b, d, c.Options), q, k, v, weights);
+            var dense = Gradients((a, b, d) => FastmaxDense.Attention(a, b, d, c.Options), q, k, v, weights);
+            // Some gradients are zero in exact arithmetic (N = 1: o = v whatever q is); there only roundoff remains,
+            // amplified by the normalization's 1/scale, while a wrong gradient is of the order of 1/scale itself.
+            double floor = 1e-12 / c.Scale;
+            ErrorReport.Of($"dq ({c})", fast.Dq, dense.Dq).Require(1e-8, absoluteFloor: floor);
+            ErrorReport.Of($"dk ({c})", fast.Dk, dense.Dk).Require(1e-8, absoluteFloor: floor);
+            ErrorReport.Of($"dv ({c})", fast.Dv, dense.Dv).Require(1e-8, absoluteFloor: 1e-14);
+            compared++;
+        }, iter: Iterations, threads: 1);
+        Assert.True(compared >= Iterations * 0.8, $"only {compared} of {Iterations} cases were well conditioned");
+    }
+
+    [Theory]
+    [InlineData(false, 2, FastmaxNormalization.MeanCentered)]
+    [InlineData(true, 2, FastmaxNormalization.MeanCentered)]
+    [InlineData(true, 1, FastmaxNormalization.ZeroCentered)]
+    [InlineData(false, 3, FastmaxNormalization.None)]
+    public void Custom_backward_matches_finite_differences(bool causal, int order, FastmaxNormalization normalization)
+    {
+        var options = new FastmaxOptions { Causal = causal, Order = order, Normalization = normalization, ChunkSize = 3 };
+        var generator = new Generator(7);
+        using var q = randn(new long[] { 1, 2, 5, 3 }, dtype: ScalarType.Float64, generator: generator) * 0.5;
+        using var k = randn(new long[] { 1, 2, 7, 3 }, dtype: ScalarType.Float64, generator: generator) * 0.5;
+        using var v = randn(new long[] { 1, 2, 7, 2 }, dtype: ScalarType.Float64, generator: generator);
+        using var weights = randn(new long[] { 1, 2, 5, 2 }, dtype: ScalarType.Float64, generator: generator);
+        Tensor Loss(Tensor a, Tensor b, Tensor d) => (FastNotebooks.Attention.Fastmax.Fastmax.Attention(a, b, d, options) * weights).sum();
+
+        var analytic = Gradients((a, b, d) => FastNotebooks.Attention.Fastmax.Fastmax.Attention(a, b, d, options), q, k, v, weights);
+        var inputs = new[] { q, k, v };
+        var gradients = new[] { analytic.Dq, analytic.Dk, analytic.Dv };
+        const double h = 1e-6;
+        for (int which = 0; which < 3; which++)
+        {
+            using var numeric = zeros_like(inputs[which]);
+            var flat = numeric.view(-1);
+            for (long e = 0; e < flat.shape[0]; e++)
+            {
+                using var scope = NewDisposeScope();
+                var plus = inputs.Select(t => t.clone()).ToArray();
+                var minus = inputs.Select(t => t.clone()).ToArray();
+                plus[which].view(-1)[e] += h;
+                minus[which].view(-1)[e] -= h;
+                flat[e] = (Loss(plus[0], plus[1], plus[2]) - Loss(minus[0], minus[1], minus[2])) / (2 * h);
+            }
+            ErrorReport.Of($"d{"qkv"[which]} vs finite differences", gradients[which], numeric).Require(1e-6);
+        }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Forward_saves_only_token_sized_tensors(bool causal)
+    {
+        const int n = 300, d = 16, dv = 8;
+        var saved = new List<long[]>();
+        FastmaxFunction.SavedShapesObserver = shapes => saved.AddRange(shapes);
+        try
+        {
+            using var q = randn(1, 2, n, d).requires_grad_();
+            using var k = randn(1, 2, n, d).requires_grad_();
+            using var v = randn(1, 2, n, dv).requires_grad_();
+            using var o = FastNotebooks.Attention.Fastmax.Fastmax.Attention(q, k, v, new FastmaxOptions { Causal = causal });
+            o.sum().backward();
+        }
+        finally { FastmaxFunction.SavedShapesObserver = null; }
+
+        Assert.Equal(5, saved.Count);
+        long featureSize = TaylorFeatures.Size(d, 2);
+        foreach (var shape in saved)
+        {
+            long elements = shape.Aggregate(1L, (x, y) => x * y);
+            Assert.True(elements <= 2L * n * Math.Max(d, dv), $"saved [{string.Join(", ", shape)}]: {elements} elements; N×F would be {2L * n * featureSize}");
+        }
+    }
+}

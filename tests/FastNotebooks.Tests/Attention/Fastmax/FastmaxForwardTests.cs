@@ -1,0 +1,100 @@
+using CsCheck;
+using FastNotebooks.Attention.Fastmax;
+using FastNotebooks.Verification;
+using static TorchSharp.torch;
+
+namespace FastNotebooks.Tests.Attention.Fastmax;
+
+/// <summary>The factorized and chunked kernels against the dense N×N reference.</summary>
+public class FastmaxForwardTests
+{
+    const int Iterations = 300;
+
+    [Theory]
+    [InlineData(ScalarType.Float64, 1e-10)]
+    [InlineData(ScalarType.Float32, 1e-4)]
+    public void Factorized_matches_dense_over_random_cases(ScalarType dtype, double tolerance)
+    {
+        int compared = 0;
+        KernelCase.Any.Sample(c =>
+        {
+            using var scope = NewDisposeScope();
+            var (q, k, v) = c.Inputs(dtype);
+            var (q64, k64, v64) = (q.to(ScalarType.Float64), k.to(ScalarType.Float64), v.to(ScalarType.Float64));
+            if (c.IllConditioned(q64, k64)) return;
+            var fast = FastNotebooks.Attention.Fastmax.Fastmax.Attention(q, k, v, c.Options);
+            var dense = FastmaxDense.Attention(q64, k64, v64, c.Options);
+            ErrorReport.Of($"output ({c})", fast, dense).Require(tolerance);
+            compared++;
+        }, iter: Iterations, threads: 1);
+        Assert.True(compared >= Iterations * 0.8, $"only {compared} of {Iterations} cases were well conditioned");
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Causal_with_one_token_returns_its_value(bool extraKeys)
+    {
+        var options = new FastmaxOptions { Causal = true };
+        using var q = randn(1, 1, 1, 4, dtype: ScalarType.Float64);
+        using var k = randn(1, 1, extraKeys ? 1 : 1, 4, dtype: ScalarType.Float64);
+        using var v = randn(1, 1, 1, 3, dtype: ScalarType.Float64);
+        using var o = FastNotebooks.Attention.Fastmax.Fastmax.Attention(q, k, v, options);
+        ErrorReport.Of("one-token output", o, v).Require(1e-14);
+    }
+
+    [Fact]
+    public void First_causal_query_sees_only_the_first_key()
+    {
+        var options = new FastmaxOptions { Causal = true, ChunkSize = 3 };
+        using var q = randn(1, 2, 7, 5, dtype: ScalarType.Float64);
+        using var k = randn(1, 2, 7, 5, dtype: ScalarType.Float64);
+        using var v = randn(1, 2, 7, 2, dtype: ScalarType.Float64);
+        using var o = FastNotebooks.Attention.Fastmax.Fastmax.Attention(q, k, v, options);
+        ErrorReport.Of("first query", o.narrow(2, 0, 1), v.narrow(2, 0, 1)).Require(1e-14);
+    }
+
+    [Fact]
+    public void Normalized_scores_stay_within_one()
+    {
+        foreach (var normalization in new[] { FastmaxNormalization.MeanCentered, FastmaxNormalization.ZeroCentered })
+        {
+            using var q = randn(2, 3, 50, 8, dtype: ScalarType.Float64) * 1e3;
+            using var k = randn(2, 3, 50, 8, dtype: ScalarType.Float64) * 1e-3 + 5;
+            using var s = FastmaxDense.Normalize(q, normalization).matmul(FastmaxDense.Normalize(k, normalization).transpose(-1, -2));
+            Assert.True(s.abs().max().item<double>() <= 1 + 1e-12, $"{normalization}: max |s| = {s.abs().max().item<double>()}");
+        }
+    }
+
+    [Fact]
+    public void Squared_norm_variant_breaks_the_unit_bound_on_small_inputs()
+    {
+        using var q = randn(1, 1, 50, 8, dtype: ScalarType.Float64) * 0.1;
+        using var s = FastmaxDense.Normalize(q, FastmaxNormalization.SquaredNorm).matmul(FastmaxDense.Normalize(q, FastmaxNormalization.SquaredNorm).transpose(-1, -2));
+        Assert.True(s.abs().max().item<double>() > 1, $"max |s| = {s.abs().max().item<double>()}");
+    }
+
+    [Theory]
+    [InlineData(FastmaxNormalization.MeanCentered)]
+    [InlineData(FastmaxNormalization.ZeroCentered)]
+    [InlineData(FastmaxNormalization.SquaredNorm)]
+    [InlineData(FastmaxNormalization.None)]
+    public void Library_normalizer_matches_the_reference_twin(FastmaxNormalization normalization)
+    {
+        using var x = randn(2, 3, 11, 5, dtype: ScalarType.Float64) * 3 + 1;
+        ErrorReport.Of($"{normalization}", FastmaxNormalizer.Normalize(x, normalization), FastmaxDense.Normalize(x, normalization)).Require(1e-14);
+    }
+
+    [Fact]
+    public void Taylor_features_reproduce_the_polynomial_kernel()
+    {
+        var a = new[] { 0.7, -1.3, 0.4, 0.25 };
+        using var x = randn(3, 6, dtype: ScalarType.Float64);
+        using var y = randn(4, 6, dtype: ScalarType.Float64);
+        using var viaFeatures = TaylorFeatures.Query(x, a).matmul(TaylorFeatures.Key(y, 3).t());
+        using var direct = TaylorFeatures.Polynomial(x.matmul(y.t()), a);
+        Assert.Equal(TaylorFeatures.Size(6, 3), TaylorFeatures.Query(x, a).shape[^1]);
+        Assert.Equal(1 + 6 + 21 + 56, TaylorFeatures.Size(6, 3));
+        ErrorReport.Of("features", viaFeatures, direct).Require(1e-13);
+    }
+}

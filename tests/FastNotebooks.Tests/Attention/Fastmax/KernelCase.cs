@@ -1,0 +1,71 @@
+using CsCheck;
+using FastNotebooks.Attention.Fastmax;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FastNotebooks.Tests.Attention.Fastmax;
+
+/// <summary>One randomly drawn kernel configuration: shapes, options, input scale and the seed of its tensors.</summary>
+public sealed record KernelCase(int B, int H, int Nq, int Nk, int D, int Dv, double Scale, FastmaxOptions Options, long Seed)
+{
+    public (Tensor Q, Tensor K, Tensor V) Inputs(ScalarType dtype, bool requiresGrad = false)
+    {
+        var generator = new Generator((ulong)Seed);
+        var q = (randn(new long[] { B, H, Nq, D }, dtype: ScalarType.Float64, generator: generator) * Scale).to(dtype);
+        var k = (randn(new long[] { B, H, Nk, D }, dtype: ScalarType.Float64, generator: generator) * Scale).to(dtype);
+        var v = randn(new long[] { B, H, Nk, Dv }, dtype: ScalarType.Float64, generator: generator).to(dtype);
+        return (q.requires_grad_(requiresGrad), k.requires_grad_(requiresGrad), v.requires_grad_(requiresGrad));
+    }
+
+    /// <summary>
+    /// True where some denominator Σ_j f(s_ij) is below 1e-6 of its number of terms: at p = 1 with s = −1 it is
+    /// exactly zero (0/0), and there no algorithm agrees with another. Such cases carry no information.
+    /// </summary>
+    public bool IllConditioned(Tensor q64, Tensor k64)
+    {
+        using var f = FastmaxDense.Kernel(q64, k64, Options);
+        using var rows = f.sum(-1);
+        return rows.min().item<double>() < 1e-6 * Nk;
+    }
+
+    public override string ToString() =>
+        $"B={B} H={H} Nq={Nq} Nk={Nk} D={D} Dv={Dv} scale={Scale:G} p={Options.Order} {Options.Normalization} " +
+        $"causal={Options.Causal} T={Options.Temperature} chunk={Options.ChunkSize} a=[{string.Join(", ", Options.ResolvedCoefficients())}] seed={Seed}";
+
+    static readonly Gen<FastmaxNormalization> Normalizations = Gen.Enum<FastmaxNormalization>();
+
+    /// <summary>
+    /// Shapes from 1 up (N = 1, D = 1 included), Nq ≠ Nk, every order and normalization, scales 1e-3 … 1e3.
+    /// Coefficients are Taylor's or random with a_0 above the sum of the others, so f stays positive wherever
+    /// |s| ≤ 1. Without normalization, odd orders can divide by a denominator near zero (no method is accurate
+    /// there), so those cases keep |s| small.
+    /// </summary>
+    public static readonly Gen<KernelCase> Any =
+        from order in Gen.Int[1, 3]
+        from normalization in Normalizations
+        from causal in Gen.Bool
+        from nq in Gen.OneOf(Gen.Const(1), Gen.Int[1, 40])
+        from extraKeys in Gen.OneOf(Gen.Const(0), Gen.Int[0, 9])
+        from d in Gen.OneOf(Gen.Const(1), Gen.Int[1, 6])
+        from dv in Gen.Int[1, 5]
+        from bh in Gen.Int[1, 2].Array[2]
+        from scaleExponent in Gen.OneOf(-3, 0, 3)
+        from chunk in Gen.OneOf(Gen.Const(1), Gen.Int[2, 17], Gen.Const(128))
+        from taylor in Gen.Bool
+        from randomCoefficients in Gen.Double[0.05, 1.0].Array[3]
+        from temperature in Gen.OneOf(1.0, 0.5, 2.0)
+        from seed in Gen.Long[0, 1_000_000]
+        let keepSmall = normalization == FastmaxNormalization.None && order != 2
+        let scale = keepSmall ? Math.Min(Math.Pow(10, scaleExponent), 0.1 / Math.Sqrt(d)) : Math.Pow(10, scaleExponent)
+        select new KernelCase(bh[0], bh[1], nq, nq + extraKeys, d, dv, scale, new FastmaxOptions
+        {
+            Order = order,
+            Normalization = normalization,
+            Causal = causal,
+            ChunkSize = chunk,
+            Temperature = normalization == FastmaxNormalization.None ? 1.0 : temperature,
+            Coefficients = taylor ? null : DominantConstant(randomCoefficients.Take(order).ToArray()),
+        }, seed);
+
+    static double[] DominantConstant(double[] higher) => higher.Prepend(higher.Sum() + 0.1).ToArray();
+}
