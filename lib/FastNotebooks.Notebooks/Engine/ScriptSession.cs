@@ -59,6 +59,16 @@ public sealed class ScriptSession
             .WithAllowUnsafe(true);
     }
 
+    /// <summary>
+    /// Compiles and runs a trivial script once, so the compiler's own start-up (JIT, metadata) is not
+    /// charged to a notebook's first cell, whose time the runner limits.
+    /// </summary>
+    public static async Task WarmUpAsync()
+    {
+        var session = new ScriptSession(Path.GetTempPath(), "warm-up");
+        await session.ExecuteAsync("display(\"\".Length + 1)", 1);
+    }
+
     /// <summary>How many cells this session has run (the execution counter of the last one).</summary>
     public int ExecutionCount { get; private set; }
 

@@ -26,6 +26,9 @@ public static class ExecuteOne
             progress.Flush();
         }
 
+        // Before the first cell-start report: the per-cell timeout should not include the compiler's start-up.
+        await ScriptSession.WarmUpAsync();
+
         // Relative paths in a notebook (data files, #r) are relative to its own folder.
         Directory.SetCurrentDirectory(workingDirectory);
         var session = new ScriptSession(workingDirectory, Path.GetFileName(input));

@@ -30,6 +30,9 @@ public sealed record NotebookOutcome(string Notebook, int CodeCells, TimeSpan El
 /// <summary>The <c>run</c> command: validates every input first, then executes the notebooks in order, one child process each.</summary>
 public static class Runner
 {
+    /// <summary>Progress value meaning "this notebook is done" (cells count from 1).</summary>
+    const int Finished = -1;
+
     /// <summary>Expands files and folders to notebook paths; throws <see cref="InputException"/> for anything missing or not .ipynb.</summary>
     public static IReadOnlyList<string> ResolveNotebooks(IEnumerable<string> inputs)
     {
@@ -78,11 +81,42 @@ public static class Runner
         var outcomes = new List<NotebookOutcome>();
         try
         {
-            foreach (var (source, notebook) in prepared)
+            async Task RunAll(Func<string, Notebook, Action<int>> progressFor)
             {
-                var destination = options.InPlace ? source : Path.Combine(options.OutputDirectory, Path.GetFileName(source));
-                var outcome = await RunOneAsync(source, notebook, destination, options.CellTimeout, scratch.FullName, console);
-                outcomes.Add(outcome);
+                foreach (var (source, notebook) in prepared)
+                {
+                    var destination = options.InPlace ? source : Path.Combine(options.OutputDirectory, Path.GetFileName(source));
+                    var progress = progressFor(source, notebook);
+                    outcomes.Add(await RunOneAsync(source, notebook, destination, options.CellTimeout, scratch.FullName, progress));
+                    progress(Finished);
+                }
+            }
+
+            if (console.Profile.Capabilities.Interactive)
+            {
+                // A terminal: one progress bar per notebook, advancing cell by cell.
+                await console.Progress().AutoClear(false).StartAsync(ctx => RunAll((source, notebook) =>
+                {
+                    var cells = notebook.Cells.Select((c, i) => (c, i)).Where(x => x.c.IsCode).Select(x => x.i + 1).ToList();
+                    var task = ctx.AddTask(Markup.Escape(source), maxValue: cells.Count);
+                    return cell =>
+                    {
+                        task.Value = cell == Finished ? cells.Count : cells.IndexOf(cell);
+                        task.Description = Markup.Escape(cell == Finished ? $"{source} ({outcomes[^1].Status})" : $"{source} (cell {cell})");
+                    };
+                }));
+            }
+            else
+            {
+                // A log (CI, redirected output): one line per notebook and per cell.
+                await RunAll((source, _) =>
+                {
+                    console.MarkupLineInterpolated($"[grey]running[/] {source}");
+                    return cell =>
+                    {
+                        if (cell != Finished) console.MarkupLineInterpolated($"[grey]  cell {cell}[/]");
+                    };
+                });
             }
         }
         finally
@@ -97,7 +131,7 @@ public static class Runner
         return 1;
     }
 
-    static async Task<NotebookOutcome> RunOneAsync(string source, Notebook notebook, string destination, TimeSpan timeout, string scratch, IAnsiConsole console)
+    static async Task<NotebookOutcome> RunOneAsync(string source, Notebook notebook, string destination, TimeSpan timeout, string scratch, Action<int> onCellStarting)
     {
         var name = Path.GetFileName(source);
         var input = Path.Combine(scratch, name);
@@ -105,10 +139,8 @@ public static class Runner
         NotebookJson.Save(notebook, input);
         var folder = Path.GetDirectoryName(Path.GetFullPath(source))!;
 
-        console.MarkupLineInterpolated($"[grey]running[/] {source}");
         var clock = Stopwatch.StartNew();
-        var child = await ChildProcess.RunAsync(input, output, folder, timeout,
-            cell => console.MarkupLineInterpolated($"[grey]  cell {cell}[/]"));
+        var child = await ChildProcess.RunAsync(input, output, folder, timeout, onCellStarting);
         clock.Stop();
 
         // The child writes after each cell; after a kill, its last write holds everything up to the hung cell.

@@ -15,7 +15,7 @@ public class RunnerFailureTests
         var result = Cli.Run("run", source, "--profile", "smoke", "--output", output);
 
         Assert.Equal(1, result.ExitCode);
-        Assert.Contains($"error: {source} failed at cell 3, line 2: System.ArgumentOutOfRangeException", result.Stderr);
+        Assert.True(result.Stderr.Contains($"error: {source} failed at cell 3, line 2: System.ArgumentOutOfRangeException"), result.Stderr);
         var executed = NotebookJson.Load(Path.Combine(output, "throws.ipynb"));
         Assert.Equal("ArgumentOutOfRangeException", executed.Cells[2].Outputs.Single(o => o.OutputType == "error").Ename);
     }
@@ -33,7 +33,7 @@ public class RunnerFailureTests
         var result = Cli.Run("run", source, "--timeout", "5", "--output", output);
 
         Assert.Equal(1, result.ExitCode);
-        Assert.Contains($"error: {source} timed out at cell 4: did not finish within 5 s", result.Stderr);
+        Assert.True(result.Stderr.Contains($"error: {source} timed out at cell 4: did not finish within 5 s"), result.Stderr);
         var executed = NotebookJson.Load(Path.Combine(output, "hangs.ipynb"));
         Assert.Equal("before the loop\n", executed.Cells[2].Outputs.Single().Text);
         Assert.Equal("TimeoutError", executed.Cells[3].Outputs.Single().Ename);
