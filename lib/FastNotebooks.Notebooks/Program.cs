@@ -80,7 +80,17 @@ public static class Program
         var command = new Command("export", "Export executed notebooks to self-contained HTML pages (math and charts work offline).") { inputs, output };
         command.SetAction(result =>
         {
-            var pages = HtmlExport.Export(result.GetValue(inputs) ?? Array.Empty<string>(), result.GetValue(output)!);
+            IReadOnlyList<string> pages;
+            try
+            {
+                pages = HtmlExport.Export(result.GetValue(inputs) ?? Array.Empty<string>(), result.GetValue(output)!);
+            }
+            catch (FileNotFoundException e) when (e.Message.StartsWith("MathJax", StringComparison.Ordinal))
+            {
+                // Not the user's input: the build could not fetch the math renderer.
+                Console.Error.WriteLine($"error: {e.Message}");
+                return NotebookFailed;
+            }
             foreach (var page in pages) Console.WriteLine($"wrote {page} ({new FileInfo(page).Length / 1024.0 / 1024.0:0.00} MB)");
             return Success;
         });

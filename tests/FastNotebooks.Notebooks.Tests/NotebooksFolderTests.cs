@@ -13,14 +13,21 @@ public class NotebooksFolderTests
         Assert.Contains("00-hello.ipynb", notebooks);
         var output = TestNotebooks.NewFolder();
 
-        var result = Cli.Run("run", folder, "--profile", "smoke", "--output", output);
-
-        Assert.True(result.ExitCode == 0, $"exit {result.ExitCode}\n{result.Stdout}\n{result.Stderr}");
-        foreach (var name in notebooks)
+        try
         {
-            var executed = NotebookJson.Load(Path.Combine(output, name!));
-            Assert.DoesNotContain(executed.CodeCells.SelectMany(c => c.Outputs), o => o.OutputType == "error");
-            Assert.All(executed.CodeCells, c => Assert.NotNull(c.ExecutionCount));
+            var result = Cli.Run("run", folder, "--profile", "smoke", "--output", output);
+
+            Assert.True(result.ExitCode == 0, $"exit {result.ExitCode}\n{result.Stdout}\n{result.Stderr}");
+            foreach (var name in notebooks)
+            {
+                var executed = NotebookJson.Load(Path.Combine(output, name!));
+                Assert.DoesNotContain(executed.CodeCells.SelectMany(c => c.Outputs), o => o.OutputType == "error");
+                Assert.All(executed.CodeCells, c => Assert.NotNull(c.ExecutionCount));
+            }
+        }
+        finally
+        {
+            Directory.Delete(output, recursive: true);
         }
     }
 }

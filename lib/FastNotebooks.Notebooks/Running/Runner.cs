@@ -77,6 +77,12 @@ public static class Runner
             prepared.Add((path, notebook));
         }
 
+        foreach (var (source, _) in prepared)
+        {
+            if (!options.InPlace && Path.GetFullPath(Path.Combine(options.OutputDirectory, Path.GetFileName(source))) == Path.GetFullPath(source))
+                throw new InputException($"--output '{options.OutputDirectory}' would overwrite the source notebook '{source}'; pass --inplace to do that on purpose");
+        }
+
         var scratch = Directory.CreateTempSubdirectory("fastnotebooks-run-");
         var outcomes = new List<NotebookOutcome>();
         try

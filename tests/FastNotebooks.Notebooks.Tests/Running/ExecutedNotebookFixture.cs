@@ -7,7 +7,7 @@ namespace FastNotebooks.Notebooks.Tests.Running;
 /// math, followed by an export; several test classes check different things about the same run, since
 /// each run costs seconds of Roslyn and TorchSharp start-up.
 /// </summary>
-public sealed class ExecutedNotebookFixture
+public sealed class ExecutedNotebookFixture : IDisposable
 {
     public string Folder { get; }
     public string Source { get; }
@@ -35,6 +35,9 @@ public sealed class ExecutedNotebookFixture
         HtmlFolder = Path.Combine(Folder, "html");
         Export = Cli.Run("export", output, "--output", HtmlFolder);
     }
+
+    /// <summary>The executed notebook and page hold plotly.js and MathJax (megabytes): do not leave them in /tmp.</summary>
+    public void Dispose() => Directory.Delete(Folder, recursive: true);
 }
 
 [CollectionDefinition(Name)]

@@ -94,6 +94,15 @@ public class RunnerInputTests
     }
 
     [Fact]
+    public void Output_folder_equal_to_the_source_folder_is_refused_without_inplace()
+    {
+        var source = TestNotebooks.Write(TestNotebooks.Make(TestNotebooks.Parameters(), Cell.Code("1")));
+        var before = File.ReadAllBytes(source);
+        AssertBadInput(Cli.Run("run", source, "--output", Path.GetDirectoryName(source)!), "would overwrite the source notebook");
+        Assert.Equal(before, File.ReadAllBytes(source));
+    }
+
+    [Fact]
     public void Unknown_profile_is_bad_input()
     {
         var source = TestNotebooks.Write(TestNotebooks.Make(TestNotebooks.Parameters()));
