@@ -97,6 +97,8 @@ public static class ParameterInjection
         var lines = new List<string> { "// Parameters injected by the runner." };
         foreach (var (name, text) in values)
         {
+            if (name == ProfileName && !declared.ContainsKey(name))
+                throw new InputException($"notebook '{notebookName}' does not declare '{ProfileName}' in its parameters cell (every notebook does: `var {ProfileName} = \"quick\";`)");
             if (!declared.TryGetValue(name, out var parameter))
                 throw new InputException($"unknown parameter '{name}' for notebook '{notebookName}' (its parameters cell declares: {string.Join(", ", declared.Keys)})");
             if (name == ProfileName && !Profiles.Contains(text))

@@ -71,6 +71,14 @@ public class ParameterInjectionTests
         Assert.Contains("'bare.ipynb' has no code cell tagged 'parameters'", e.Message);
     }
 
+    [Fact]
+    public void Notebook_whose_parameters_cell_lacks_profile_is_an_input_error()
+    {
+        var notebook = TestNotebooks.Make(Cell.Code("var steps = 1;", ParameterInjection.ParametersTag));
+        var e = Assert.Throws<InputException>(() => ParameterInjection.Inject(notebook, new Dictionary<string, string> { ["profile"] = "smoke" }, "old.ipynb"));
+        Assert.Contains("'old.ipynb' does not declare 'profile'", e.Message);
+    }
+
     [Theory]
     [InlineData("novalue")]
     [InlineData("=3")]
