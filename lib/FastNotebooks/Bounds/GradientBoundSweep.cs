@@ -16,8 +16,11 @@ public sealed class GradientBoundSweep(int d = 16, int dv = 8, double adversaria
     /// <summary>Token counts of a cheap default sweep; pass more (e.g. 512, 1024) for a longer one.</summary>
     public static IReadOnlyList<int> DefaultNs { get; } = new[] { 8, 32, 128, 256 };
 
-    /// <summary>Input scales: tiny, unit, large. The bound claims independence of all three.</summary>
-    public static IReadOnlyList<double> DefaultScales { get; } = new[] { 1e-3, 1.0, 1e3 };
+    /// <summary>
+    /// Input scales: tiny, unit, large (the bound claims independence of the scale), plus 0.06, where for D = 16 the
+    /// largest squared token norm sits near the squared-norm floor 0.1 and that variant's |s| peaks (up to 10).
+    /// </summary>
+    public static IReadOnlyList<double> DefaultScales { get; } = new[] { 1e-3, 0.06, 1.0, 1e3 };
 
     public static IReadOnlyList<BoundInputKind> AllKinds { get; } = new[] { BoundInputKind.Gaussian, BoundInputKind.Adversarial };
 
