@@ -17,6 +17,12 @@ foreach (var order in new[] { 1, 2, 3 })
         ErrorReport.Of("o", Fastmax.Attention(q, k, v, options), FastmaxDense.Attention(q, k, v, options)));
 }
 
+Console.WriteLine("\nLargest relative errors over the verification grid (N 1..257, D 1..24, p 1..3, scales 1e-3..1e3):");
+var sweep = KernelErrorSweep.Run().ToList();
+foreach (var group in sweep.GroupBy(e => e.Dtype))
+    Console.WriteLine("  {0,-8} output {1:E2}  dq {2:E2}  dk {3:E2}  dv {4:E2}  ({5} configurations)", group.Key,
+        group.Max(e => e.Output), MaxFinite(group.Select(e => e.GradQ)), MaxFinite(group.Select(e => e.GradK)), MaxFinite(group.Select(e => e.GradV)), group.Count());
+
 Console.WriteLine("\nTime per call, float32, B=1 H=1 D=32 (one run, this machine):");
 Console.WriteLine("  {0,6} {1,12} {2,12}", "N", "fastmax2 ms", "softmax ms");
 foreach (var n in new[] { 1024, 4096, 16384 })
@@ -26,3 +32,5 @@ foreach (var n in new[] { 1024, 4096, 16384 })
     double Time(Func<Tensor> f) { f(); var w = Stopwatch.StartNew(); for (int i = 0; i < 3; i++) f(); return w.Elapsed.TotalMilliseconds / 3; }
     Console.WriteLine("  {0,6} {1,12:F1} {2,12:F1}", n, Time(() => Fastmax.Attention(q, k, v)), Time(() => SoftmaxAttention.Attention(q, k, v)));
 }
+
+static double MaxFinite(IEnumerable<double> values) => values.Where(double.IsFinite).Max();

@@ -1,0 +1,71 @@
+using FastNotebooks.Attention.Fastmax;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FastNotebooks.Verification;
+
+/// <summary>
+/// One configuration's errors against the dense float64 reference (relative to the reference's largest entry);
+/// NaN for a gradient that is identically zero.
+/// </summary>
+public sealed record KernelError(
+    int N, int D, int Order, bool Causal, FastmaxNormalization Normalization, double Scale, string Dtype,
+    double Output, double GradQ, double GradK, double GradV);
+
+/// <summary>
+/// Fastmax (factorized / chunked, custom gradient) against the dense reference with autograd, over a grid of
+/// shapes and options, in float64 and float32. Inputs are Gaussian times <c>scale</c>; gradients are of
+/// L = Σ o ⊙ w for a random w.
+/// </summary>
+public static class KernelErrorSweep
+{
+    /// <summary>Reference gradients below this (times 1/scale) are roundoff of an exact zero.</summary>
+    public const double ZeroGradientScale = 1e-9;
+
+    public static IEnumerable<KernelError> Run(
+        IEnumerable<int>? ns = null, IEnumerable<int>? ds = null, IEnumerable<double>? scales = null, long seed = 0)
+    {
+        var orders = new[] { 1, 2, 3 };
+        var normalizations = new[] { FastmaxNormalization.MeanCentered, FastmaxNormalization.ZeroCentered, FastmaxNormalization.None };
+        foreach (var n in ns ?? new[] { 1, 7, 64, 257 })
+        foreach (var d in ds ?? new[] { 1, 8, 24 })
+        foreach (var scale in scales ?? new[] { 1e-3, 1.0, 1e3 })
+        foreach (var order in orders)
+        foreach (var normalization in normalizations)
+        foreach (var causal in new[] { false, true })
+        {
+            // Unnormalized odd orders can divide by ~0 (f = 1 + s at s = −1); only small inputs are meaningful there.
+            if (normalization == FastmaxNormalization.None && (order != 2 && scale > 1e-3 || scale > 1)) continue;
+            var options = new FastmaxOptions { Order = order, Normalization = normalization, Causal = causal, ChunkSize = 64 };
+            foreach (var dtype in new[] { ScalarType.Float64, ScalarType.Float32 })
+                yield return Measure(n, d, scale, options, dtype, seed++);
+        }
+    }
+
+    public static KernelError Measure(int n, int d, double scale, FastmaxOptions options, ScalarType dtype, long seed)
+    {
+        using var scope = NewDisposeScope();
+        var generator = new Generator((ulong)seed);
+        var q = randn(new long[] { 1, 2, n, d }, dtype: ScalarType.Float64, generator: generator) * scale;
+        var k = randn(new long[] { 1, 2, n, d }, dtype: ScalarType.Float64, generator: generator) * scale;
+        var v = randn(new long[] { 1, 2, n, d }, dtype: ScalarType.Float64, generator: generator);
+        var w = randn(new long[] { 1, 2, n, d }, dtype: ScalarType.Float64, generator: generator);
+
+        var (oRef, gRef) = OutputAndGradients((a, b, c) => FastmaxDense.Attention(a, b, c, options), q, k, v, w);
+        var (oFast, gFast) = OutputAndGradients((a, b, c) => Fastmax.Attention(a, b, c, options),
+            q.to(dtype), k.to(dtype), v.to(dtype), w.to(dtype));
+        // A gradient that is zero in exact arithmetic (N = 1; D = 1 with centering) has no relative error: NaN.
+        double Rel(Tensor actual, Tensor expected) =>
+            expected.abs().max().item<double>() < ZeroGradientScale / scale ? double.NaN : ErrorReport.Of("", actual, expected).RelativeError;
+        return new KernelError(n, d, options.Order, options.Causal, options.Normalization, scale, dtype.ToString(),
+            Rel(oFast, oRef), Rel(gFast[0], gRef[0]), Rel(gFast[1], gRef[1]), Rel(gFast[2], gRef[2]));
+    }
+
+    static (Tensor Output, Tensor[] Gradients) OutputAndGradients(Func<Tensor, Tensor, Tensor, Tensor> attention, Tensor q, Tensor k, Tensor v, Tensor w)
+    {
+        var inputs = new[] { q, k, v }.Select(t => t.detach().requires_grad_()).ToArray();
+        var o = attention(inputs[0], inputs[1], inputs[2]);
+        var grads = autograd.grad(new[] { (o * w).sum() }, inputs);
+        return (o.detach(), grads.Select(g => g.detach()).ToArray());
+    }
+}
