@@ -48,12 +48,12 @@ public static class HtmlExport
             var title = TitleOf(notebook) ?? Path.GetFileNameWithoutExtension(path);
             var page = Path.GetFileNameWithoutExtension(path) + ".html";
             var target = Path.Combine(outputDirectory, page);
-            WriteAtomically(target, RenderPage(notebook, title, mathJax));
+            AtomicFile.WriteAllText(target, RenderPage(notebook, title, mathJax));
             written.Add(target);
             entries.Add((page, title, StatusOf(notebook)));
         }
         var index = Path.Combine(outputDirectory, "index.html");
-        WriteAtomically(index, RenderIndex(entries));
+        AtomicFile.WriteAllText(index, RenderIndex(entries));
         written.Add(index);
         return written;
     }
@@ -147,12 +147,5 @@ public static class HtmlExport
     {
         if (notebook.CodeCells.Any(c => c.Outputs.Any(o => o.OutputType == "error"))) return "error";
         return notebook.CodeCells.All(c => c.ExecutionCount is not null || string.IsNullOrWhiteSpace(c.Source)) ? "executed" : "not executed";
-    }
-
-    static void WriteAtomically(string path, string content)
-    {
-        var temp = path + $".{Environment.ProcessId}.tmp";
-        File.WriteAllText(temp, content, new UTF8Encoding(false));
-        File.Move(temp, path, overwrite: true);
     }
 }

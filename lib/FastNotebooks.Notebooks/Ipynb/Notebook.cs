@@ -26,9 +26,6 @@ public sealed class Notebook
 
     /// <summary>Code cells only, in order.</summary>
     public IEnumerable<Cell> CodeCells => Cells.Where(c => c.IsCode);
-
-    /// <summary>A deep copy, so a run can add outputs without touching the notebook it was given.</summary>
-    public Notebook Clone() => NotebookJson.Parse(NotebookJson.Serialize(this), "(copy)");
 }
 
 /// <summary>One cell: code, markdown or raw.</summary>

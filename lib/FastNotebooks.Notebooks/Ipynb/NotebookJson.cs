@@ -27,14 +27,7 @@ public static class NotebookJson
     }
 
     /// <summary>Writes a notebook atomically: a temporary file beside the target, then a rename, so a reader never sees half a notebook.</summary>
-    public static void Save(Notebook notebook, string path)
-    {
-        var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-        File.WriteAllText(temp, Serialize(notebook), new UTF8Encoding(false));
-        File.Move(temp, full, overwrite: true);
-    }
+    public static void Save(Notebook notebook, string path) => AtomicFile.WriteAllText(path, Serialize(notebook));
 
     /// <summary>Parses notebook JSON; <paramref name="sourceName"/> names the input in error messages.</summary>
     public static Notebook Parse(string json, string sourceName)
