@@ -82,7 +82,8 @@ public static class ChildProcess
 
         // Watchdog: poll rather than one timer per cell, so a cell-start line arriving late cannot race a timer.
         CellError? timedOut = null;
-        while (!process.WaitForExit(200))
+        var exited = process.WaitForExitAsync();
+        while (await Task.WhenAny(exited, Task.Delay(200)) != exited)
         {
             lock (gate)
             {
@@ -93,7 +94,7 @@ public static class ChildProcess
                     : new CellError(0, null, "timeout", $"the notebook's process did not start a cell within {limit.TotalSeconds:0.#} s");
             }
             process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
+            await exited;
             break;
         }
         process.WaitForExit(); // drains the asynchronous readers
