@@ -103,6 +103,13 @@ public class RunnerInputTests
     }
 
     [Fact]
+    public void Export_of_a_missing_folder_is_bad_input()
+    {
+        var missing = Path.Combine(TestNotebooks.NewFolder(), "executed");
+        AssertBadInput(Cli.Run("export", missing), $"notebook or folder '{missing}' does not exist");
+    }
+
+    [Fact]
     public void Unknown_profile_is_bad_input()
     {
         var source = TestNotebooks.Write(TestNotebooks.Make(TestNotebooks.Parameters()));
