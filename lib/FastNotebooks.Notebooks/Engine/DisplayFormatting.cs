@@ -18,6 +18,9 @@ public static class DisplayFormatting
     /// <summary>The mime type of plain-text outputs.</summary>
     public const string Plain = "text/plain";
 
+    /// <summary>The mime type of markdown outputs (<see cref="FastNotebooks.Reporting.Markdown"/>).</summary>
+    public const string MarkdownMime = "text/markdown";
+
     const string PlotlyResource = "Plotly.NET.plotly-2.28.0.min.js";
     static readonly object Gate = new();
     static bool _configured;
@@ -35,6 +38,9 @@ public static class DisplayFormatting
             Formatter.SetPreferredMimeTypesFor(typeof(GenericChart), Html);
             Formatter.Register<GenericChart>((chart, writer) => writer.Write(ChartHtml(chart)), Html);
             Formatter.Register<GenericChart>((chart, writer) => writer.Write("Plotly.NET chart (shown in text/html)"), Plain);
+            Formatter.SetPreferredMimeTypesFor(typeof(Reporting.Markdown), MarkdownMime);
+            Formatter.Register<Reporting.Markdown>((markdown, writer) => writer.Write(markdown.Text), MarkdownMime);
+            Formatter.Register<Reporting.Markdown>((markdown, writer) => writer.Write(markdown.Text), Plain);
             _configured = true;
         }
     }

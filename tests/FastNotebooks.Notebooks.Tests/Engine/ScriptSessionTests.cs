@@ -95,6 +95,17 @@ public class ScriptSessionTests
     }
 
     [Fact]
+    public async Task Markdown_value_is_a_markdown_bundle()
+    {
+        var session = NewSession();
+        var result = await Ok(session, "new FastNotebooks.Reporting.Markdown($\"**measured** {1 + 1}\")", 1);
+        var output = Assert.Single(result.Outputs);
+        Assert.Equal("**measured** 2", output.GetData("text/markdown"));
+        Assert.Equal("**measured** 2", output.GetData("text/plain"));
+        Assert.Null(output.GetData("text/html"));
+    }
+
+    [Fact]
     public async Task Tensors_use_their_own_formatter()
     {
         var session = NewSession();
