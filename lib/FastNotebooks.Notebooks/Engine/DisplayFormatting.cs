@@ -58,6 +58,12 @@ public static class DisplayFormatting
             bundle[Plain] = "null";
             return bundle;
         }
+        if (TableFormatting.Columns(value) is { } columns && value is System.Collections.IEnumerable rows)
+        {
+            bundle[Html] = TableFormatting.Html(rows, columns);
+            bundle[Plain] = TableFormatting.Plain(rows);
+            return bundle;
+        }
         foreach (var mime in Formatter.GetPreferredMimeTypesFor(value.GetType()))
             bundle[mime] = value.ToDisplayString(mime);
         if (!bundle.ContainsKey(Plain)) bundle[Plain] = value.ToDisplayString(Plain);

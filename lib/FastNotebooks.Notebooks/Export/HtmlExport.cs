@@ -27,6 +27,9 @@ public static class HtmlExport
         .stderr pre { background: #fff5f5; }
         .error pre { background: #fff0f0; border-color: #f99; color: #900; }
         table.index td, table.index th { padding: .2rem .8rem; text-align: left; }
+        table.results { border-collapse: collapse; font-size: .85rem; }
+        table.results td, table.results th { padding: .15rem .6rem; border-bottom: 1px solid #ddd; text-align: right; }
+        table.results th { background: #f3f3f3; }
         """;
 
     /// <summary>Exports <paramref name="inputs"/> (executed notebooks or folders of them) into <paramref name="outputDirectory"/>; returns the pages written, index.html last.</summary>

@@ -95,6 +95,17 @@ public class ScriptSessionTests
     }
 
     [Fact]
+    public async Task A_list_of_records_is_a_table_with_a_column_per_property()
+    {
+        var session = NewSession();
+        var result = await Ok(session, "record Row(string Name, double Error);\nnew[] { new Row(\"p=1\", 1.23456e-15), new Row(\"p=2\", 0.5) }", 1);
+        var html = Assert.Single(result.Outputs).GetData("text/html")!;
+        Assert.Contains("<th>Name</th><th>Error</th>", html);
+        Assert.Contains("<td>p=1</td><td>1.235E-15</td>", html);
+        Assert.Contains("<td>p=2</td><td>0.5</td>", html);
+    }
+
+    [Fact]
     public async Task Markdown_value_is_a_markdown_bundle()
     {
         var session = NewSession();
