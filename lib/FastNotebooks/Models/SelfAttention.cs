@@ -1,0 +1,73 @@
+using FastNotebooks.Attention;
+using FastNotebooks.Attention.Fastmax;
+using FastNotebooks.Attention.Linear;
+using FastNotebooks.Attention.Softmax;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace FastNotebooks.Models;
+
+/// <summary>
+/// Multi-head self-attention around a pluggable mechanism: x [B, N, d] → q, k, v [B, H, N, d/H] → mechanism → [B, N, d]
+/// → output projection.
+/// </summary>
+public sealed class SelfAttention : nn.Module<Tensor, Tensor>
+{
+    readonly Linear qkv;
+    readonly Linear output;
+    readonly AttentionMechanism mechanism;
+    readonly TransformerConfig _config;
+    readonly bool _causal;
+
+    public SelfAttention(TransformerConfig config, bool causal) : base(nameof(SelfAttention))
+    {
+        _config = config;
+        _causal = causal;
+        qkv = nn.Linear(config.Dim, 3 * config.Dim);
+        output = nn.Linear(config.Dim, config.Dim);
+        mechanism = AttentionRegistry.Create(config.Attention, causal, config.Dropout, config.HeadDim, config.MaxTokens);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var (q, k, v) = Heads(x);
+        var o = mechanism.forward(q, k, v);                                        // [B, H, N, d/H]
+        return output.forward(o.transpose(1, 2).reshape(x.shape)).MoveToOuterDisposeScope(); // [B, N, d]
+    }
+
+    /// <summary>
+    /// The attention matrix [B, H, N, N] this layer applies to x, from the mechanism's dense reference
+    /// (softmax and Fastmax variants; linear attention through its dense form). For attention maps.
+    /// </summary>
+    public Tensor AttentionMap(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var (q, k, _) = Heads(x);
+        Tensor map = _config.Attention switch
+        {
+            var name when name.StartsWith("fastmax") => FastmaxDense.Scores(q, k, AttentionRegistry.FastmaxOptionsFor(name.Replace("-dense", ""), _causal)),
+            var name when name.StartsWith("softmax") => SoftmaxDense.Scores(q, k, _causal),
+            var name when name.StartsWith("linear") => LinearScores(q, k),
+            var name => throw new NotSupportedException($"no dense attention map for '{name}'."),
+        };
+        return map.MoveToOuterDisposeScope();
+    }
+
+    Tensor LinearScores(Tensor q, Tensor k)
+    {
+        var kernel = LinearAttention.FeatureMap(q).matmul(LinearAttention.FeatureMap(k).transpose(-1, -2));
+        if (_causal) kernel = kernel.tril();
+        return kernel / kernel.sum(-1, keepdim: true);
+    }
+
+    (Tensor Q, Tensor K, Tensor V) Heads(Tensor x)
+    {
+        long b = x.shape[0], n = x.shape[1];
+        var parts = qkv.forward(x).view(b, n, 3, _config.Heads, _config.HeadDim).permute(2, 0, 3, 1, 4); // [3, B, H, N, d/H]
+        return (parts[0], parts[1], parts[2]);
+    }
+}
