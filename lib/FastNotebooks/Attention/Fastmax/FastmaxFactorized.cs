@@ -4,20 +4,31 @@ using static FastNotebooks.Attention.Fastmax.TaylorFeatures;
 namespace FastNotebooks.Attention.Fastmax;
 
 /// <summary>
-/// Unmasked Fastmax by factorized moments (README.md, "Unmasked"): with φ the Taylor features and v′ = [v, 1],
-/// S = Σ_j φ_k(k_j)ᵀ v′_j is one [F, Dv + 1] matrix and [numerator, g]_i = φ_q(q_i)·S. O(N·F·Dv) work;
-/// features exist for one chunk of tokens at a time. Inputs are already normalized (q may carry 1/temperature).
+/// Unmasked Fastmax by factorized moments (README.md, "Unmasked"): with φ the packed Taylor features
+/// (<see cref="PackedTaylorFeatures"/>), w their weights and v′ = [v, 1], S = Σ_j φ(k̃_j)ᵀ v′_j is one
+/// [F, Dv + 1] matrix and [numerator, g]_i = φ(q̃_i)·(w ⊙ S). O(N·F·Dv) work in a few large GEMMs; features
+/// exist for one chunk of tokens at a time. Inputs are already normalized (q may carry 1/temperature).
+/// Orders above 2 go to <see cref="FastmaxGathered"/>.
 /// </summary>
 public static class FastmaxFactorized
 {
+    /// <summary>
+    /// Working-set target of one feature chunk, in elements over all batches and heads (4 MiB in float32): large
+    /// enough that each GEMM is big, small enough to stay near the cache. The unmasked path uses chunks of
+    /// at least the caller's <c>chunk</c> tokens and at most this many feature elements.
+    /// </summary>
+    public const long FeatureChunkElements = 1L << 20;
+
     /// <summary>o [B, H, Nq, Dv] and the denominator g [B, H, Nq] for q [B, H, Nq, D], k [B, H, Nk, D], v [B, H, Nk, Dv].</summary>
     public static (Tensor Output, Tensor Denominator) Forward(Tensor q, Tensor k, Tensor v, double[] a, int chunk)
     {
+        if (a.Length > 3) return FastmaxGathered.Forward(q, k, v, a, chunk);
         using var scope = NewDisposeScope();
-        int order = a.Length - 1;
-        var state = KeyValueState(k, v, order, chunk);                       // [B, H, F, Dv + 1]
-        var rows = Chunks(q, chunk).Select(qc => Query(qc, a).matmul(state)); // [B, H, c, Dv + 1]
-        var numeratorAndDenominator = cat(rows.ToList(), 2);
+        var features = new PackedTaylorFeatures((int)q.shape[3], a);
+        int rows = TokensPerChunk(features, q, chunk);
+        var weighted = features.Weigh(KeyValueState(features, features.Extend(k), AppendOnes(v), rows)); // [B, H, F, Dv + 1]
+        var numeratorAndDenominator = cat(Chunks(features.Extend(q), rows)
+            .Select(qc => features.Build(qc).matmul(weighted)).ToList(), 2);      // [B, H, Nq, Dv + 1]
         long dv = v.shape[3];
         var g = numeratorAndDenominator.select(-1, dv);
         var o = numeratorAndDenominator.narrow(-1, 0, dv) / g.unsqueeze(-1);
@@ -26,45 +37,57 @@ public static class FastmaxFactorized
 
     /// <summary>
     /// Gradients for dL/do, recomputing the moments (README.md, "Backward"). With Ĝ_i = dO_i / g_i,
-    /// r_i = Ĝ_i·o_i and Ĝ′ = [Ĝ, −r], dL/ds_ij = f′(s_ij)·(Ĝ′_i·v′_j), which factorizes as
-    /// dq = (φ′_q ⊗ Ĝ′)·M with M = Σ_j (φ′_k ⊗ v′)_jᵀ k_j; dk = (φ′_k ⊗ v′)·Nq with Nq = Σ_i (φ′_q ⊗ Ĝ′)_iᵀ q_i;
-    /// and dv = φ_k·P with P = Σ_i φ_q(q_i)ᵀ Ĝ_i.
+    /// r_i = Ĝ_i·o_i and Ĝ′ = [Ĝ, −r], dL/ds_ij = f′(s_ij)·(Ĝ′_i·v′_j). With the key state S = Σ_j φ(k̃_j)ᵀ v′_j
+    /// and the query state R = Σ_i φ(q̃_i)ᵀ Ĝ′_i (both [F, Dv + 1]): dq_i = ∇_q Σ_c Ĝ′_ic φ(q̃_i)·(w ⊙ S)_c,
+    /// dk_j = ∇_k Σ_c v′_jc φ(k̃_j)·(w ⊙ R)_c (<see cref="PackedTaylorFeatures.Gradient"/>), and
+    /// dv_j = φ(k̃_j)·(w ⊙ R)[:, :Dv] since R's first Dv columns are Σ_i φ(q̃_i)ᵀ Ĝ_i.
     /// </summary>
     public static (Tensor Dq, Tensor Dk, Tensor Dv) Backward(
         Tensor q, Tensor k, Tensor v, Tensor o, Tensor g, Tensor gradOutput, double[] a, int chunk)
     {
+        if (a.Length > 3) return FastmaxGathered.Backward(q, k, v, o, g, gradOutput, a, chunk);
         using var scope = NewDisposeScope();
-        int order = a.Length - 1;
-        var b = Derivative(a);
-        var (gHat, gPrime) = ScaledOutputGradients(o, g, gradOutput);
-        var vOne = AppendOnes(v);
+        var features = new PackedTaylorFeatures((int)q.shape[3], a);
+        int rows = TokensPerChunk(features, q, chunk);
+        var (_, gPrime) = ScaledOutputGradients(o, g, gradOutput);
+        var (qx, kx, vOne) = (features.Extend(q), features.Extend(k), AppendOnes(v));
+        long dv = v.shape[3];
 
-        // Sums over all keys (for dq) and all queries (for dk, dv).
-        Tensor? m = null, nq = null, p = null;
-        foreach (var (kc, vc) in Chunks(k, chunk).Zip(Chunks(vOne, chunk)))
-            Accumulate(ref m, RowOuter(Key(kc, order - 1), vc).transpose(-1, -2).matmul(kc));
-        foreach (var (qc, gc, gpc) in Chunks(q, chunk).Zip(Chunks(gHat, chunk), Chunks(gPrime, chunk)))
+        var keyState = features.Weigh(KeyValueState(features, kx, vOne, rows));     // w ⊙ S [B, H, F, Dv + 1]
+        var queryState = features.Weigh(KeyValueState(features, qx, gPrime, rows)); // w ⊙ R [B, H, F, Dv + 1]
+        var valueState = queryState.narrow(-1, 0, dv);                                // [B, H, F, Dv]
+
+        var dq = cat(Chunks(qx, rows).Zip(Chunks(gPrime, rows))
+            .Select(t => features.Gradient(features.Tilde(t.First), t.Second, keyState)).ToList(), 2);
+        var dk = new List<Tensor>();
+        var dvParts = new List<Tensor>();
+        foreach (var (kc, vc) in Chunks(kx, rows).Zip(Chunks(vOne, rows)))
         {
-            Accumulate(ref nq, RowOuter(Query(qc, b), gpc).transpose(-1, -2).matmul(qc));
-            Accumulate(ref p, Query(qc, a).transpose(-1, -2).matmul(gc));
+            dk.Add(features.Gradient(features.Tilde(kc), vc, queryState));
+            dvParts.Add(features.Build(kc).matmul(valueState));
         }
-
-        var dq = cat(Chunks(q, chunk).Zip(Chunks(gPrime, chunk))
-            .Select(t => RowOuter(Query(t.First, b), t.Second).matmul(m!)).ToList(), 2);
-        var dk = cat(Chunks(k, chunk).Zip(Chunks(vOne, chunk))
-            .Select(t => RowOuter(Key(t.First, order - 1), t.Second).matmul(nq!)).ToList(), 2);
-        var dv = cat(Chunks(k, chunk).Select(kc => Key(kc, order).matmul(p!)).ToList(), 2);
-        return (dq.MoveToOuterDisposeScope(), dk.MoveToOuterDisposeScope(), dv.MoveToOuterDisposeScope());
+        return (dq.MoveToOuterDisposeScope(), cat(dk, 2).MoveToOuterDisposeScope(), cat(dvParts, 2).MoveToOuterDisposeScope());
     }
 
-    /// <summary>S = Σ_j φ_k(k_j)ᵀ [v_j, 1] over all keys: [B, H, F, Dv + 1].</summary>
-    internal static Tensor KeyValueState(Tensor k, Tensor v, int order, int chunk)
+    /// <summary>Σ_j φ(x̃_j)ᵀ u_j over all tokens of an extended x [B, H, N, ·] and u [B, H, N, C]: [B, H, F, C].</summary>
+    internal static Tensor KeyValueState(PackedTaylorFeatures features, Tensor extended, Tensor u, int rows)
     {
         using var scope = NewDisposeScope();
         Tensor? state = null;
-        foreach (var (kc, vc) in Chunks(k, chunk).Zip(Chunks(v, chunk)))
-            Accumulate(ref state, Key(kc, order).transpose(-1, -2).matmul(AppendOnes(vc)));
+        foreach (var (xc, uc) in Chunks(extended, rows).Zip(Chunks(u, rows)))
+        {
+            using var step = NewDisposeScope();
+            Accumulate(ref state, features.Build(xc).transpose(-1, -2).matmul(uc).MoveToOuterDisposeScope());
+        }
         return state!.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Chunk length for the unmasked path: the caller's chunk, grown until one chunk holds about <see cref="FeatureChunkElements"/> features.</summary>
+    internal static int TokensPerChunk(PackedTaylorFeatures features, Tensor x, int chunk)
+    {
+        long heads = x.shape[0] * x.shape[1];
+        long budget = FeatureChunkElements / Math.Max(1, heads * features.Size);
+        return (int)Math.Clamp(Math.Max(chunk, budget), 1, Math.Max(1, x.shape[2]));
     }
 
     /// <summary>Ĝ = dO / g and Ĝ′ = [Ĝ, −Ĝ·o]; Ĝ′·[v, 1] = Ĝ·(v − o) is dL/df up to the factor f′.</summary>
