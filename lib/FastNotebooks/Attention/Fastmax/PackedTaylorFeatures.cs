@@ -108,23 +108,19 @@ public sealed class PackedTaylorFeatures
     public Tensor Gradient(Tensor tilde, Tensor u, Tensor weightedState)
     {
         using var scope = NewDisposeScope();
-        Tensor gradient;
         if (Order == 1)
-            gradient = u.matmul(weightedState.transpose(-1, -2));                   // [..., n, D̃]
-        else
-        {
-            var shape = weightedState.shape;
-            long c = shape[^1], e = Extended;
-            var batch = shape.Take(shape.Length - 2).ToArray();
-            var device = weightedState.device;
-            var symmetric = zeros(batch.Append(e * e).Append(c).ToArray(), dtype: weightedState.dtype, device: device);
-            int dim = batch.Length;  // T[i, j] and T[j, i] each get half of a pair's weight
-            symmetric.index_add_(dim, tensor(_pairIndex, device: device), weightedState, 0.5);
-            symmetric.index_add_(dim, tensor(_pairIndexTransposed, device: device), weightedState, 0.5);
-            var m = (2 * symmetric).view(batch.Append(e).Append(e).Append(c).ToArray())  // [..., b, a, c]
-                .transpose(-1, -2).reshape(batch.Append(e * c).Append(e).ToArray());    // [..., b·C + c, a]
-            gradient = TaylorFeatures.RowOuter(tilde, u).matmul(m);                   // [..., n, D̃]
-        }
-        return gradient.narrow(-1, 0, D).MoveToOuterDisposeScope();
+            return u.matmul(weightedState.narrow(-2, 0, D).transpose(-1, -2)).MoveToOuterDisposeScope(); // [..., n, D]
+        var shape = weightedState.shape;
+        long c = shape[^1], e = Extended;
+        var batch = shape.Take(shape.Length - 2).ToArray();
+        var device = weightedState.device;
+        var symmetric = zeros(batch.Append(e * e).Append(c).ToArray(), dtype: weightedState.dtype, device: device);
+        int dim = batch.Length;  // T[i, j] and T[j, i] each get half of a pair's weight
+        symmetric.index_add_(dim, tensor(_pairIndex, device: device), weightedState, 0.5);
+        symmetric.index_add_(dim, tensor(_pairIndexTransposed, device: device), weightedState, 0.5);
+        var m = (2 * symmetric).view(batch.Append(e).Append(e).Append(c).ToArray())  // [..., b, a, c]
+            .narrow(-2, 0, D)                                                       // a < D: x, not the constant
+            .transpose(-1, -2).reshape(batch.Append(e * c).Append(D).ToArray());    // [..., b·C + c, a]
+        return TaylorFeatures.RowOuter(tilde, u).matmul(m).MoveToOuterDisposeScope(); // [..., n, D]
     }
 }
