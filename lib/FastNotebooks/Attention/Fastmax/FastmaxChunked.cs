@@ -94,7 +94,7 @@ public static class FastmaxChunked
             using var step = NewDisposeScope();
             long i0 = starts[c], n = Size(i0);
             if (keyState is not null)
-                dq[c].add_(features.Gradient(features.Tilde(qx.narrow(2, i0, n)), gPrime.narrow(2, i0, n), features.Weigh(keyState)));
+                dq[c].add_(features.Gradient(features.Tilde(qx.narrow(2, i0, n)), gPrime.narrow(2, i0, n), features.GradientMatrix(features.Weigh(keyState))));
             var update = features.Build(kx.narrow(2, offset + i0, n)).transpose(-1, -2).matmul(vOne.narrow(2, offset + i0, n));
             if (keyState is null) keyState = update.MoveToOuterDisposeScope();
             else keyState.add_(update);
@@ -110,7 +110,7 @@ public static class FastmaxChunked
             if (queryState is not null)
             {
                 var weighted = features.Weigh(queryState);
-                dkWindow[c].add_(features.Gradient(features.Tilde(kc), vOne.narrow(2, offset + i0, n), weighted));
+                dkWindow[c].add_(features.Gradient(features.Tilde(kc), vOne.narrow(2, offset + i0, n), features.GradientMatrix(weighted)));
                 dvWindow[c].add_(features.Build(kc).matmul(weighted.narrow(-1, 0, dv)));
             }
             var update = features.Build(qx.narrow(2, i0, n)).transpose(-1, -2).matmul(gPrime.narrow(2, i0, n));
@@ -124,9 +124,10 @@ public static class FastmaxChunked
         if (offset > 0)
         {
             var weighted = features.Weigh(queryState!);
+            var gradientMatrix = features.GradientMatrix(weighted);
             foreach (var (kc, vc) in Chunks(kx, rows, 0, offset).Zip(Chunks(vOne, rows, 0, offset)))
             {
-                dkParts.Add(features.Gradient(features.Tilde(kc), vc, weighted));
+                dkParts.Add(features.Gradient(features.Tilde(kc), vc, gradientMatrix));
                 dvParts.Add(features.Build(kc).matmul(weighted.narrow(-1, 0, dv)));
             }
         }

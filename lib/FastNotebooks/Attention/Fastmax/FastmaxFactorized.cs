@@ -69,15 +69,17 @@ public static class FastmaxFactorized
         var keyState = features.Weigh(KeyValueState(features, kx, vOne, rows));     // w ⊙ S [B, H, F, Dv + 1]
         var queryState = features.Weigh(KeyValueState(features, qx, gPrime, rows)); // w ⊙ R [B, H, F, Dv + 1]
         var valueState = queryState.narrow(-1, 0, dv);                                // [B, H, F, Dv]
+        var (keyGradient, queryGradient) = (features.GradientMatrix(keyState), features.GradientMatrix(queryState));
 
         var dq = cat(Chunks(qx, rows).Zip(Chunks(gPrime, rows))
-            .Select(t => features.Gradient(features.Tilde(t.First), t.Second, keyState)).ToList(), 2);
+            .Select(t => features.Gradient(features.Tilde(t.First), t.Second, keyGradient)).ToList(), 2);
         var dk = new List<Tensor>();
         var dvParts = new List<Tensor>();
         foreach (var (kc, vc) in Chunks(kx, rows).Zip(Chunks(vOne, rows)))
         {
-            dk.Add(features.Gradient(features.Tilde(kc), vc, queryState));
-            dvParts.Add(features.Build(kc).matmul(valueState));
+            using var step = NewDisposeScope();
+            dk.Add(features.Gradient(features.Tilde(kc), vc, queryGradient).MoveToOuterDisposeScope());
+            dvParts.Add(features.Build(kc).matmul(valueState).MoveToOuterDisposeScope());
         }
         return (dq.MoveToOuterDisposeScope(), cat(dk, 2).MoveToOuterDisposeScope(), cat(dvParts, 2).MoveToOuterDisposeScope());
     }

@@ -95,21 +95,38 @@ public sealed class PackedTaylorFeatures
     /// <summary>w ⊙ S for a state S [..., F, C]: the query side of f, applied to a small matrix.</summary>
     public Tensor Weigh(Tensor state)
     {
-        using var w = Weights(state.dtype, state.device);
-        return state * w;
+        // One weight tensor per plan and dtype: the causal kernels weigh a state in every chunk.
+        if (_cachedWeights is null || _cachedWeights.dtype != state.dtype || _cachedWeights.device.ToString() != state.device.ToString())
+        {
+            _cachedWeights?.Dispose();
+            _cachedWeights = Weights(state.dtype, state.device).DetachFromDisposeScope();
+        }
+        return state * _cachedWeights;
     }
+
+    Tensor? _cachedWeights;
 
     /// <summary>
     /// ∂/∂x of Σ_c u_c Σ_f φ_f(x̃)·W_fc for a weighted state W = w ⊙ S [..., F, C], per token: [..., n, D] for
-    /// x̃ [..., n, D̃] (the constant coordinate dropped) and u [..., n, C]. For p = 2 the quadratic form in x̃ is
-    /// unpacked to the symmetric T [..., D̃, D̃, C] (a small tensor); then ∇ = 2·Σ_c u_c T_c x̃, one GEMM of
-    /// (x̃ ⊗ u) [n, D̃·C] with T reshaped to [D̃·C, D̃].
+    /// x̃ [..., n, D̃] (the constant coordinate dropped) and u [..., n, C], with M = <see cref="GradientMatrix"/>(W).
+    /// p = 2: one GEMM of the row-wise outer product (x̃ ⊗ u) [n, D̃·C] with M [D̃·C, D]; p = 1: u·M, M [C, D].
     /// </summary>
-    public Tensor Gradient(Tensor tilde, Tensor u, Tensor weightedState)
+    public Tensor Gradient(Tensor tilde, Tensor u, Tensor gradientMatrix)
     {
+        if (Order == 1) return u.matmul(gradientMatrix);                             // [..., n, D]
+        using var outer = TaylorFeatures.RowOuter(tilde, u);                          // [..., n, D̃·C]
+        return outer.matmul(gradientMatrix);                                          // [..., n, D]
+    }
+
+    /// <summary>
+    /// The state side of <see cref="Gradient"/> for W = w ⊙ S [..., F, C] (a small tensor; computed once per state).
+    /// p = 1: M = W[:D]ᵀ [..., C, D]. p = 2: the quadratic form in x̃ is unpacked to the symmetric
+    /// T [..., D̃, D̃, C], Σ_f φ_f(x̃) W_fc = x̃ᵀ T_c x̃, so ∇ = 2·Σ_c u_c T_c x̃ and M[(b, c), a] = 2·T[a, b, c], [..., D̃·C, D].
+    /// </summary>
+    public Tensor GradientMatrix(Tensor weightedState)
+    {
+        if (Order == 1) return weightedState.narrow(-2, 0, D).transpose(-1, -2).contiguous(); // [..., C, D]
         using var scope = NewDisposeScope();
-        if (Order == 1)
-            return u.matmul(weightedState.narrow(-2, 0, D).transpose(-1, -2)).MoveToOuterDisposeScope(); // [..., n, D]
         var shape = weightedState.shape;
         long c = shape[^1], e = Extended;
         var batch = shape.Take(shape.Length - 2).ToArray();
@@ -121,6 +138,6 @@ public sealed class PackedTaylorFeatures
         var m = (2 * symmetric).view(batch.Append(e).Append(e).Append(c).ToArray())  // [..., b, a, c]
             .narrow(-2, 0, D)                                                       // a < D: x, not the constant
             .transpose(-1, -2).reshape(batch.Append(e * c).Append(D).ToArray());    // [..., b·C + c, a]
-        return TaylorFeatures.RowOuter(tilde, u).matmul(m).MoveToOuterDisposeScope(); // [..., n, D]
+        return m.MoveToOuterDisposeScope();
     }
 }

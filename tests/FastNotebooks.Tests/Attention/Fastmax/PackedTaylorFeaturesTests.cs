@@ -55,7 +55,7 @@ public class PackedTaylorFeaturesTests
         var extended = features.Extend(x);
         using var loss = (features.Build(extended).matmul(weighted) * u).sum();
         var expected = autograd.grad(new[] { loss }, new[] { x })[0];
-        using var actual = features.Gradient(features.Tilde(extended.detach()), u, weighted);
+        using var actual = features.Gradient(features.Tilde(extended.detach()), u, features.GradientMatrix(weighted));
         ErrorReport.Of($"gradient (D={d}, p={a.Length - 1})", actual, expected).Require(1e-12);
     }
 
