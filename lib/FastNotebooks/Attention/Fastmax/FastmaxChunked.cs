@@ -18,8 +18,13 @@ public static class FastmaxChunked
     public static (Tensor Output, Tensor Denominator) Forward(Tensor q, Tensor k, Tensor v, double[] a, int chunk)
     {
         if (a.Length > 3) return FastmaxChunkedGathered.Forward(q, k, v, a, chunk);
-        using var scope = NewDisposeScope();
         var features = new PackedTaylorFeatures((int)q.shape[3], a);
+        if (SplitHeads(features, q, chunk))
+        {
+            var perHead = PerHead(new[] { q, k, v }, t => { var (o1, g1) = Forward(t[0], t[1], t[2], a, chunk); return new[] { o1, g1 }; });
+            return (perHead[0], perHead[1]);
+        }
+        using var scope = NewDisposeScope();
         long nq = q.shape[2], offset = k.shape[2] - nq;
         var (qx, kx, vOne) = (features.Extend(q), features.Extend(k), AppendOnes(v));
         var state = offset > 0
@@ -58,9 +63,18 @@ public static class FastmaxChunked
         Tensor q, Tensor k, Tensor v, Tensor o, Tensor g, Tensor gradOutput, double[] a, int chunk)
     {
         if (a.Length > 3) return FastmaxChunkedGathered.Backward(q, k, v, o, g, gradOutput, a, chunk);
+        var features = new PackedTaylorFeatures((int)q.shape[3], a);
+        if (SplitHeads(features, q, chunk))
+        {
+            var perHead = PerHead(new[] { q, k, v, o, g, gradOutput }, t =>
+            {
+                var (dq1, dk1, dv1) = Backward(t[0], t[1], t[2], t[3], t[4], t[5], a, chunk);
+                return new[] { dq1, dk1, dv1 };
+            });
+            return (perHead[0], perHead[1], perHead[2]);
+        }
         using var scope = NewDisposeScope();
         var b = Derivative(a);
-        var features = new PackedTaylorFeatures((int)q.shape[3], a);
         long nq = q.shape[2], offset = k.shape[2] - nq, dv = v.shape[3];
         var (gHat, gPrime) = ScaledOutputGradients(o, g, gradOutput);
         var (qx, kx, vOne) = (features.Extend(q), features.Extend(k), AppendOnes(v));

@@ -26,8 +26,13 @@ public static class FastmaxFactorized
     public static (Tensor Output, Tensor Denominator) Forward(Tensor q, Tensor k, Tensor v, double[] a, int chunk)
     {
         if (a.Length > 3) return FastmaxGathered.Forward(q, k, v, a, chunk);
-        using var scope = NewDisposeScope();
         var features = new PackedTaylorFeatures((int)q.shape[3], a);
+        if (SplitHeads(features, q, MinimumTokensPerChunk))
+        {
+            var perHead = PerHead(new[] { q, k, v }, t => { var (o1, g1) = Forward(t[0], t[1], t[2], a, chunk); return new[] { o1, g1 }; });
+            return (perHead[0], perHead[1]);
+        }
+        using var scope = NewDisposeScope();
         int rows = TokensPerChunk(features, q, chunk);
         var weighted = features.Weigh(KeyValueState(features, features.Extend(k), AppendOnes(v), rows)); // [B, H, F, Dv + 1]
         long dv = v.shape[3];
@@ -59,8 +64,17 @@ public static class FastmaxFactorized
         Tensor q, Tensor k, Tensor v, Tensor o, Tensor g, Tensor gradOutput, double[] a, int chunk)
     {
         if (a.Length > 3) return FastmaxGathered.Backward(q, k, v, o, g, gradOutput, a, chunk);
-        using var scope = NewDisposeScope();
         var features = new PackedTaylorFeatures((int)q.shape[3], a);
+        if (SplitHeads(features, q, MinimumTokensPerChunk))
+        {
+            var perHead = PerHead(new[] { q, k, v, o, g, gradOutput }, t =>
+            {
+                var (dq1, dk1, dv1) = Backward(t[0], t[1], t[2], t[3], t[4], t[5], a, chunk);
+                return new[] { dq1, dk1, dv1 };
+            });
+            return (perHead[0], perHead[1], perHead[2]);
+        }
+        using var scope = NewDisposeScope();
         int rows = TokensPerChunk(features, q, chunk);
         var (_, gPrime) = ScaledOutputGradients(o, g, gradOutput);
         var (qx, kx, vOne) = (features.Extend(q), features.Extend(k), AppendOnes(v));
@@ -101,9 +115,38 @@ public static class FastmaxFactorized
     /// <summary>Chunk length for the unmasked path: the caller's chunk, grown until one chunk holds about <see cref="FeatureChunkElements"/> features.</summary>
     internal static int TokensPerChunk(PackedTaylorFeatures features, Tensor x, int chunk)
     {
-        long heads = x.shape[0] * x.shape[1];
+        long heads = x.shape[0] * x.shape[1], n = Math.Max(1, x.shape[2]);
         long budget = FeatureChunkElements / Math.Max(1, heads * features.Size);
-        return (int)Math.Clamp(Math.Max(Math.Max(chunk, budget), MinimumTokensPerChunk), 1, Math.Max(1, x.shape[2]));
+        long longest = Math.Clamp(Math.Max(Math.Max(chunk, budget), MinimumTokensPerChunk), 1, n);
+        long chunks = (n + longest - 1) / longest;
+        return (int)((n + chunks - 1) / chunks);   // equal chunks: 1024 tokens as 2 × 512, not 934 + 90
+    }
+
+    /// <summary>
+    /// True when all heads' features for <paramref name="tokens"/> tokens exceed <see cref="FeatureChunkElements"/>:
+    /// then one head at a time keeps each chunk near the cache instead of thinning the chunks (B·H = 32 at D = 32
+    /// would otherwise leave 29 tokens per chunk, or an 18 MB chunk at 256).
+    /// </summary>
+    internal static bool SplitHeads(PackedTaylorFeatures features, Tensor x, long tokens) =>
+        x.shape[0] * x.shape[1] > 1 && x.shape[0] * x.shape[1] * features.Size * Math.Min(tokens, x.shape[2]) > FeatureChunkElements;
+
+    /// <summary>
+    /// Runs <paramref name="kernel"/> on each (batch, head) slice [1, 1, ...] of the inputs [B, H, ...] and stacks
+    /// its outputs back to [B, H, ...].
+    /// </summary>
+    internal static Tensor[] PerHead(Tensor[] inputs, Func<Tensor[], Tensor[]> kernel)
+    {
+        using var scope = NewDisposeScope();
+        long b = inputs[0].shape[0], h = inputs[0].shape[1];
+        var flat = inputs.Select(x => x.flatten(0, 1)).ToArray();                  // [B·H, ...]
+        List<Tensor>[]? outputs = null;
+        for (long i = 0; i < b * h; i++)
+        {
+            var results = kernel(flat.Select(x => x.narrow(0, i, 1).unsqueeze(0)).ToArray()); // [1, 1, ...]
+            outputs ??= results.Select(_ => new List<Tensor>()).ToArray();
+            for (int j = 0; j < results.Length; j++) outputs[j].Add(results[j]);
+        }
+        return outputs!.Select(parts => cat(parts, 1).unflatten(1, new[] { b, h }).squeeze(0).MoveToOuterDisposeScope()).ToArray();
     }
 
     /// <summary>Ĝ = dO / g and Ĝ′ = [Ĝ, −Ĝ·o]; Ĝ′·[v, 1] = Ĝ·(v − o) is dL/df up to the factor f′.</summary>

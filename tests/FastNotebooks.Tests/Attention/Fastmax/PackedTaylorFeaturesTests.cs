@@ -59,34 +59,40 @@ public class PackedTaylorFeaturesTests
         ErrorReport.Of($"gradient (D={d}, p={a.Length - 1})", actual, expected).Require(1e-12);
     }
 
-    public static TheoryData<int, int, bool> KernelCases()
+    public static TheoryData<int, int, bool, int> KernelCases()
     {
-        var data = new TheoryData<int, int, bool>();
+        var data = new TheoryData<int, int, bool, int>();
         foreach (int d in new[] { 7, 32 })
             foreach (int order in new[] { 1, 2 })
-                foreach (bool causal in new[] { false, true }) data.Add(d, order, causal);
+                foreach (bool causal in new[] { false, true }) data.Add(d, order, causal, 2);
+        // 16 heads at D = 32 exceed the chunk budget: the kernels then run head by head.
+        data.Add(32, 2, false, 16);
+        data.Add(32, 2, true, 16);
         return data;
     }
 
     /// <summary>
     /// Several unmasked chunks (B·H = 2 at D = 32 gives about 470 tokens per chunk, so 1000 queries span three) and
-    /// causal chunks of 64 with a KV offset: packed forward and backward equal the gathered path.
+    /// causal chunks of 64 with a KV offset: packed forward and backward equal the gathered path. B·H = 16 goes head by head.
     /// </summary>
     [Theory]
     [MemberData(nameof(KernelCases))]
-    public void Packed_kernels_match_the_gathered_kernels_across_chunk_boundaries(int d, int order, bool causal)
+    public void Packed_kernels_match_the_gathered_kernels_across_chunk_boundaries(int d, int order, bool causal, int heads)
     {
+        long batch = heads > 2 ? 2 : 1, h = heads / batch;
+        Assert.Equal(heads > 2, FastmaxFactorized.SplitHeads(new PackedTaylorFeatures(d, new FastmaxOptions { Order = order }.ResolvedCoefficients()),
+            zeros(batch, h, causal ? 200 : 1000, d), causal ? 64 : 256));
         var a = new FastmaxOptions { Order = order }.ResolvedCoefficients();
         int nq = causal ? 200 : 1000, nk = nq + 5, chunk = 64;
         var generator = new Generator(3);
         using var scope = NewDisposeScope();
-        var q = FastmaxNormalizer.Normalize(randn(new long[] { 1, 2, nq, d }, dtype: ScalarType.Float64, generator: generator), FastmaxNormalization.MeanCentered);
-        var k = FastmaxNormalizer.Normalize(randn(new long[] { 1, 2, nk, d }, dtype: ScalarType.Float64, generator: generator), FastmaxNormalization.MeanCentered);
-        var v = randn(new long[] { 1, 2, nk, 3 }, dtype: ScalarType.Float64, generator: generator);
-        var dO = randn(new long[] { 1, 2, nq, 3 }, dtype: ScalarType.Float64, generator: generator);
+        var q = FastmaxNormalizer.Normalize(randn(new long[] { batch, h, nq, d }, dtype: ScalarType.Float64, generator: generator), FastmaxNormalization.MeanCentered);
+        var k = FastmaxNormalizer.Normalize(randn(new long[] { batch, h, nk, d }, dtype: ScalarType.Float64, generator: generator), FastmaxNormalization.MeanCentered);
+        var v = randn(new long[] { batch, h, nk, 3 }, dtype: ScalarType.Float64, generator: generator);
+        var dO = randn(new long[] { batch, h, nq, 3 }, dtype: ScalarType.Float64, generator: generator);
         var (o, g) = causal ? FastmaxChunked.Forward(q, k, v, a, chunk) : FastmaxFactorized.Forward(q, k, v, a, chunk);
         var (oRef, gRef) = causal ? FastmaxChunkedGathered.Forward(q, k, v, a, chunk) : FastmaxGathered.Forward(q, k, v, a, chunk);
-        string name = $"D={d} p={order} causal={causal}";
+        string name = $"D={d} p={order} causal={causal} B·H={heads}";
         ErrorReport.Of($"o ({name})", o, oRef).Require(1e-12);
         ErrorReport.Of($"g ({name})", g, gRef).Require(1e-12);
         var grads = causal ? FastmaxChunked.Backward(q, k, v, o, g, dO, a, chunk) : FastmaxFactorized.Backward(q, k, v, o, g, dO, a, chunk);
