@@ -67,8 +67,9 @@ public sealed class AttentionBench(BenchProfile profile, double gemmGflops, Acti
         long? peak;
         using (no_grad())
         {
-            forward = Timing.Median(() => { using var o = attention(q, k, v); }, repeats);
+            // Memory first, on a cold call: later calls reuse what the allocator kept, which would hide the growth.
             peak = ProcessMemory.PeakGrowth(() => { using var o = attention(q, k, v); });
+            forward = Timing.Median(() => { using var o = attention(q, k, v); }, repeats);
         }
         double? forwardBackward = null;
         if (backward)
