@@ -12,12 +12,18 @@ namespace FastNotebooks.Attention;
 /// </summary>
 public static partial class AttentionRegistry
 {
-    /// <summary>Representative names (every normalization suffix is accepted as well).</summary>
+    /// <summary>Names of mechanisms that take any sequence length (every fastmax normalization suffix is accepted as well).</summary>
     public static readonly IReadOnlyList<string> Names = new[]
     {
         "softmax", "softmax-dense", "linear", "linear-dense", "fastmax1", "fastmax2", "fastmax3", "fastmax2-zero-centered", "fastmax2-none",
         "fastmax2-squared-norm", "fastmax2-dense",
     };
+
+    /// <summary>
+    /// Fast Multipole Attention: self-attention on lengths BlockSize·2^k only, and it needs headDim and maxLength.
+    /// <c>fma</c> pools coarse tokens by averaging, <c>fma-conv</c> and <c>fma-depthwise</c> learn them.
+    /// </summary>
+    public static readonly IReadOnlyList<string> FmaNames = new[] { "fma", "fma-conv", "fma-depthwise" };
 
     static readonly Dictionary<string, FastmaxNormalization> NormalizationNames = new()
     {
@@ -34,9 +40,25 @@ public static partial class AttentionRegistry
     /// Makes the mechanism called <paramref name="name"/>. <paramref name="dropout"/> is the softmax attention
     /// dropout, or for Fastmax the quadratic-term dropout (p ≥ 2) or linear-term dropout (p = 1).
     /// </summary>
-    public static AttentionMechanism Create(string name, bool causal = false, double dropout = 0)
+    /// <param name="name">A name from <see cref="Names"/> or <see cref="FmaNames"/>.</param>
+    /// <param name="causal">Query i sees keys j ≤ Nk − Nq + i.</param>
+    /// <param name="dropout">Attention dropout rate (training mode only).</param>
+    /// <param name="headDim">Feature size per head; needed by FMA's learned downsampling.</param>
+    /// <param name="maxLength">Longest sequence; needed by FMA to size its levels.</param>
+    public static AttentionMechanism Create(string name, bool causal = false, double dropout = 0, int headDim = 0, int maxLength = 0)
     {
         ArgumentNullException.ThrowIfNull(name);
+        if (FmaNames.Contains(name))
+        {
+            if (headDim < 1 || maxLength < 1)
+                throw new ArgumentException($"'{name}' needs headDim and maxLength; got headDim {headDim}, maxLength {maxLength}.", nameof(headDim));
+            int blockSize = Math.Min(32, maxLength);
+            return new Fma.FmaAttention(new Fma.FmaOptions
+            {
+                HeadDim = headDim, MaxLength = maxLength, BlockSize = blockSize, Rank = Math.Min(2, blockSize), Causal = causal, Dropout = dropout,
+                Downsampling = name switch { "fma-conv" => Fma.FmaDownsampling.Convolution, "fma-depthwise" => Fma.FmaDownsampling.DepthwiseConvolution, _ => Fma.FmaDownsampling.AveragePooling },
+            });
+        }
         switch (name)
         {
             case "softmax": return new SoftmaxAttention(causal, dropout);
@@ -46,7 +68,7 @@ public static partial class AttentionRegistry
         }
         var match = FastmaxName().Match(name);
         if (!match.Success)
-            throw new ArgumentException($"unknown attention '{name}'; known: {string.Join(", ", Names)} (fastmax accepts -mean-centered, -zero-centered, -none, -squared-norm).", nameof(name));
+            throw new ArgumentException($"unknown attention '{name}'; known: {string.Join(", ", Names.Concat(FmaNames))} (fastmax accepts -mean-centered, -zero-centered, -none, -squared-norm).", nameof(name));
         var options = FastmaxOptionsFor(name, causal, dropout);
         return match.Groups["dense"].Success ? new FastmaxDenseAttention(options) : new FastmaxAttention(options);
     }

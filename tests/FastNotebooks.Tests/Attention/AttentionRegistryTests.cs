@@ -43,3 +43,24 @@ public class AttentionRegistryTests
         Assert.Equal(normalization, options.Normalization);
     }
 }
+
+public class AttentionRegistryFmaTests
+{
+    [Theory]
+    [InlineData("fma")]
+    [InlineData("fma-conv")]
+    [InlineData("fma-depthwise")]
+    public void Fma_names_make_modules_for_the_given_head_size(string name)
+    {
+        using var attention = AttentionRegistry.Create(name, causal: true, headDim: 8, maxLength: 256);
+        using var o = attention.forward(randn(1, 2, 128, 8), randn(1, 2, 128, 8), randn(1, 2, 128, 8));
+        Assert.Equal(new long[] { 1, 2, 128, 8 }, o.shape);
+    }
+
+    [Fact]
+    public void Fma_without_sizes_says_what_it_needs()
+    {
+        var error = Assert.Throws<ArgumentException>(() => AttentionRegistry.Create("fma"));
+        Assert.Contains("headDim", error.Message);
+    }
+}

@@ -31,3 +31,18 @@ public class KernelErrorSweepTests
         Assert.Throws<ErrorToleranceException>(() => ErrorReport.Of("nan", expected / 0 * 0, expected).Require(1));
     }
 }
+
+public class FiniteDifferencesTests
+{
+    [Fact]
+    public void Gradient_of_a_known_function()
+    {
+        using var x = tensor(new[] { 0.5, -2.0, 3.0 });
+        using var y = tensor(new[] { 1.5, 4.0, -1.0 });
+        // L = Σ x² y  →  ∂L/∂x = 2xy, ∂L/∂y = x²
+        using var dx = FiniteDifferences.Gradient(t => (t[0] * t[0] * t[1]).sum(), new[] { x, y }, 0);
+        using var dy = FiniteDifferences.Gradient(t => (t[0] * t[0] * t[1]).sum(), new[] { x, y }, 1);
+        ErrorReport.Of("dL/dx", dx, 2 * x * y).Require(1e-8);
+        ErrorReport.Of("dL/dy", dy, x * x).Require(1e-8);
+    }
+}

@@ -1,0 +1,121 @@
+using System.CommandLine;
+using FastNotebooks.Notebooks.Export;
+using FastNotebooks.Notebooks.Ipynb;
+using FastNotebooks.Notebooks.Running;
+using Spectre.Console;
+
+namespace FastNotebooks.Notebooks;
+
+/// <summary>
+/// The <c>FastNotebooks.Notebooks</c> command line: <c>run</c> executes notebooks (each in a child
+/// process), <c>export</c> turns executed notebooks into offline HTML. Exit codes: 0 success, 1 a notebook
+/// failed, 2 bad input.
+/// </summary>
+public static class Program
+{
+    /// <summary>Exit code when every notebook ran.</summary>
+    public const int Success = 0;
+
+    /// <summary>Exit code when a cell failed or timed out.</summary>
+    public const int NotebookFailed = 1;
+
+    /// <summary>Exit code for bad input: missing file, not a notebook, malformed JSON, unknown parameter, bad option.</summary>
+    public const int BadInput = 2;
+
+    /// <summary>Entry point.</summary>
+    public static async Task<int> Main(string[] args)
+    {
+        var root = new RootCommand("FastNotebooks notebook runner: execute .NET C# notebooks and export them to offline HTML.");
+        root.Add(RunCommand());
+        root.Add(ExportCommand());
+        root.Add(ExecuteOneCommand());
+
+        var parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0 && parsed.Action is null or System.CommandLine.Invocation.ParseErrorAction)
+        {
+            // One line, as for every other kind of bad input.
+            Console.Error.WriteLine($"error: {parsed.Errors[0].Message.Split('\n')[0].Trim()}");
+            return BadInput;
+        }
+        try
+        {
+            // Our own handler: bad input must exit 2 with one line, not a stack trace and 1.
+            return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (InputException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return BadInput;
+        }
+    }
+
+    static Command RunCommand()
+    {
+        var inputs = new Argument<string[]>("notebooks") { Description = "Notebooks (.ipynb) or folders of them, run in the order given (a folder's notebooks in name order).", Arity = ArgumentArity.OneOrMore };
+        var parameters = new Option<string[]>("--parameter", "-p") { Description = "Set a parameter declared in the notebook's parameters cell: -p name=value (repeatable).", AllowMultipleArgumentsPerToken = false };
+        var profile = new Option<string>("--profile") { Description = "smoke (seconds), quick (minutes) or full (the paper's configurations).", DefaultValueFactory = _ => "quick" };
+        var timeout = new Option<double>("--timeout") { Description = "Seconds one cell may run before its notebook's process is killed.", DefaultValueFactory = _ => 900 };
+        var inPlace = new Option<bool>("--inplace") { Description = "Write executed notebooks over their sources (default: leave sources untouched)." };
+        var output = new Option<string>("--output", "-o") { Description = "Folder for executed notebooks.", DefaultValueFactory = _ => Path.Combine("artifacts", "notebooks") };
+
+        var command = new Command("run", "Execute notebooks, each in its own process, and write the executed copies.") { inputs, parameters, profile, timeout, inPlace, output };
+        command.SetAction(async (result, _) =>
+        {
+            var options = new RunOptions(
+                result.GetValue(inputs) ?? Array.Empty<string>(),
+                ParameterInjection.ParseAssignments(result.GetValue(parameters) ?? Array.Empty<string>()),
+                result.GetValue(profile) ?? "quick",
+                TimeSpan.FromSeconds(result.GetValue(timeout)),
+                result.GetValue(inPlace),
+                result.GetValue(output) ?? Path.Combine("artifacts", "notebooks"));
+            return await Runner.RunAsync(options, AnsiConsole.Console, Console.Error);
+        });
+        return command;
+    }
+
+    static Command ExportCommand()
+    {
+        var inputs = new Argument<string[]>("notebooks") { Description = "Executed notebooks or folders of them.", Arity = ArgumentArity.OneOrMore };
+        var output = new Option<string>("--output", "-o") { Description = "Folder for the HTML pages and index.html.", DefaultValueFactory = _ => Path.Combine("artifacts", "html") };
+        var command = new Command("export", "Export executed notebooks to self-contained HTML pages (math and charts work offline).") { inputs, output };
+        command.SetAction(result =>
+        {
+            IReadOnlyList<string> pages;
+            try
+            {
+                pages = HtmlExport.Export(result.GetValue(inputs) ?? Array.Empty<string>(), result.GetValue(output)!);
+            }
+            catch (FileNotFoundException e) when (e.Message.StartsWith("MathJax", StringComparison.Ordinal))
+            {
+                // Not the user's input: the build could not fetch the math renderer.
+                Console.Error.WriteLine($"error: {e.Message}");
+                return NotebookFailed;
+            }
+            foreach (var page in pages) Console.WriteLine($"wrote {page} ({new FileInfo(page).Length / 1024.0 / 1024.0:0.00} MB)");
+            return Success;
+        });
+        return command;
+    }
+
+    static Command ExecuteOneCommand()
+    {
+        var input = new Argument<string>("notebook");
+        var output = new Option<string>("--output") { Required = true };
+        var workdir = new Option<string>("--workdir") { Required = true };
+        // Hidden: the runner starts it in a child process, one per notebook, so a hung cell can be killed.
+        var command = new Command("execute-one", "Run one parameterized notebook (used by run).") { input, output, workdir };
+        command.Hidden = true;
+        command.SetAction(async (result, _) =>
+        {
+            try
+            {
+                return await ExecuteOne.RunAsync(result.GetValue(input)!, result.GetValue(output)!, result.GetValue(workdir)!);
+            }
+            catch (NotebookFormatException e)
+            {
+                throw new InputException(e.Message);
+            }
+        });
+        return command;
+    }
+}
