@@ -6,36 +6,40 @@ namespace FastNotebooks.Attention.Fastmax;
 
 /// <summary>
 /// Causal Fastmax in chunks (README.md, "Causal"): query i sees keys j ≤ off + i, off = Nk − Nq. Query chunk
-/// [i0, i1) meets the keys before off + i0 through a running state S = Σ φ_k(k_j)ᵀ[v_j, 1] and the keys of its
+/// [i0, i1) meets the keys before off + i0 through a running state S = Σ φ(k̃_j)ᵀ[v_j, 1] (packed features,
+/// <see cref="PackedTaylorFeatures"/>; weights applied to the state) and the keys of its
 /// own window [off + i0, off + i1) through a dense chunk×chunk block with a lower-triangular mask. The
-/// N·D^(p+1) prefix sums are never materialized: memory is O(chunk·F + F·Dv) per head.
+/// N·D^(p+1) prefix sums are never materialized: memory is O(chunk·F + F·Dv) per head. Chunks go in groups of G
+/// (G·chunk·F ≈ <see cref="FastmaxFactorized.FeatureChunkElements"/>): one batched op serves G chunks, and the
+/// state before each chunk of a group is an exclusive cumulative sum of the group's chunk states plus the carry.
+/// Orders above 2 go to <see cref="FastmaxChunkedGathered"/>.
 /// </summary>
 public static class FastmaxChunked
 {
     /// <summary>o [B, H, Nq, Dv] and the denominator g [B, H, Nq].</summary>
     public static (Tensor Output, Tensor Denominator) Forward(Tensor q, Tensor k, Tensor v, double[] a, int chunk)
     {
+        if (a.Length > 3) return FastmaxChunkedGathered.Forward(q, k, v, a, chunk);
+        var features = new PackedTaylorFeatures((int)q.shape[3], a);
+        if (SplitHeads(features, q, chunk))
+        {
+            var perHead = PerHead(new[] { q, k, v }, t => { var (o1, g1) = Forward(t[0], t[1], t[2], a, chunk); return new[] { o1, g1 }; });
+            return (perHead[0], perHead[1]);
+        }
         using var scope = NewDisposeScope();
-        int order = a.Length - 1;
         long nq = q.shape[2], offset = k.shape[2] - nq;
-        var vOne = AppendOnes(v);
-        var state = offset > 0 ? KeyValueState(k.narrow(2, 0, offset), v.narrow(2, 0, offset), order, chunk) : null;
+        var (qx, kx, vOne) = (features.Extend(q), features.Extend(k), AppendOnes(v));
+        var carry = InitialState(features, kx, vOne, offset, TokensPerChunk(features, k, chunk)); // [B, H, Dv + 1, F]
 
         var rows = new List<Tensor>();
-        for (long i0 = 0; i0 < nq; i0 += chunk)
+        foreach (var (start, count, size) in Groups(features, q, chunk))
         {
             using var step = NewDisposeScope();
-            long c = Math.Min(chunk, nq - i0);
-            var qc = q.narrow(2, i0, c);
-            var kc = k.narrow(2, offset + i0, c);
-            var vc = vOne.narrow(2, offset + i0, c);
-            var within = Polynomial(qc.matmul(kc.transpose(-1, -2)), a).tril_().matmul(vc); // [B, H, c, Dv + 1]
-            if (state is not null) within = within + Query(qc, a).matmul(state);
-            rows.Add(within.MoveToOuterDisposeScope());
-
-            var update = Key(kc, order).transpose(-1, -2).matmul(vc);                  // [B, H, F, Dv + 1]
-            if (state is null) state = update.MoveToOuterDisposeScope();
-            else state.add_(update);
+            var (qb, kb, vb) = (Blocks(q, start, count, size), Blocks(k, offset + start, count, size), Blocks(vOne, offset + start, count, size));
+            var within = Polynomial(qb.matmul(kb.transpose(-1, -2)), a).tril_().matmul(vb);   // [B, H, G, c, Dv + 1]
+            var before = PrefixStates(features, Blocks(kx, offset + start, count, size), vb, carry); // [B, H, G, F, Dv + 1]
+            within.add_(features.Build(Blocks(qx, start, count, size)).matmul(before));
+            rows.Add(within.flatten(2, 3).MoveToOuterDisposeScope());                        // [B, H, G·c, Dv + 1]
         }
         var numeratorAndDenominator = cat(rows, 2);
         long dv = v.shape[3];
@@ -45,85 +49,133 @@ public static class FastmaxChunked
     }
 
     /// <summary>
-    /// Gradients for dL/do with prefix states for dq (keys before the chunk) and suffix states for dk, dv
-    /// (queries after the chunk), plus the dense masked block inside each chunk.
+    /// Gradients for dL/do with prefix key states for dq (keys before the chunk) and suffix query states for
+    /// dk, dv (queries after the chunk), as in <see cref="FastmaxFactorized.Backward"/>, plus the dense masked
+    /// block inside each chunk; G chunks per batched op.
     /// </summary>
     public static (Tensor Dq, Tensor Dk, Tensor Dv) Backward(
         Tensor q, Tensor k, Tensor v, Tensor o, Tensor g, Tensor gradOutput, double[] a, int chunk)
     {
-        using var scope = NewDisposeScope();
-        int order = a.Length - 1;
-        var b = Derivative(a);
-        long nq = q.shape[2], offset = k.shape[2] - nq;
-        var (gHat, gPrime) = ScaledOutputGradients(o, g, gradOutput);
-        var vOne = AppendOnes(v);
-        var starts = Enumerable.Range(0, (int)((nq + chunk - 1) / chunk)).Select(c => (long)c * chunk).ToArray();
-        long Size(long i0) => Math.Min(chunk, nq - i0);
-
-        var dq = new Tensor[starts.Length];
-        var dkWindow = new Tensor[starts.Length];
-        var dvWindow = new Tensor[starts.Length];
-
-        // Inside each chunk: the dense masked block.
-        for (int c = 0; c < starts.Length; c++)
+        if (a.Length > 3) return FastmaxChunkedGathered.Backward(q, k, v, o, g, gradOutput, a, chunk);
+        var features = new PackedTaylorFeatures((int)q.shape[3], a);
+        if (SplitHeads(features, q, chunk))
         {
-            using var step = NewDisposeScope();
-            long i0 = starts[c], n = Size(i0);
-            var qc = q.narrow(2, i0, n);
-            var kc = k.narrow(2, offset + i0, n);
-            var s = qc.matmul(kc.transpose(-1, -2));                                       // [B, H, c, c]
-            var f = Polynomial(s, a).tril_();
-            var ds = Polynomial(s, b).tril_() * gPrime.narrow(2, i0, n).matmul(vOne.narrow(2, offset + i0, n).transpose(-1, -2));
-            dq[c] = ds.matmul(kc).MoveToOuterDisposeScope();
-            dkWindow[c] = ds.transpose(-1, -2).matmul(qc).MoveToOuterDisposeScope();
-            dvWindow[c] = f.transpose(-1, -2).matmul(gHat.narrow(2, i0, n)).MoveToOuterDisposeScope();
-        }
-
-        // dq: keys before the chunk, carried forward in M = Σ_j (φ′_k ⊗ v′)_jᵀ k_j.
-        Tensor? m = null;
-        foreach (var (kc, vc) in Chunks(k, chunk, 0, offset).Zip(Chunks(vOne, chunk, 0, offset)))
-            Accumulate(ref m, RowOuter(Key(kc, order - 1), vc).transpose(-1, -2).matmul(kc));
-        for (int c = 0; c < starts.Length; c++)
-        {
-            using var step = NewDisposeScope();
-            long i0 = starts[c], n = Size(i0);
-            if (m is not null)
-                dq[c].add_(RowOuter(Query(q.narrow(2, i0, n), b), gPrime.narrow(2, i0, n)).matmul(m));
-            var kc = k.narrow(2, offset + i0, n);
-            var update = RowOuter(Key(kc, order - 1), vOne.narrow(2, offset + i0, n)).transpose(-1, -2).matmul(kc);
-            if (m is null) m = update.MoveToOuterDisposeScope();
-            else m.add_(update);
-        }
-
-        // dk, dv: queries after the chunk, carried backward in Nq = Σ_i (φ′_q ⊗ Ĝ′)_iᵀ q_i and P = Σ_i φ_q(q_i)ᵀ Ĝ_i.
-        Tensor? nqState = null, p = null;
-        for (int c = starts.Length - 1; c >= 0; c--)
-        {
-            using var step = NewDisposeScope();
-            long i0 = starts[c], n = Size(i0);
-            var kc = k.narrow(2, offset + i0, n);
-            if (nqState is not null)
+            var perHead = PerHead(new[] { q, k, v, o, g, gradOutput }, t =>
             {
-                dkWindow[c].add_(RowOuter(Key(kc, order - 1), vOne.narrow(2, offset + i0, n)).matmul(nqState));
-                dvWindow[c].add_(Key(kc, order).matmul(p!));
-            }
-            var qc = q.narrow(2, i0, n);
-            var nqUpdate = RowOuter(Query(qc, b), gPrime.narrow(2, i0, n)).transpose(-1, -2).matmul(qc);
-            var pUpdate = Query(qc, a).transpose(-1, -2).matmul(gHat.narrow(2, i0, n));
-            if (nqState is null) { nqState = nqUpdate.MoveToOuterDisposeScope(); p = pUpdate.MoveToOuterDisposeScope(); }
-            else { nqState.add_(nqUpdate); p!.add_(pUpdate); }
+                var (dq1, dk1, dv1) = Backward(t[0], t[1], t[2], t[3], t[4], t[5], a, chunk);
+                return new[] { dq1, dk1, dv1 };
+            });
+            return (perHead[0], perHead[1], perHead[2]);
+        }
+        using var scope = NewDisposeScope();
+        var b = Derivative(a);
+        long nq = q.shape[2], offset = k.shape[2] - nq, dv = v.shape[3];
+        var (gHat, gPrime) = ScaledOutputGradients(o, g, gradOutput);
+        var (qx, kx, vOne) = (features.Extend(q), features.Extend(k), AppendOnes(v));
+        var groups = Groups(features, q, chunk).ToArray();
+        int rows = TokensPerChunk(features, k, chunk);
+
+        var dq = new Tensor[groups.Length];
+        var dkWindow = new Tensor[groups.Length];
+        var dvWindow = new Tensor[groups.Length];
+
+        // Forward in the sequence: the dense masked block of each chunk, and dq from the keys before the chunk.
+        var keyCarry = InitialState(features, kx, vOne, offset, rows);                 // [B, H, Dv + 1, F]
+        for (int i = 0; i < groups.Length; i++)
+        {
+            using var step = NewDisposeScope();
+            var (start, count, size) = groups[i];
+            var (qb, kb) = (Blocks(q, start, count, size), Blocks(k, offset + start, count, size));
+            var (vb, gpb) = (Blocks(vOne, offset + start, count, size), Blocks(gPrime, start, count, size));
+            var s = qb.matmul(kb.transpose(-1, -2));                                     // [B, H, G, c, c]
+            var f = Polynomial(s, a).tril_();
+            var ds = Polynomial(s, b).tril_().mul_(gpb.matmul(vb.transpose(-1, -2)));
+            var before = PrefixStates(features, Blocks(kx, offset + start, count, size), vb, keyCarry);
+            var dqb = ds.matmul(kb).add_(features.Gradient(features.Tilde(Blocks(qx, start, count, size)), gpb, features.GradientMatrix(before)));
+            dq[i] = dqb.flatten(2, 3).MoveToOuterDisposeScope();
+            dkWindow[i] = ds.transpose(-1, -2).matmul(qb).MoveToOuterDisposeScope();
+            dvWindow[i] = f.transpose(-1, -2).matmul(Blocks(gHat, start, count, size)).MoveToOuterDisposeScope();
+        }
+
+        // Backward in the sequence: dk, dv from the queries after the chunk, R = Σ_i φ(q̃_i)ᵀ Ĝ′_i.
+        var queryCarry = zeros_like(keyCarry);                                            // [B, H, Dv + 1, F]
+        for (int i = groups.Length - 1; i >= 0; i--)
+        {
+            using var step = NewDisposeScope();
+            var (start, count, size) = groups[i];
+            var after = SuffixStates(features, Blocks(qx, start, count, size), Blocks(gPrime, start, count, size), queryCarry);
+            var kxb = Blocks(kx, offset + start, count, size);
+            dkWindow[i].add_(features.Gradient(features.Tilde(kxb), Blocks(vOne, offset + start, count, size), features.GradientMatrix(after)));
+            dvWindow[i].add_(features.Build(kxb).matmul(after.narrow(-1, 0, dv)));
+            dkWindow[i] = dkWindow[i].flatten(2, 3).MoveToOuterDisposeScope();
+            dvWindow[i] = dvWindow[i].flatten(2, 3).MoveToOuterDisposeScope();
         }
 
         // Keys before the first query's window are seen by every query.
         var dkParts = new List<Tensor>();
         var dvParts = new List<Tensor>();
-        foreach (var (kc, vc) in Chunks(k, chunk, 0, offset).Zip(Chunks(vOne, chunk, 0, offset)))
+        if (offset > 0)
         {
-            dkParts.Add(RowOuter(Key(kc, order - 1), vc).matmul(nqState!));
-            dvParts.Add(Key(kc, order).matmul(p!));
+            var weighted = features.Weigh(queryCarry.transpose(-1, -2));
+            var gradientMatrix = features.GradientMatrix(weighted);
+            foreach (var (kc, vc) in Chunks(kx, rows, 0, offset).Zip(Chunks(vOne, rows, 0, offset)))
+            {
+                dkParts.Add(features.Gradient(features.Tilde(kc), vc, gradientMatrix));
+                dvParts.Add(features.Build(kc).matmul(weighted.narrow(-1, 0, dv)));
+            }
         }
         dkParts.AddRange(dkWindow);
         dvParts.AddRange(dvWindow);
         return (cat(dq, 2).MoveToOuterDisposeScope(), cat(dkParts, 2).MoveToOuterDisposeScope(), cat(dvParts, 2).MoveToOuterDisposeScope());
     }
+
+    /// <summary>Σ over the keys before the first query's window of [v, 1]ᵀ·φ(k̃): [B, H, Dv + 1, F] (zeros without a KV offset).</summary>
+    static Tensor InitialState(PackedTaylorFeatures features, Tensor kx, Tensor vOne, long offset, int rows) =>
+        offset > 0
+            ? KeyValueState(features, kx.narrow(2, 0, offset), vOne.narrow(2, 0, offset), rows).transpose(-1, -2).contiguous()
+            : zeros(kx.shape[0], kx.shape[1], vOne.shape[3], features.Size, dtype: kx.dtype, device: kx.device);
+
+    /// <summary>
+    /// Weighted key states before each chunk of a group, w ⊙ (carry + Σ of the group's earlier chunks) [B, H, G, F, C],
+    /// for extended keys [B, H, G, c, ·] and u [B, H, G, c, C]; the carry [B, H, C, F] then moves past the group.
+    /// </summary>
+    static Tensor PrefixStates(PackedTaylorFeatures features, Tensor extendedBlocks, Tensor uBlocks, Tensor carry)
+    {
+        using var delta = uBlocks.transpose(-1, -2).matmul(features.Build(extendedBlocks)); // [B, H, G, C, F]
+        var before = delta.cumsum(2).sub_(delta).add_(carry.unsqueeze(2));                  // exclusive prefix + carry
+        carry.add_(delta.sum(2));
+        return features.Weigh(before.transpose(-1, -2));                                     // [B, H, G, F, C]
+    }
+
+    /// <summary>Weighted query states after each chunk of a group, w ⊙ (carry + Σ of the group's later chunks); the carry moves before the group.</summary>
+    static Tensor SuffixStates(PackedTaylorFeatures features, Tensor extendedBlocks, Tensor uBlocks, Tensor carry)
+    {
+        using var delta = uBlocks.transpose(-1, -2).matmul(features.Build(extendedBlocks)); // [B, H, G, C, F]
+        using var total = delta.sum(2, keepdim: true);                                      // [B, H, 1, C, F]
+        var after = (total - delta.cumsum(2)).add_(carry.unsqueeze(2));                      // exclusive suffix + carry
+        carry.add_(total.squeeze(2));
+        return features.Weigh(after.transpose(-1, -2));                                      // [B, H, G, F, C]
+    }
+
+    /// <summary>
+    /// Groups of whole chunks, (start, chunks G, chunk length c), G·c·F·B·H ≈ <see cref="FastmaxFactorized.FeatureChunkElements"/>;
+    /// a last partial chunk forms a group of its own.
+    /// </summary>
+    static IEnumerable<(long Start, long Count, long Size)> Groups(PackedTaylorFeatures features, Tensor q, int chunk)
+    {
+        long n = q.shape[2];
+        long perGroup = Math.Max(1, FeatureChunkElements / Math.Max(1, q.shape[0] * q.shape[1] * features.Size * chunk));
+        for (long start = 0; start < n;)
+        {
+            long whole = (n - start) / chunk;
+            if (whole == 0) { yield return (start, 1, n - start); yield break; }
+            long count = Math.Min(whole, perGroup);
+            yield return (start, count, chunk);
+            start += count * chunk;
+        }
+    }
+
+    /// <summary>Tokens [start, start + G·c) of x [B, H, N, ·] as G blocks of c: [B, H, G, c, ·] (a view).</summary>
+    static Tensor Blocks(Tensor x, long start, long count, long size) =>
+        x.narrow(2, start, count * size).unflatten(2, new[] { count, size });
 }

@@ -4,67 +4,149 @@ using static FastNotebooks.Attention.Fastmax.TaylorFeatures;
 namespace FastNotebooks.Attention.Fastmax;
 
 /// <summary>
-/// Unmasked Fastmax by factorized moments (README.md, "Unmasked"): with φ the Taylor features and v′ = [v, 1],
-/// S = Σ_j φ_k(k_j)ᵀ v′_j is one [F, Dv + 1] matrix and [numerator, g]_i = φ_q(q_i)·S. O(N·F·Dv) work;
-/// features exist for one chunk of tokens at a time. Inputs are already normalized (q may carry 1/temperature).
+/// Unmasked Fastmax by factorized moments (README.md, "Unmasked"): with φ the packed Taylor features
+/// (<see cref="PackedTaylorFeatures"/>), w their weights and v′ = [v, 1], S = Σ_j φ(k̃_j)ᵀ v′_j is one
+/// [F, Dv + 1] matrix and [numerator, g]_i = φ(q̃_i)·(w ⊙ S). O(N·F·Dv) work in a few large GEMMs; features
+/// exist for one chunk of tokens at a time. Inputs are already normalized (q may carry 1/temperature).
+/// Orders above 2 go to <see cref="FastmaxGathered"/>.
 /// </summary>
 public static class FastmaxFactorized
 {
+    /// <summary>
+    /// Working-set target of one feature chunk, in elements over all batches and heads (2 MiB in float32; about 1000 tokens at D = 32): large
+    /// enough that each GEMM is big, small enough to stay near the cache. The unmasked path uses chunks of
+    /// at least the caller's <c>chunk</c> tokens and at most this many feature elements.
+    /// </summary>
+    public const long FeatureChunkElements = 1L << 19;
+
+    /// <summary>Fewest tokens per unmasked chunk: below this the GEMMs get too thin (large D or many heads).</summary>
+    const int MinimumTokensPerChunk = 256;
+
     /// <summary>o [B, H, Nq, Dv] and the denominator g [B, H, Nq] for q [B, H, Nq, D], k [B, H, Nk, D], v [B, H, Nk, Dv].</summary>
     public static (Tensor Output, Tensor Denominator) Forward(Tensor q, Tensor k, Tensor v, double[] a, int chunk)
     {
+        if (a.Length > 3) return FastmaxGathered.Forward(q, k, v, a, chunk);
+        var features = new PackedTaylorFeatures((int)q.shape[3], a);
+        if (SplitHeads(features, q, MinimumTokensPerChunk))
+        {
+            var perHead = PerHead(new[] { q, k, v }, t => { var (o1, g1) = Forward(t[0], t[1], t[2], a, chunk); return new[] { o1, g1 }; });
+            return (perHead[0], perHead[1]);
+        }
         using var scope = NewDisposeScope();
-        int order = a.Length - 1;
-        var state = KeyValueState(k, v, order, chunk);                       // [B, H, F, Dv + 1]
-        var rows = Chunks(q, chunk).Select(qc => Query(qc, a).matmul(state)); // [B, H, c, Dv + 1]
-        var numeratorAndDenominator = cat(rows.ToList(), 2);
+        int rows = TokensPerChunk(features, q, chunk);
+        var weighted = features.Weigh(KeyValueState(features, features.Extend(k), AppendOnes(v), rows)); // [B, H, F, Dv + 1]
         long dv = v.shape[3];
-        var g = numeratorAndDenominator.select(-1, dv);
-        var o = numeratorAndDenominator.narrow(-1, 0, dv) / g.unsqueeze(-1);
+        var (values, ones) = (weighted.narrow(-1, 0, dv), weighted.narrow(-1, dv, 1));  // [B, H, F, Dv], [B, H, F, 1]
+        var numerators = new List<Tensor>();
+        var denominators = new List<Tensor>();
+        foreach (var qc in Chunks(features.Extend(q), rows))
+        {
+            // Two products rather than one with Dv + 1 columns: a GEMM with Dv = 32 or 64 columns runs at the
+            // BLAS kernel's full width, and the denominator is a matrix-vector product.
+            using var phi = features.Build(qc);                                   // [B, H, c, F]
+            numerators.Add(phi.matmul(values));                                   // [B, H, c, Dv]
+            denominators.Add(phi.matmul(ones));                                   // [B, H, c, 1]
+        }
+        var g = cat(denominators, 2);                                             // [B, H, Nq, 1]
+        var o = cat(numerators, 2).div_(g);
+        g = g.squeeze(-1);
         return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope());
     }
 
     /// <summary>
     /// Gradients for dL/do, recomputing the moments (README.md, "Backward"). With Ĝ_i = dO_i / g_i,
-    /// r_i = Ĝ_i·o_i and Ĝ′ = [Ĝ, −r], dL/ds_ij = f′(s_ij)·(Ĝ′_i·v′_j), which factorizes as
-    /// dq = (φ′_q ⊗ Ĝ′)·M with M = Σ_j (φ′_k ⊗ v′)_jᵀ k_j; dk = (φ′_k ⊗ v′)·Nq with Nq = Σ_i (φ′_q ⊗ Ĝ′)_iᵀ q_i;
-    /// and dv = φ_k·P with P = Σ_i φ_q(q_i)ᵀ Ĝ_i.
+    /// r_i = Ĝ_i·o_i and Ĝ′ = [Ĝ, −r], dL/ds_ij = f′(s_ij)·(Ĝ′_i·v′_j). With the key state S = Σ_j φ(k̃_j)ᵀ v′_j
+    /// and the query state R = Σ_i φ(q̃_i)ᵀ Ĝ′_i (both [F, Dv + 1]): dq_i = ∇_q Σ_c Ĝ′_ic φ(q̃_i)·(w ⊙ S)_c,
+    /// dk_j = ∇_k Σ_c v′_jc φ(k̃_j)·(w ⊙ R)_c (<see cref="PackedTaylorFeatures.Gradient"/>), and
+    /// dv_j = φ(k̃_j)·(w ⊙ R)[:, :Dv] since R's first Dv columns are Σ_i φ(q̃_i)ᵀ Ĝ_i.
     /// </summary>
     public static (Tensor Dq, Tensor Dk, Tensor Dv) Backward(
         Tensor q, Tensor k, Tensor v, Tensor o, Tensor g, Tensor gradOutput, double[] a, int chunk)
     {
-        using var scope = NewDisposeScope();
-        int order = a.Length - 1;
-        var b = Derivative(a);
-        var (gHat, gPrime) = ScaledOutputGradients(o, g, gradOutput);
-        var vOne = AppendOnes(v);
-
-        // Sums over all keys (for dq) and all queries (for dk, dv).
-        Tensor? m = null, nq = null, p = null;
-        foreach (var (kc, vc) in Chunks(k, chunk).Zip(Chunks(vOne, chunk)))
-            Accumulate(ref m, RowOuter(Key(kc, order - 1), vc).transpose(-1, -2).matmul(kc));
-        foreach (var (qc, gc, gpc) in Chunks(q, chunk).Zip(Chunks(gHat, chunk), Chunks(gPrime, chunk)))
+        if (a.Length > 3) return FastmaxGathered.Backward(q, k, v, o, g, gradOutput, a, chunk);
+        var features = new PackedTaylorFeatures((int)q.shape[3], a);
+        if (SplitHeads(features, q, MinimumTokensPerChunk))
         {
-            Accumulate(ref nq, RowOuter(Query(qc, b), gpc).transpose(-1, -2).matmul(qc));
-            Accumulate(ref p, Query(qc, a).transpose(-1, -2).matmul(gc));
+            var perHead = PerHead(new[] { q, k, v, o, g, gradOutput }, t =>
+            {
+                var (dq1, dk1, dv1) = Backward(t[0], t[1], t[2], t[3], t[4], t[5], a, chunk);
+                return new[] { dq1, dk1, dv1 };
+            });
+            return (perHead[0], perHead[1], perHead[2]);
         }
+        using var scope = NewDisposeScope();
+        int rows = TokensPerChunk(features, q, chunk);
+        var (_, gPrime) = ScaledOutputGradients(o, g, gradOutput);
+        var (qx, kx, vOne) = (features.Extend(q), features.Extend(k), AppendOnes(v));
+        long dv = v.shape[3];
 
-        var dq = cat(Chunks(q, chunk).Zip(Chunks(gPrime, chunk))
-            .Select(t => RowOuter(Query(t.First, b), t.Second).matmul(m!)).ToList(), 2);
-        var dk = cat(Chunks(k, chunk).Zip(Chunks(vOne, chunk))
-            .Select(t => RowOuter(Key(t.First, order - 1), t.Second).matmul(nq!)).ToList(), 2);
-        var dv = cat(Chunks(k, chunk).Select(kc => Key(kc, order).matmul(p!)).ToList(), 2);
-        return (dq.MoveToOuterDisposeScope(), dk.MoveToOuterDisposeScope(), dv.MoveToOuterDisposeScope());
+        var keyState = features.Weigh(KeyValueState(features, kx, vOne, rows));     // w ⊙ S [B, H, F, Dv + 1]
+        var queryState = features.Weigh(KeyValueState(features, qx, gPrime, rows)); // w ⊙ R [B, H, F, Dv + 1]
+        var valueState = queryState.narrow(-1, 0, dv);                                // [B, H, F, Dv]
+        var (keyGradient, queryGradient) = (features.GradientMatrix(keyState), features.GradientMatrix(queryState));
+
+        var dq = cat(Chunks(qx, rows).Zip(Chunks(gPrime, rows))
+            .Select(t => features.Gradient(features.Tilde(t.First), t.Second, keyGradient)).ToList(), 2);
+        var dk = new List<Tensor>();
+        var dvParts = new List<Tensor>();
+        foreach (var (kc, vc) in Chunks(kx, rows).Zip(Chunks(vOne, rows)))
+        {
+            using var step = NewDisposeScope();
+            dk.Add(features.Gradient(features.Tilde(kc), vc, queryGradient).MoveToOuterDisposeScope());
+            dvParts.Add(features.Build(kc).matmul(valueState).MoveToOuterDisposeScope());
+        }
+        return (dq.MoveToOuterDisposeScope(), cat(dk, 2).MoveToOuterDisposeScope(), cat(dvParts, 2).MoveToOuterDisposeScope());
     }
 
-    /// <summary>S = Σ_j φ_k(k_j)ᵀ [v_j, 1] over all keys: [B, H, F, Dv + 1].</summary>
-    internal static Tensor KeyValueState(Tensor k, Tensor v, int order, int chunk)
+    /// <summary>Σ_j φ(x̃_j)ᵀ u_j over all tokens of an extended x [B, H, N, ·] and u [B, H, N, C]: [B, H, F, C].</summary>
+    internal static Tensor KeyValueState(PackedTaylorFeatures features, Tensor extended, Tensor u, int rows)
     {
         using var scope = NewDisposeScope();
         Tensor? state = null;
-        foreach (var (kc, vc) in Chunks(k, chunk).Zip(Chunks(v, chunk)))
-            Accumulate(ref state, Key(kc, order).transpose(-1, -2).matmul(AppendOnes(vc)));
-        return state!.MoveToOuterDisposeScope();
+        foreach (var (xc, uc) in Chunks(extended, rows).Zip(Chunks(u, rows)))
+        {
+            using var step = NewDisposeScope();
+            // uᵀ·φ [C, F] rather than φᵀ·u [F, C]: the same product, but BLAS runs it markedly faster (measured).
+            Accumulate(ref state, uc.transpose(-1, -2).matmul(features.Build(xc)).MoveToOuterDisposeScope());
+        }
+        return state!.transpose(-1, -2).MoveToOuterDisposeScope();              // [B, H, F, C] (a view)
+    }
+
+    /// <summary>Chunk length for the unmasked path: the caller's chunk, grown until one chunk holds about <see cref="FeatureChunkElements"/> features.</summary>
+    internal static int TokensPerChunk(PackedTaylorFeatures features, Tensor x, int chunk)
+    {
+        long heads = x.shape[0] * x.shape[1], n = Math.Max(1, x.shape[2]);
+        long budget = FeatureChunkElements / Math.Max(1, heads * features.Size);
+        long longest = Math.Clamp(Math.Max(Math.Max(chunk, budget), MinimumTokensPerChunk), 1, n);
+        long chunks = (n + longest - 1) / longest;
+        return (int)((n + chunks - 1) / chunks);   // equal chunks: 1024 tokens as 2 × 512, not 934 + 90
+    }
+
+    /// <summary>
+    /// True when all heads' features for <paramref name="tokens"/> tokens exceed <see cref="FeatureChunkElements"/>:
+    /// then one head at a time keeps each chunk near the cache instead of thinning the chunks (B·H = 32 at D = 32
+    /// would otherwise leave 29 tokens per chunk, or an 18 MB chunk at 256).
+    /// </summary>
+    internal static bool SplitHeads(PackedTaylorFeatures features, Tensor x, long tokens) =>
+        x.shape[0] * x.shape[1] > 1 && x.shape[0] * x.shape[1] * features.Size * Math.Min(tokens, x.shape[2]) > FeatureChunkElements;
+
+    /// <summary>
+    /// Runs <paramref name="kernel"/> on each (batch, head) slice [1, 1, ...] of the inputs [B, H, ...] and stacks
+    /// its outputs back to [B, H, ...].
+    /// </summary>
+    internal static Tensor[] PerHead(Tensor[] inputs, Func<Tensor[], Tensor[]> kernel)
+    {
+        using var scope = NewDisposeScope();
+        long b = inputs[0].shape[0], h = inputs[0].shape[1];
+        var flat = inputs.Select(x => x.flatten(0, 1)).ToArray();                  // [B·H, ...]
+        List<Tensor>[]? outputs = null;
+        for (long i = 0; i < b * h; i++)
+        {
+            var results = kernel(flat.Select(x => x.narrow(0, i, 1).unsqueeze(0)).ToArray()); // [1, 1, ...]
+            outputs ??= results.Select(_ => new List<Tensor>()).ToArray();
+            for (int j = 0; j < results.Length; j++) outputs[j].Add(results[j]);
+        }
+        return outputs!.Select(parts => cat(parts, 1).unflatten(1, new[] { b, h }).squeeze(0).MoveToOuterDisposeScope()).ToArray();
     }
 
     /// <summary>Ĝ = dO / g and Ĝ′ = [Ĝ, −Ĝ·o]; Ĝ′·[v, 1] = Ĝ·(v − o) is dL/df up to the factor f′.</summary>

@@ -96,11 +96,12 @@ public static class TaylorFeatures
     /// <summary>f(s) = Σ_l c_l s^l by Horner's rule, elementwise.</summary>
     public static Tensor Polynomial(Tensor s, IReadOnlyList<double> coefficients)
     {
-        using var scope = NewDisposeScope();
-        var result = full_like(s, coefficients[^1]);
-        for (int l = coefficients.Count - 2; l >= 0; l--)
-            result = result * s + coefficients[l];
-        return result.MoveToOuterDisposeScope();
+        if (coefficients.Count == 1) return full_like(s, coefficients[0]);
+        var result = s * coefficients[^1];                  // in place from here: one buffer for the whole recursion
+        result.add_(coefficients[^2]);
+        for (int l = coefficients.Count - 3; l >= 0; l--)
+            result.mul_(s).add_(coefficients[l]);
+        return result;
     }
 
     /// <summary>Coefficients of f′: (l + 1)·c_{l+1}, l = 0..p−1.</summary>

@@ -1,0 +1,119 @@
+using FastNotebooks.Attention.Fastmax;
+using FastNotebooks.Attention.Softmax;
+using FastNotebooks.Verification;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FastNotebooks.Bench;
+
+/// <summary>One measured implementation on one case. Times are medians in milliseconds; null where not run.</summary>
+public sealed record BenchRow(
+    string Implementation, int N, int D, int Order, bool Causal, int BatchHeads,
+    double ForwardMs, double? ForwardBackwardMs, double Gflops, double FractionOfGemm, double? PeakGrowthMb, double? SpeedupOverSoftmax);
+
+/// <summary>A correctness re-check inside the run: Fastmax (float64) against the dense reference, output and gradients.</summary>
+public sealed record CheckRow(string Case, double OutputRelativeError, double GradientRelativeError, bool Passed);
+
+/// <summary>Times Fastmax, libtorch SDPA and the dense reference on the cases of a profile (forward, forward + backward, memory).</summary>
+public sealed class AttentionBench(BenchProfile profile, double gemmGflops, Action<string>? log = null)
+{
+    /// <summary>Fastmax backward is timed up to this length (the 65536-token causal case is a memory check).</summary>
+    const int BackwardMaxN = 16384;
+
+    /// <summary>SDPA runs only where B·H·N² stays below this (it is O(N²); larger cases would dominate the run).</summary>
+    const double SoftmaxMaxWork = 16384.0 * 16384;
+
+    public List<BenchRow> Run()
+    {
+        var rows = new List<BenchRow>();
+        foreach (var c in profile.Cases)
+        {
+            log?.Invoke(c.ToString());
+            using var scope = NewDisposeScope();
+            var generator = new Generator(17);
+            long[] shape = { c.Batch, c.Heads, c.N, c.D };
+            var (q, k, v) = (randn(shape, generator: generator), randn(shape, generator: generator), randn(shape, generator: generator));
+            var options = new FastmaxOptions { Order = c.Order, Causal = c.Causal };
+            double fastmaxFlops = c.BatchHeads * FlopCounts.FastmaxForward(c.N, c.D, c.Dv, c.Order);
+            double softmaxFlops = c.BatchHeads * FlopCounts.SoftmaxForward(c.N, c.D, c.Causal);
+            int repeats = c.N >= 65536 ? 1 : profile.Repeats;
+
+            bool backward = c.N <= BackwardMaxN && (c.BatchHeads == 1 || profile.Name == "full");
+            var fastmax = Measure((a, b, d) => Fastmax.Attention(a, b, d, options), q, k, v, repeats, backward);
+            BenchRow? softmax = null;
+            if (c.N <= profile.SoftmaxMaxN && (double)c.BatchHeads * c.N * c.N <= SoftmaxMaxWork)
+            {
+                var s = Measure((a, b, d) => SoftmaxAttention.Attention(a, b, d, c.Causal), q, k, v, repeats, backward: true);
+                softmax = Row("sdpa", c, s, softmaxFlops, null);
+            }
+            rows.Add(Row("fastmax", c, fastmax, fastmaxFlops, softmax is null ? null : softmax.ForwardMs / fastmax.Forward));
+            if (softmax is not null) rows.Add(softmax);
+            if (c.N <= profile.DenseMaxN && c.BatchHeads == 1)
+                rows.Add(Row("dense", c, Measure((a, b, d) => FastmaxDense.Attention(a, b, d, options), q, k, v, repeats, backward: true), fastmaxFlops, null));
+        }
+        return rows;
+    }
+
+    BenchRow Row(string name, BenchCase c, (double Forward, double? ForwardBackward, double? Peak) m, double flops, double? speedup)
+    {
+        double gflops = flops / (m.Forward * 1e6);
+        return new BenchRow(name, c.N, c.D, c.Order, c.Causal, c.BatchHeads, m.Forward, m.ForwardBackward, gflops, gflops / gemmGflops, m.Peak, speedup);
+    }
+
+    static (double Forward, double? ForwardBackward, double? Peak) Measure(
+        Func<Tensor, Tensor, Tensor, Tensor> attention, Tensor q, Tensor k, Tensor v, int repeats, bool backward)
+    {
+        double forward;
+        long? peak;
+        using (no_grad())
+        {
+            // Memory first, on a cold call: later calls reuse what the allocator kept, which would hide the growth.
+            peak = ProcessMemory.PeakGrowth(() => { using var o = attention(q, k, v); });
+            forward = Timing.Median(() => { using var o = attention(q, k, v); }, repeats);
+        }
+        double? forwardBackward = null;
+        if (backward)
+        {
+            using var scope = NewDisposeScope();
+            var inputs = new[] { q.detach().requires_grad_(), k.detach().requires_grad_(), v.detach().requires_grad_() };
+            var weights = randn_like(q.narrow(-1, 0, v.shape[^1]));
+            forwardBackward = Timing.Median(() =>
+            {
+                using var step = NewDisposeScope();
+                var loss = (attention(inputs[0], inputs[1], inputs[2]) * weights).sum();
+                autograd.grad(new[] { loss }, inputs);
+            }, repeats);
+        }
+        return (forward, forwardBackward, peak / (1024.0 * 1024.0));
+    }
+
+    /// <summary>Fastmax against the dense reference in float64 at small N (several chunks, odd D), output and dq, dk, dv.</summary>
+    public static List<CheckRow> CheckCorrectness()
+    {
+        var rows = new List<CheckRow>();
+        foreach (int order in new[] { 1, 2 })
+            foreach (bool causal in new[] { false, true })
+                foreach (int d in new[] { 7, 32 })
+                {
+                    using var scope = NewDisposeScope();
+                    var options = new FastmaxOptions { Order = order, Causal = causal, ChunkSize = 64 };
+                    var generator = new Generator(5);
+                    long[] shape = { 2, 2, 257, d };
+                    var inputs = Enumerable.Range(0, 3).Select(_ => randn(shape, dtype: ScalarType.Float64, generator: generator).requires_grad_()).ToArray();
+                    var weights = randn(shape, dtype: ScalarType.Float64, generator: generator);
+                    Tensor[] Run(Func<Tensor, Tensor, Tensor, Tensor> f)
+                    {
+                        var o = f(inputs[0], inputs[1], inputs[2]);
+                        var grads = autograd.grad(new[] { (o * weights).sum() }, inputs);
+                        return new[] { o.detach(), grads[0], grads[1], grads[2] };
+                    }
+                    var fast = Run((a, b, c) => Fastmax.Attention(a, b, c, options));
+                    var dense = Run((a, b, c) => FastmaxDense.Attention(a, b, c, options));
+                    var output = ErrorReport.Of("o", fast[0], dense[0]);
+                    var gradient = Enumerable.Range(1, 3).Select(i => ErrorReport.Of("grad", fast[i], dense[i]).RelativeError).Max();
+                    bool passed = !output.HasNaN && output.RelativeError < 1e-10 && gradient < 1e-8;
+                    rows.Add(new CheckRow($"N=257 D={d} p={order}{(causal ? " causal" : "")} chunk=64, float64", output.RelativeError, gradient, passed));
+                }
+        return rows;
+    }
+}

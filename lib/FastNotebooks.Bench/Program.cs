@@ -1,0 +1,60 @@
+using System.Globalization;
+using System.Text.Json;
+using FastNotebooks.Bench;
+using Spectre.Console;
+using static TorchSharp.torch;
+
+// Fastmax vs SDPA vs the dense reference: forward, forward + backward, GFLOP/s against a same-run GEMM, peak memory.
+// Usage: dotnet run -c Release --project lib/FastNotebooks.Bench -- [--quick | --full] [--threads N] [--out artifacts/bench]
+var profile = args.Contains("--full") ? BenchProfile.Full : BenchProfile.Quick;
+string? Value(string name) => Array.IndexOf(args, name) is int i && i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+var outDir = Value("--out") ?? Path.Combine("artifacts", "bench");
+var unknown = args.Where(a => a.StartsWith("--") && a is not ("--quick" or "--full" or "--out" or "--threads")).ToList();
+if (unknown.Count > 0) { Console.Error.WriteLine($"unknown option(s): {string.Join(", ", unknown)}; use --quick, --full, --threads N, --out DIR"); return 2; }
+// On a shared machine, libtorch's threads wait on each other behind other processes; --threads 1 gives steadier ratios.
+if (Value("--threads") is string threads) set_num_threads(int.Parse(threads, CultureInfo.InvariantCulture));
+if (Console.IsOutputRedirected || AnsiConsole.Profile.Width < 140) AnsiConsole.Profile.Width = 160;
+
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+var started = DateTime.UtcNow;
+AnsiConsole.MarkupLine($"[bold]Fastmax bench[/] profile={profile.Name}, libtorch threads={get_num_threads()}");
+
+var checks = AttentionBench.CheckCorrectness();
+var gemmBefore = Roofline.MeasureGemmGflops();
+AnsiConsole.MarkupLine($"GEMM 2048³ fp32: {gemmBefore:F1} GFLOP/s");
+// The roofline is the better of two GEMM measurements, before and after: on a shared machine that is the fairer bar.
+var bench = new AttentionBench(profile, gemmBefore, line => AnsiConsole.MarkupLine($"[grey]  {Markup.Escape(line)}[/]"));
+var rows = bench.Run();
+var gemmAfter = Roofline.MeasureGemmGflops();
+double gemm = Math.Max(gemmBefore, gemmAfter);
+rows = rows.Select(r => r with { FractionOfGemm = r.Gflops / gemm }).ToList();
+var targets = Targets.Evaluate(rows);
+
+var checkTable = new Table().AddColumns("correctness re-check", "output rel. err", "max grad rel. err", "ok");
+foreach (var c in checks) checkTable.AddRow(c.Case, $"{c.OutputRelativeError:E1}", $"{c.GradientRelativeError:E1}", c.Passed ? "[green]yes[/]" : "[red]NO[/]");
+AnsiConsole.Write(checkTable);
+
+var table = new Table().AddColumns("impl", "N", "D", "p", "causal", "B·H", "fwd ms", "fwd+bwd ms", "fb/f", "GFLOP/s", "% GEMM", "peak ΔMB", "× SDPA");
+foreach (var r in rows)
+    table.AddRow(r.Implementation, $"{r.N}", $"{r.D}", $"{r.Order}", r.Causal ? "yes" : "", $"{r.BatchHeads}", $"{r.ForwardMs:F2}",
+        r.ForwardBackwardMs is double fb ? $"{fb:F2}" : "–", r.ForwardBackwardMs is double fb2 ? $"{fb2 / r.ForwardMs:F2}" : "–",
+        $"{r.Gflops:F1}", $"{100 * r.FractionOfGemm:F0}", r.PeakGrowthMb is double m ? $"{m:F0}" : "–",
+        r.SpeedupOverSoftmax is double s ? $"{s:F1}" : "–");
+AnsiConsole.Write(table);
+AnsiConsole.MarkupLine($"GEMM roofline: {gemmBefore:F1} GFLOP/s before, {gemmAfter:F1} after; fractions use {gemm:F1}. Fastmax GFLOP/s count 4·N·F·(Dv+1), SDPA 4·N²·D (half causal).");
+
+var targetTable = new Table().AddColumns("target", "measured", "met");
+foreach (var t in targets) targetTable.AddRow(Markup.Escape(t.Target), Markup.Escape(t.Measured), t.Met ? "[green]yes[/]" : "[red]no[/]");
+AnsiConsole.Write(targetTable);
+
+Directory.CreateDirectory(outDir);
+string stamp = started.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
+var report = new { profile = profile.Name, started, seconds = (DateTime.UtcNow - started).TotalSeconds, threads = get_num_threads(), gemmGflops = new { before = gemmBefore, after = gemmAfter, used = gemm }, checks, rows, targets };
+string json = Path.Combine(outDir, $"bench-{profile.Name}-{stamp}.json");
+File.WriteAllText(json, JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
+string csv = Path.Combine(outDir, $"bench-{profile.Name}-{stamp}.csv");
+File.WriteAllLines(csv, rows.Select(r => string.Join(",", r.Implementation, r.N, r.D, r.Order, r.Causal, r.BatchHeads, r.ForwardMs, r.ForwardBackwardMs, r.Gflops, r.FractionOfGemm, r.PeakGrowthMb, r.SpeedupOverSoftmax))
+    .Prepend("implementation,n,d,order,causal,batch_heads,forward_ms,forward_backward_ms,gflops,fraction_of_gemm,peak_growth_mb,speedup_over_sdpa"));
+AnsiConsole.MarkupLine($"wrote {Markup.Escape(json)} and {Markup.Escape(csv)} in {(DateTime.UtcNow - started).TotalSeconds:F0} s");
+return checks.All(c => c.Passed) ? 0 : 1;

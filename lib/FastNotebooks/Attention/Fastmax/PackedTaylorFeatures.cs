@@ -1,0 +1,143 @@
+using static TorchSharp.torch;
+
+namespace FastNotebooks.Attention.Fastmax;
+
+/// <summary>
+/// Taylor features of order p ≤ 2 built without index gathers (README.md, "Packed features"). Append a constant
+/// to each token, x̃ = [x, 1] (D̃ = D + 1 entries): every monomial of x of degree ≤ 2 is then a degree-2 monomial
+/// x̃_i·x̃_j, so one product of x̃ with its cyclic shifts gives them all. Feature f = i·Rows + d holds
+/// x̃_i·x̃_{(i+d) mod D̃}, i = 0..D̃−1, d = 0..⌊D̃/2⌋: the diagonals d and D̃ − d of x̃x̃ᵀ share one row, so for
+/// odd D̃ (even D) every monomial appears exactly once and F = 1 + D + D(D+1)/2; for even D̃ the last row repeats
+/// its monomials twice (D̃/2 extra features, half weight each). The shifts are windows of [x̃, x̃] (a strided
+/// view, <c>unfold</c>), so a chunk of features is one broadcast multiply.
+/// Features are bare monomials on both sides; f(x·y) = Σ_f w_f φ_f(x̃) φ_f(ỹ), and the weights w (a_l times the
+/// multiplicity) are applied to the F×(Dv+1) states, never to the N×F features.
+/// </summary>
+public sealed class PackedTaylorFeatures
+{
+    /// <summary>Coordinates D of x.</summary>
+    public int D { get; }
+
+    /// <summary>Order p: 1 or 2.</summary>
+    public int Order { get; }
+
+    /// <summary>Entries of x̃ = [x, 1].</summary>
+    public int Extended => D + 1;
+
+    /// <summary>Rows of the packed block (p = 2): ⌊D̃/2⌋ + 1.</summary>
+    public int Rows => Order == 1 ? 1 : Extended / 2 + 1;
+
+    /// <summary>Features per token: D̃ for p = 1, Rows·D̃ for p = 2.</summary>
+    public long Size => (long)Rows * Extended;
+
+    readonly double[] _weights;
+    readonly long[] _pairIndex, _pairIndexTransposed;
+
+    /// <param name="d">Coordinates D of x.</param>
+    /// <param name="coefficients">a_0..a_p with p ∈ {1, 2}.</param>
+    public PackedTaylorFeatures(int d, IReadOnlyList<double> coefficients)
+    {
+        if (coefficients.Count is < 2 or > 3)
+            throw new ArgumentException($"packed features cover orders 1 and 2; got {coefficients.Count - 1}", nameof(coefficients));
+        D = d;
+        Order = coefficients.Count - 1;
+        int e = Extended;
+        _weights = new double[Size];
+        _pairIndex = new long[Size];
+        _pairIndexTransposed = new long[Size];
+        for (int row = 0; row < Rows; row++)
+            for (int i = 0; i < e; i++)
+            {
+                int j = Order == 1 ? e - 1 : (i + row) % e;  // p = 1: the monomial x̃_i·1
+                int degree = (i < d ? 1 : 0) + (j < d ? 1 : 0);
+                if (Order == 1) degree = i < d ? 1 : 0;
+                double multiplicity = Order == 2 && degree == 2 && i != j ? 2 : 1; // (x·y)² counts x_m x_l twice
+                if (Order == 2 && e % 2 == 0 && row == e / 2) multiplicity /= 2;   // the repeated last row
+                int f = i * Rows + row;
+                _weights[f] = coefficients[degree] * multiplicity;
+                _pairIndex[f] = (long)i * e + j;
+                _pairIndexTransposed[f] = (long)j * e + i;
+            }
+    }
+
+    /// <summary>
+    /// The per-token input of <see cref="Build"/>: [x, 1, x, 1] [..., N, 2D̃] for p = 2, [x, 1] [..., N, D̃] for p = 1.
+    /// Built once per tensor (O(N·D)); chunks are narrowed from it.
+    /// </summary>
+    public Tensor Extend(Tensor x)
+    {
+        using var one = ones_like(x.narrow(-1, 0, 1));
+        return Order == 1 ? cat(new[] { x, one }, -1) : cat(new[] { x, one, x, one }, -1);
+    }
+
+    /// <summary>x̃ [..., n, D̃] as a view of an extended tensor.</summary>
+    public Tensor Tilde(Tensor extended) => extended.narrow(-1, 0, Extended);
+
+    /// <summary>Bare features φ(x̃) [..., n, F] from an extended chunk [..., n, 2D̃]: one multiply, no gather.</summary>
+    public Tensor Build(Tensor extended)
+    {
+        if (Order == 1) return extended.contiguous();
+        var shape = extended.shape.ToArray();
+        shape[^1] = Size;
+        using var shifts = extended.unfold(-1, Extended, 1).narrow(-2, 0, Rows);  // [..., n, Rows, D̃]: x̃_{(i+d) mod D̃}
+        using var tilde = Tilde(extended).unsqueeze(-2);                           // [..., n, 1, D̃]
+        using var product = shifts * tilde;                                        // [..., n, Rows, D̃]
+        // libtorch usually lays the product out as [..., n, D̃, Rows] (the Rows stride is 1 in both inputs), so
+        // feature f = i·Rows + d; reshape is then a view (and copies, still correctly, under another layout).
+        using var transposed = product.transpose(-1, -2);                          // [..., n, D̃, Rows]
+        return transposed.reshape(shape);                                          // [..., n, F]
+    }
+
+    /// <summary>The weights w [F, 1] with f(x·y) = Σ_f w_f φ_f(x̃) φ_f(ỹ).</summary>
+    public Tensor Weights(ScalarType dtype, Device device) =>
+        tensor(_weights, dtype: dtype, device: device).unsqueeze(-1);
+
+    /// <summary>w ⊙ S for a state S [..., F, C]: the query side of f, applied to a small matrix.</summary>
+    public Tensor Weigh(Tensor state)
+    {
+        // One weight tensor per plan and dtype: the causal kernels weigh a state in every chunk.
+        if (_cachedWeights is null || _cachedWeights.dtype != state.dtype || _cachedWeights.device.ToString() != state.device.ToString())
+        {
+            _cachedWeights?.Dispose();
+            _cachedWeights = Weights(state.dtype, state.device).DetachFromDisposeScope();
+        }
+        return state * _cachedWeights;
+    }
+
+    Tensor? _cachedWeights;
+
+    /// <summary>
+    /// ∂/∂x of Σ_c u_c Σ_f φ_f(x̃)·W_fc for a weighted state W = w ⊙ S [..., F, C], per token: [..., n, D] for
+    /// x̃ [..., n, D̃] (the constant coordinate dropped) and u [..., n, C], with M = <see cref="GradientMatrix"/>(W).
+    /// p = 2: one GEMM of the row-wise outer product (x̃ ⊗ u) [n, D̃·C] with M [D̃·C, D]; p = 1: u·M, M [C, D].
+    /// </summary>
+    public Tensor Gradient(Tensor tilde, Tensor u, Tensor gradientMatrix)
+    {
+        if (Order == 1) return u.matmul(gradientMatrix);                             // [..., n, D]
+        using var outer = TaylorFeatures.RowOuter(tilde, u);                          // [..., n, D̃·C]
+        return outer.matmul(gradientMatrix);                                          // [..., n, D]
+    }
+
+    /// <summary>
+    /// The state side of <see cref="Gradient"/> for W = w ⊙ S [..., F, C] (a small tensor; computed once per state).
+    /// p = 1: M = W[:D]ᵀ [..., C, D]. p = 2: the quadratic form in x̃ is unpacked to the symmetric
+    /// T [..., D̃, D̃, C], Σ_f φ_f(x̃) W_fc = x̃ᵀ T_c x̃, so ∇ = 2·Σ_c u_c T_c x̃ and M[(b, c), a] = 2·T[a, b, c], [..., D̃·C, D].
+    /// </summary>
+    public Tensor GradientMatrix(Tensor weightedState)
+    {
+        if (Order == 1) return weightedState.narrow(-2, 0, D).transpose(-1, -2).contiguous(); // [..., C, D]
+        using var scope = NewDisposeScope();
+        var shape = weightedState.shape;
+        long c = shape[^1], e = Extended;
+        var batch = shape.Take(shape.Length - 2).ToArray();
+        var device = weightedState.device;
+        var symmetric = zeros(batch.Append(e * e).Append(c).ToArray(), dtype: weightedState.dtype, device: device);
+        int dim = batch.Length;  // T[i, j] and T[j, i] each get half of a pair's weight
+        symmetric.index_add_(dim, tensor(_pairIndex, device: device), weightedState, 0.5);
+        symmetric.index_add_(dim, tensor(_pairIndexTransposed, device: device), weightedState, 0.5);
+        var m = (2 * symmetric).view(batch.Append(e).Append(e).Append(c).ToArray())  // [..., b, a, c]
+            .narrow(-2, 0, D)                                                       // a < D: x, not the constant
+            .transpose(-1, -2).reshape(batch.Append(e * c).Append(D).ToArray());    // [..., b·C + c, a]
+        return m.MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,32 @@
+namespace FastNotebooks.Bench;
+
+/// <summary>
+/// Flops an algorithm needs (multiply and add counted separately), the yardstick for GFLOP/s. Fastmax counts
+/// only the two products of its symmetric factorization (README.md beside the kernels, "Unmasked").
+/// </summary>
+public static class FlopCounts
+{
+    /// <summary>2·m·n·k for an [m, k]·[k, n] product.</summary>
+    public static double Gemm(long m, long n, long k) => 2.0 * m * n * k;
+
+    /// <summary>Symmetric Taylor features of order ≤ p over D coordinates: Σ_l C(D + l − 1, l); 1 + D + D(D+1)/2 for p = 2.</summary>
+    public static long FeatureSize(long d, int order)
+    {
+        long size = 0, count = 1;
+        for (int l = 0; l <= order; l++)
+        {
+            if (l > 0) count = count * (d + l - 1) / l;
+            size += count;
+        }
+        return size;
+    }
+
+    /// <summary>
+    /// Unmasked Fastmax forward per head: the key state Σ φ(k)ᵀ[v, 1] and the query product φ(q)·S, 4·N·F·(Dv + 1)
+    /// (the causal form does the same plus its intra-chunk blocks, which this does not count).
+    /// </summary>
+    public static double FastmaxForward(long n, long d, long dv, int order) => 4.0 * n * FeatureSize(d, order) * (dv + 1);
+
+    /// <summary>Softmax attention forward per head: q·kᵀ and A·v, 4·N²·D (half of it when causal).</summary>
+    public static double SoftmaxForward(long n, long d, bool causal = false) => (causal ? 2.0 : 4.0) * n * n * d;
+}

@@ -1,0 +1,32 @@
+using System.Diagnostics;
+
+namespace FastNotebooks.Bench;
+
+/// <summary>Wall-clock timing of an action: warm-up runs first, then the median of repeats (robust to a noisy, shared machine).</summary>
+public static class Timing
+{
+    /// <summary>Every repeat's time in milliseconds, after <paramref name="warmup"/> untimed runs.</summary>
+    public static double[] Samples(Action action, int repeats, int warmup = 1)
+    {
+        for (int i = 0; i < warmup; i++) action();
+        var samples = new double[repeats];
+        for (int i = 0; i < repeats; i++)
+        {
+            var watch = Stopwatch.StartNew();
+            action();
+            samples[i] = watch.Elapsed.TotalMilliseconds;
+        }
+        return samples;
+    }
+
+    /// <summary>Median time in milliseconds of <paramref name="repeats"/> runs after <paramref name="warmup"/> untimed ones.</summary>
+    public static double Median(Action action, int repeats = 5, int warmup = 1) => Median(Samples(action, repeats, warmup));
+
+    /// <summary>Median of a sample (mean of the middle two for an even count).</summary>
+    public static double Median(IReadOnlyList<double> values)
+    {
+        var sorted = values.OrderBy(x => x).ToArray();
+        int m = sorted.Length / 2;
+        return sorted.Length % 2 == 1 ? sorted[m] : (sorted[m - 1] + sorted[m]) / 2;
+    }
+}
