@@ -24,9 +24,9 @@ public static class Fastmax
         AttentionInputs.Validate(q, k, v, options.Causal);
 
         using var scope = NewDisposeScope();
-        var qHat = FastmaxNormalizer.Normalize(q, options.Normalization);
+        var qHat = FastmaxNormalizer.Normalize(q, options.Normalization, options.Causal);
         if (options.Temperature != 1.0) qHat = qHat / options.Temperature;
-        var kHat = FastmaxNormalizer.Normalize(k, options.Normalization);
+        var kHat = FastmaxNormalizer.Normalize(k, options.Normalization, options.Causal);
 
         bool regularize = training && options.DropoutRate > 0;
         if (regularize && options.Dropout == FastmaxDropout.LinearTerm)

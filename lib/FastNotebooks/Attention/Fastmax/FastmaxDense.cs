@@ -29,7 +29,7 @@ public static class FastmaxDense
         AttentionInputs.Validate(q, k, k, options.Causal);
         var a = options.ResolvedCoefficients();
         using var scope = NewDisposeScope();
-        var s = Normalize(q, options.Normalization).matmul(Normalize(k, options.Normalization).transpose(-1, -2)) / options.Temperature;
+        var s = Normalize(q, options.Normalization, options.Causal).matmul(Normalize(k, options.Normalization, options.Causal).transpose(-1, -2)) / options.Temperature;
         var f = zeros_like(s);
         for (int l = 0; l < a.Length; l++) f = f + a[l] * s.pow(l);
         if (options.Causal)
@@ -41,17 +41,24 @@ public static class FastmaxDense
         return f.MoveToOuterDisposeScope();
     }
 
-    /// <summary>The normalizations written out plainly (an independent twin of <see cref="FastmaxNormalizer"/>).</summary>
-    public static Tensor Normalize(Tensor x, FastmaxNormalization normalization)
+    /// <summary>
+    /// The normalizations written out plainly (an independent twin of <see cref="FastmaxNormalizer"/>). Causal: token n is
+    /// scaled by the largest norm among tokens 0..n, found by an explicit loop over the prefix.
+    /// </summary>
+    public static Tensor Normalize(Tensor x, FastmaxNormalization normalization, bool causal = false)
     {
         using var scope = NewDisposeScope();
         var centered = normalization == FastmaxNormalization.MeanCentered ? x - x.mean(new long[] { 3 }, keepdim: true) : x;
         var tokenNorms = linalg.vector_norm(centered, dims: new long[] { 3 }, keepdim: true); // [B, H, N, 1]
+        var measure = normalization == FastmaxNormalization.SquaredNorm ? tokenNorms.square() : tokenNorms;
+        var scale = causal
+            ? stack(Enumerable.Range(0, (int)x.shape[2]).Select(n => measure.narrow(2, 0, n + 1).amax(new long[] { 2 })).ToArray(), 2) // [B, H, N, 1]
+            : measure.amax(new long[] { 2 }, keepdim: true);                                                                              // [B, H, 1, 1]
         var result = normalization switch
         {
             FastmaxNormalization.None => x * 1,
-            FastmaxNormalization.SquaredNorm => x / tokenNorms.square().amax(new long[] { 2 }, keepdim: true).clamp_min(FastmaxNormalizer.SquaredNormFloor),
-            _ => centered / tokenNorms.amax(new long[] { 2 }, keepdim: true).clamp_min(FastmaxNormalizer.NormFloor),
+            FastmaxNormalization.SquaredNorm => x / scale.clamp_min(FastmaxNormalizer.SquaredNormFloor),
+            _ => centered / scale.clamp_min(FastmaxNormalizer.NormFloor),
         };
         return result.MoveToOuterDisposeScope();
     }

@@ -18,8 +18,12 @@ public static class FastmaxNormalizer
     /// <summary>Floor of the largest squared norm in the authors' squared-norm variant (their constant).</summary>
     public const double SquaredNormFloor = 0.1;
 
-    /// <summary>x [B, H, N, D] normalized per batch and head.</summary>
-    public static Tensor Normalize(Tensor x, FastmaxNormalization normalization)
+    /// <summary>
+    /// x [B, H, N, D] normalized per batch and head. When <paramref name="causal"/>, token n is divided by the largest
+    /// norm among tokens 0..n (a running maximum) instead of over the whole sequence: the sequence-wide maximum would
+    /// let a later token change every earlier output. |s| ≤ 1 holds either way, since ‖x_n‖ never exceeds its scale.
+    /// </summary>
+    public static Tensor Normalize(Tensor x, FastmaxNormalization normalization, bool causal = false)
     {
         if (normalization == FastmaxNormalization.None) return x.alias();
         using var scope = NewDisposeScope();
@@ -27,13 +31,13 @@ public static class FastmaxNormalizer
         switch (normalization)
         {
             case FastmaxNormalization.SquaredNorm:
-                var largestSquare = x.square().sum(-1).amax(new long[] { -1 }, keepdim: true); // [B, H, 1]
+                var largestSquare = LargestSoFar(x.square().sum(-1), causal);                   // [B, H, 1] or [B, H, N]
                 result = x / largestSquare.clamp_min(SquaredNormFloor).unsqueeze(-1);
                 break;
             case FastmaxNormalization.MeanCentered:
             case FastmaxNormalization.ZeroCentered:
                 var centered = normalization == FastmaxNormalization.MeanCentered ? x - x.mean(new long[] { -1 }, keepdim: true) : x;
-                var largestNorm = linalg.vector_norm(centered, dims: new long[] { -1 }).amax(new long[] { -1 }, keepdim: true); // [B, H, 1]
+                var largestNorm = LargestSoFar(linalg.vector_norm(centered, dims: new long[] { -1 }), causal); // [B, H, 1] or [B, H, N]
                 result = centered / largestNorm.clamp_min(NormFloor).unsqueeze(-1);
                 break;
             default:
@@ -41,4 +45,8 @@ public static class FastmaxNormalizer
         }
         return result.MoveToOuterDisposeScope();
     }
+
+    /// <summary>Per-token values [B, H, N] → their maximum over the sequence [B, H, 1], or the running maximum [B, H, N].</summary>
+    static Tensor LargestSoFar(Tensor perToken, bool causal) =>
+        causal ? perToken.cummax(-1).values : perToken.amax(new long[] { -1 }, keepdim: true);
 }

@@ -58,10 +58,11 @@ public class FastmaxForwardTests
     public void Normalized_scores_stay_within_one()
     {
         foreach (var normalization in new[] { FastmaxNormalization.MeanCentered, FastmaxNormalization.ZeroCentered })
+        foreach (var causal in new[] { false, true })
         {
             using var q = randn(2, 3, 50, 8, dtype: ScalarType.Float64) * 1e3;
             using var k = randn(2, 3, 50, 8, dtype: ScalarType.Float64) * 1e-3 + 5;
-            using var s = FastmaxDense.Normalize(q, normalization).matmul(FastmaxDense.Normalize(k, normalization).transpose(-1, -2));
+            using var s = FastmaxDense.Normalize(q, normalization, causal).matmul(FastmaxDense.Normalize(k, normalization, causal).transpose(-1, -2));
             Assert.True(s.abs().max().item<double>() <= 1 + 1e-12, $"{normalization}: max |s| = {s.abs().max().item<double>()}");
         }
     }
@@ -75,14 +76,33 @@ public class FastmaxForwardTests
     }
 
     [Theory]
-    [InlineData(FastmaxNormalization.MeanCentered)]
-    [InlineData(FastmaxNormalization.ZeroCentered)]
-    [InlineData(FastmaxNormalization.SquaredNorm)]
-    [InlineData(FastmaxNormalization.None)]
-    public void Library_normalizer_matches_the_reference_twin(FastmaxNormalization normalization)
+    [InlineData(FastmaxNormalization.MeanCentered, false)]
+    [InlineData(FastmaxNormalization.ZeroCentered, false)]
+    [InlineData(FastmaxNormalization.SquaredNorm, false)]
+    [InlineData(FastmaxNormalization.None, false)]
+    [InlineData(FastmaxNormalization.MeanCentered, true)]
+    [InlineData(FastmaxNormalization.ZeroCentered, true)]
+    [InlineData(FastmaxNormalization.SquaredNorm, true)]
+    public void Library_normalizer_matches_the_reference_twin(FastmaxNormalization normalization, bool causal)
     {
         using var x = randn(2, 3, 11, 5, dtype: ScalarType.Float64) * 3 + 1;
-        ErrorReport.Of($"{normalization}", FastmaxNormalizer.Normalize(x, normalization), FastmaxDense.Normalize(x, normalization)).Require(1e-14);
+        ErrorReport.Of($"{normalization} causal={causal}", FastmaxNormalizer.Normalize(x, normalization, causal), FastmaxDense.Normalize(x, normalization, causal)).Require(1e-14);
+    }
+
+    [Theory]
+    [InlineData(FastmaxNormalization.MeanCentered, 2)]
+    [InlineData(FastmaxNormalization.ZeroCentered, 1)]
+    [InlineData(FastmaxNormalization.SquaredNorm, 2)]
+    [InlineData(FastmaxNormalization.None, 3)]
+    public void Causal_fastmax_never_looks_ahead_including_its_normalization(FastmaxNormalization normalization, int order)
+    {
+        var options = new FastmaxOptions { Causal = true, Normalization = normalization, Order = order, ChunkSize = 4 };
+        using var x = randn(1, 2, 20, 3, dtype: ScalarType.Float64) * 0.3;
+        using var changed = x.clone();
+        changed[.., .., 12] *= 50;   // a much larger token: a sequence-wide maximum would rescale every earlier token
+        using var before = FastNotebooks.Attention.Fastmax.Fastmax.Attention(x, x, x, options);
+        using var after = FastNotebooks.Attention.Fastmax.Fastmax.Attention(changed, changed, changed, options);
+        ErrorReport.Of("outputs before the changed token", after.narrow(2, 0, 12), before.narrow(2, 0, 12)).Require(1e-13);
     }
 
     [Fact]
