@@ -22,6 +22,16 @@ public sealed class ImageBatches
         _labels = labels.Data[..Count];
     }
 
+    ImageBatches(byte[] pixels, byte[] labels, int count, int height, int width) =>
+        (_pixels, _labels, Count, Height, Width) = (pixels, labels, count, height, width);
+
+    /// <summary>The first <paramref name="count"/> images only (a small training set).</summary>
+    public ImageBatches Head(int count)
+    {
+        if (count < 1 || count > Count) throw new ArgumentOutOfRangeException(nameof(count), count, $"must be in [1, {Count}].");
+        return new ImageBatches(_pixels[..(count * Height * Width)], _labels[..count], count, Height, Width);
+    }
+
     public int Count { get; }
     public int Height { get; }
     public int Width { get; }

@@ -43,9 +43,10 @@ public static class MnistExperiment
     }
 
     public static ImageRun Train(string attention, Profile profile, ImageBatches train, ImageBatches test,
-        TransformerConfig? model = null, string? outputDirectory = null, long seed = 0, int? steps = null)
+        TransformerConfig? model = null, string? outputDirectory = null, long seed = 0, int? steps = null, int? batch = null)
     {
         var settings = For(profile, attention);
+        if (batch is { } size) settings = settings with { Batch = size };
         manual_seed(seed);
         var classifier = new ImageClassifier(model ?? settings.Model);
         var options = new TrainingOptions
