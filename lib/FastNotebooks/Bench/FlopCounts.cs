@@ -9,17 +9,8 @@ public static class FlopCounts
     /// <summary>2·m·n·k for an [m, k]·[k, n] product.</summary>
     public static double Gemm(long m, long n, long k) => 2.0 * m * n * k;
 
-    /// <summary>Symmetric Taylor features of order ≤ p over D coordinates: Σ_l C(D + l − 1, l); 1 + D + D(D+1)/2 for p = 2.</summary>
-    public static long FeatureSize(long d, int order)
-    {
-        long size = 0, count = 1;
-        for (int l = 0; l <= order; l++)
-        {
-            if (l > 0) count = count * (d + l - 1) / l;
-            size += count;
-        }
-        return size;
-    }
+    /// <summary>Symmetric Taylor features of order ≤ p over D coordinates (<see cref="Attention.Fastmax.TaylorFeatures.Size"/>).</summary>
+    public static long FeatureSize(long d, int order) => Attention.Fastmax.TaylorFeatures.Size(d, order);
 
     /// <summary>
     /// Unmasked Fastmax forward per head: the key state Σ φ(k)ᵀ[v, 1] and the query product φ(q)·S, 4·N·F·(Dv + 1)

@@ -70,7 +70,7 @@ public static class LraExperiment
                 var labels = randint(0, 2, new long[] { batch });
                 void Step() { using var scope = NewDisposeScope(); optimizer.zero_grad(); nn.functional.cross_entropy(model.forward(ids, null), labels).backward(); optimizer.step(); }
                 Step();
-                double growth = (ProcessMemory.PeakGrowth(Step) ?? 0) / 1e6;
+                double growth = Math.Max(0, ProcessMemory.PeakGrowth(Step) ?? 0) / 1e6;
                 double ms = Timing.Median(Step, repeats: steps, warmup: 0);
                 rows.Add((attention, length, 1000 / ms, growth));
             }
