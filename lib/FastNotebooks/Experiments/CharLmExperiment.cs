@@ -19,7 +19,7 @@ public static class CharLmExperiment
 
     public static Settings For(Profile profile, string attention) => profile.Pick(
         smoke: new Settings(new TransformerConfig(32, 2, 1, 64, attention, MaxTokens: 64), 15, 8, 64, 1e-3),
-        quick: new Settings(new TransformerConfig(128, 4, 2, 512, attention, MaxTokens: 256), 300, 16, 256, 1e-3),
+        quick: new Settings(new TransformerConfig(128, 4, 2, 512, attention, MaxTokens: 256), 200, 16, 256, 1e-3),
         full: new Settings(TransformerConfig.PaperCharLm(attention, 512), 5000, 64, 512, 1e-4));
 
     /// <summary>Moby-Dick (fetched on first use), or in a smoke run without cached data a synthetic text, saying so.</summary>

@@ -22,7 +22,7 @@ public static class DropoutExperiment
 
     /// <summary>Training images, steps and batch by profile.</summary>
     public static (int TrainImages, int Steps, int Batch) Schedule(Profile profile) =>
-        profile.Pick((256, 15, 16), (1000, 500, 32), (2000, 3000, 64));
+        profile.Pick((128, 8, 16), (1000, 400, 32), (2000, 3000, 64));
 
     public static IReadOnlyList<Variant> Variants(Profile profile, double rate = 0.2)
     {

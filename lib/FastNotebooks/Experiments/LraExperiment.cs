@@ -16,7 +16,7 @@ public static class LraExperiment
 {
     public static readonly string[] Mechanisms = { "softmax", "fastmax1", "fastmax2", "linear", "fma" };
 
-    public static (int Steps, int Batch) Budget(Profile profile) => profile.Pick((4, 4), (200, 16), (2000, 32));
+    public static (int Steps, int Batch) Budget(Profile profile) => profile.Pick((3, 4), (100, 8), (2000, 32));
 
     public static TransformerConfig Model(string attention, int length) => new(64, 2, 2, 128, attention, MaxTokens: length);
 
@@ -55,9 +55,9 @@ public static class LraExperiment
     /// each length (batch as in the budget, a few steps).
     /// </summary>
     public static IReadOnlyList<(string Attention, int Length, double StepsPerSecond, double PeakGrowthMB)> SpeedAndMemory(
-        IEnumerable<string> mechanisms, IEnumerable<int> lengths, Profile profile, int steps = 3)
+        IEnumerable<string> mechanisms, IEnumerable<int> lengths, Profile profile, int steps = 2)
     {
-        var (_, batch) = Budget(profile);
+        int batch = profile.Pick(2, 4, 32);
         var rows = new List<(string, int, double, double)>();
         foreach (var length in lengths)
             foreach (var attention in mechanisms)

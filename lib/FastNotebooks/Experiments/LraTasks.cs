@@ -21,13 +21,13 @@ public sealed record LraData(LraTask Task, IReadOnlyList<SequenceExample> Train,
 /// </summary>
 public static class LraTasks
 {
-    public static (int TrainCount, int TestCount) Counts(Profile profile) => profile.Pick((64, 32), (2000, 500), (20000, 2000));
+    public static (int TrainCount, int TestCount) Counts(Profile profile) => profile.Pick((32, 16), (1000, 300), (20000, 2000));
 
     public static int DefaultLength(LraTask task, Profile profile) => task switch
     {
         LraTask.ListOps => profile.Pick(64, 256, 2048),
-        LraTask.Text => profile.Pick(128, 1024, 4096),
-        LraTask.Retrieval => profile.Pick(64, 512, 4096),
+        LraTask.Text => profile.Pick(128, 512, 4096),
+        LraTask.Retrieval => profile.Pick(64, 256, 4096),
         LraTask.Image => profile.Pick(1024, 1024, 1024),
         _ => profile.Pick(256, 1024, 1024),
     };

@@ -19,7 +19,7 @@ public static class MnistExperiment
 
     public static Settings For(Profile profile, string attention) => profile.Pick(
         smoke: new Settings(new TransformerConfig(32, 2, 1, 64, attention, MaxTokens: 50), 15, 16, 512, 256),
-        quick: new Settings(TransformerConfig.PaperMnist(attention), 300, 64, 60_000, 2_000),
+        quick: new Settings(TransformerConfig.PaperMnist(attention), 150, 32, 60_000, 1_000),
         full: new Settings(TransformerConfig.PaperMnist(attention), 10 * 60_000 / 128, 128, 60_000, 10_000));
 
     /// <summary>
@@ -52,7 +52,7 @@ public static class MnistExperiment
         var options = new TrainingOptions
         {
             Steps = steps ?? settings.Steps, LearningRate = 5e-4, WeightDecay = 1e-3, Seed = seed,
-            EvaluateEvery = Math.Max(1, (steps ?? settings.Steps) / 10), OutputDirectory = outputDirectory, LogEvery = 50,
+            EvaluateEvery = Math.Max(1, (steps ?? settings.Steps) / 5), OutputDirectory = outputDirectory, LogEvery = 50,
         };
         var run = new Trainer(classifier, options).Run(step =>
         {

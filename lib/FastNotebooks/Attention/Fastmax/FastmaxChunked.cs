@@ -41,10 +41,7 @@ public static class FastmaxChunked
             within.add_(features.Build(Blocks(qx, start, count, size)).matmul(before));
             rows.Add(within.flatten(2, 3).MoveToOuterDisposeScope());                        // [B, H, G·c, Dv + 1]
         }
-        var numeratorAndDenominator = cat(rows, 2);
-        long dv = v.shape[3];
-        var g = numeratorAndDenominator.select(-1, dv);
-        var o = numeratorAndDenominator.narrow(-1, 0, dv) / g.unsqueeze(-1);
+        var (o, g) = OutputAndDenominator(cat(rows, 2), v.shape[3]);
         return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope());
     }
 

@@ -39,10 +39,7 @@ public static class FastmaxChunkedGathered
             if (state is null) state = update.MoveToOuterDisposeScope();
             else state.add_(update);
         }
-        var numeratorAndDenominator = cat(rows, 2);
-        long dv = v.shape[3];
-        var g = numeratorAndDenominator.select(-1, dv);
-        var o = numeratorAndDenominator.narrow(-1, 0, dv) / g.unsqueeze(-1);
+        var (o, g) = OutputAndDenominator(cat(rows, 2), v.shape[3]);
         return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope());
     }
 

@@ -158,6 +158,13 @@ public static class FastmaxFactorized
         return (gHat, cat(new[] { gHat, minusR }, -1));   // [B, H, Nq, Dv + 1]
     }
 
+    /// <summary>[..., Dv + 1] rows of [numerator, g] → o = numerator / g and g.</summary>
+    internal static (Tensor Output, Tensor Denominator) OutputAndDenominator(Tensor numeratorAndDenominator, long dv)
+    {
+        var g = numeratorAndDenominator.select(-1, dv);
+        return (numeratorAndDenominator.narrow(-1, 0, dv) / g.unsqueeze(-1), g);
+    }
+
     internal static void Accumulate(ref Tensor? sum, Tensor term)
     {
         if (sum is null) sum = term;
