@@ -37,6 +37,13 @@ public sealed class Trainer(nn.Module model, TrainingOptions options)
         {
             for (long step = steps.Count; step < options.Steps; step++)
             {
+                if (Interruption.Requested)
+                {
+                    // Stopped from outside (a kernel interrupt): keep every finished step for a resume.
+                    if (options.OutputDirectory != null && step > 0)
+                        Checkpoint.Save(options.OutputDirectory, step, model, optimizer, new TrainingRun(steps, evaluations));
+                    Interruption.ThrowIfRequested();
+                }
                 var record = Step(step, optimizer, lossAt);
                 steps.Add(record);
                 report(record);

@@ -38,7 +38,10 @@ public static class KernelErrorSweep
             if (normalization == FastmaxNormalization.None && (order != 2 && scale > 1e-3 || scale > 1)) continue;
             var options = new FastmaxOptions { Order = order, Normalization = normalization, Causal = causal, ChunkSize = 64 };
             foreach (var dtype in new[] { ScalarType.Float64, ScalarType.Float32 })
+            {
+                Interruption.ThrowIfRequested();
                 yield return Measure(n, d, scale, options, dtype, seed++);
+            }
         }
     }
 

@@ -48,6 +48,36 @@ public class TrainerTests
     }
 
     [Fact]
+    public void An_interrupted_run_stops_at_the_next_step_keeps_its_steps_and_resumes_exactly()
+    {
+        var options = new TrainingOptions { Steps = 8, LearningRate = 3e-3, Seed = 5 };
+        using var straightModel = NewModel(0);
+        var straight = new Trainer(straightModel, options).Run(LossOf(straightModel));
+
+        var folder = Path.Combine(Path.GetTempPath(), $"interrupt-{Guid.NewGuid():N}");
+        using var first = NewModel(0);
+        var loss = LossOf(first);
+        try
+        {
+            // No checkpoint schedule: only the interrupt saves one.
+            Assert.Throws<OperationCanceledException>(() => new Trainer(first, options with { OutputDirectory = folder }).Run(step =>
+            {
+                if (step == 3) Interruption.Request();
+                return loss(step);
+            }));
+        }
+        finally
+        {
+            Interruption.Reset();
+        }
+        Assert.True(Directory.Exists(Path.Combine(folder, "checkpoint-4")), "the interrupt saves the four finished steps");
+        using var second = NewModel(99);
+        var resumed = new Trainer(second, options with { OutputDirectory = folder }).Run(LossOf(second));
+
+        Assert.Equal(straight.Steps.Select(s => s.Loss), resumed.Steps.Select(s => s.Loss));
+    }
+
+    [Fact]
     public void An_optimizer_step_lowers_the_loss_on_a_fixed_batch()
     {
         using var model = NewModel(1);
