@@ -21,9 +21,9 @@ public static class FastmaxChunked
     {
         if (a.Length > 3) return FastmaxChunkedGathered.Forward(q, k, v, a, chunk);
         var features = new PackedTaylorFeatures((int)q.shape[3], a);
-        if (SplitHeads(features, q, chunk))
+        if (HeadsPerGroup(features, q, chunk) is var group && group < q.shape[0] * q.shape[1])
         {
-            var perHead = PerHead(new[] { q, k, v }, t => { var (o1, g1) = Forward(t[0], t[1], t[2], a, chunk); return new[] { o1, g1 }; });
+            var perHead = InHeadGroups(new[] { q, k, v }, group, t => { var (o1, g1) = Forward(t[0], t[1], t[2], a, chunk); return new[] { o1, g1 }; });
             return (perHead[0], perHead[1]);
         }
         using var scope = NewDisposeScope();
@@ -55,9 +55,9 @@ public static class FastmaxChunked
     {
         if (a.Length > 3) return FastmaxChunkedGathered.Backward(q, k, v, o, g, gradOutput, a, chunk);
         var features = new PackedTaylorFeatures((int)q.shape[3], a);
-        if (SplitHeads(features, q, chunk))
+        if (HeadsPerGroup(features, q, chunk) is var group && group < q.shape[0] * q.shape[1])
         {
-            var perHead = PerHead(new[] { q, k, v, o, g, gradOutput }, t =>
+            var perHead = InHeadGroups(new[] { q, k, v, o, g, gradOutput }, group, t =>
             {
                 var (dq1, dk1, dv1) = Backward(t[0], t[1], t[2], t[3], t[4], t[5], a, chunk);
                 return new[] { dq1, dk1, dv1 };

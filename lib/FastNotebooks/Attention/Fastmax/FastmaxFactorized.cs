@@ -27,9 +27,9 @@ public static class FastmaxFactorized
     {
         if (a.Length > 3) return FastmaxGathered.Forward(q, k, v, a, chunk);
         var features = new PackedTaylorFeatures((int)q.shape[3], a);
-        if (SplitHeads(features, q, MinimumTokensPerChunk))
+        if (HeadsPerGroup(features, q, MinimumTokensPerChunk) is var group && group < q.shape[0] * q.shape[1])
         {
-            var perHead = PerHead(new[] { q, k, v }, t => { var (o1, g1) = Forward(t[0], t[1], t[2], a, chunk); return new[] { o1, g1 }; });
+            var perHead = InHeadGroups(new[] { q, k, v }, group, t => { var (o1, g1) = Forward(t[0], t[1], t[2], a, chunk); return new[] { o1, g1 }; });
             return (perHead[0], perHead[1]);
         }
         using var scope = NewDisposeScope();
@@ -65,9 +65,9 @@ public static class FastmaxFactorized
     {
         if (a.Length > 3) return FastmaxGathered.Backward(q, k, v, o, g, gradOutput, a, chunk);
         var features = new PackedTaylorFeatures((int)q.shape[3], a);
-        if (SplitHeads(features, q, MinimumTokensPerChunk))
+        if (HeadsPerGroup(features, q, MinimumTokensPerChunk) is var group && group < q.shape[0] * q.shape[1])
         {
-            var perHead = PerHead(new[] { q, k, v, o, g, gradOutput }, t =>
+            var perHead = InHeadGroups(new[] { q, k, v, o, g, gradOutput }, group, t =>
             {
                 var (dq1, dk1, dv1) = Backward(t[0], t[1], t[2], t[3], t[4], t[5], a, chunk);
                 return new[] { dq1, dk1, dv1 };
@@ -123,26 +123,37 @@ public static class FastmaxFactorized
     }
 
     /// <summary>
-    /// True when all heads' features for <paramref name="tokens"/> tokens exceed <see cref="FeatureChunkElements"/>:
-    /// then one head at a time keeps each chunk near the cache instead of thinning the chunks (B·H = 32 at D = 32
-    /// would otherwise leave 29 tokens per chunk, or an 18 MB chunk at 256).
+    /// How many (batch, head) slices to run together so one feature chunk stays near
+    /// <see cref="FeatureChunkElements"/>: all of them when their chunks fit; else as many whole sequences as fit
+    /// (short sequences in large batches: one head at a time would be B·H tiny GEMMs); else one at a time, each with
+    /// full-size chunks (B·H = 32 at D = 32 would otherwise leave 29 tokens per chunk, or an 18 MB chunk at 256).
     /// </summary>
+    internal static long HeadsPerGroup(PackedTaylorFeatures features, Tensor x, long tokens)
+    {
+        long heads = x.shape[0] * x.shape[1], n = Math.Max(1, x.shape[2]);
+        if (heads * features.Size * Math.Min(tokens, n) <= FeatureChunkElements) return heads;
+        return Math.Clamp(FeatureChunkElements / (features.Size * n), 1, heads);
+    }
+
+    /// <summary>True when <see cref="HeadsPerGroup"/> splits the heads.</summary>
     internal static bool SplitHeads(PackedTaylorFeatures features, Tensor x, long tokens) =>
-        x.shape[0] * x.shape[1] > 1 && x.shape[0] * x.shape[1] * features.Size * Math.Min(tokens, x.shape[2]) > FeatureChunkElements;
+        HeadsPerGroup(features, x, tokens) < x.shape[0] * x.shape[1];
 
     /// <summary>
-    /// Runs <paramref name="kernel"/> on each (batch, head) slice [1, 1, ...] of the inputs [B, H, ...] and stacks
-    /// its outputs back to [B, H, ...].
+    /// Runs <paramref name="kernel"/> on groups of <paramref name="group"/> (batch, head) slices, each shaped
+    /// [1, group, ...], of the inputs [B, H, ...] and joins its outputs back to [B, H, ...]. A group's sequences
+    /// fit one feature chunk together, so the kernel does not split them again.
     /// </summary>
-    internal static Tensor[] PerHead(Tensor[] inputs, Func<Tensor[], Tensor[]> kernel)
+    internal static Tensor[] InHeadGroups(Tensor[] inputs, long group, Func<Tensor[], Tensor[]> kernel)
     {
         using var scope = NewDisposeScope();
         long b = inputs[0].shape[0], h = inputs[0].shape[1];
         var flat = inputs.Select(x => x.flatten(0, 1)).ToArray();                  // [B·H, ...]
         List<Tensor>[]? outputs = null;
-        for (long i = 0; i < b * h; i++)
+        for (long i = 0; i < b * h; i += group)
         {
-            var results = kernel(flat.Select(x => x.narrow(0, i, 1).unsqueeze(0)).ToArray()); // [1, 1, ...]
+            long size = Math.Min(group, b * h - i);
+            var results = kernel(flat.Select(x => x.narrow(0, i, size).unsqueeze(0)).ToArray()); // [1, size, ...]
             outputs ??= results.Select(_ => new List<Tensor>()).ToArray();
             for (int j = 0; j < results.Length; j++) outputs[j].Add(results[j]);
         }
