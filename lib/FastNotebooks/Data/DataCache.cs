@@ -35,8 +35,17 @@ public static class DataCache
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         var temp = path + ".partial";
-        using (var stream = File.Create(temp)) write(stream);
-        File.Move(temp, path, overwrite: true);
+        try
+        {
+            using (var stream = File.Create(temp)) write(stream);
+            File.Move(temp, path, overwrite: true);
+        }
+        catch
+        {
+            // A failed write leaves neither a partial file nor a damaged target behind.
+            File.Delete(temp);
+            throw;
+        }
     }
 
     /// <summary>True when the file exists and has the expected hash; a mismatching file is deleted so it is fetched again.</summary>

