@@ -25,6 +25,8 @@ public static class ProcessMemory
     public static long? PeakGrowth(Action action)
     {
         GC.Collect();
+        // Without this, free pages the C allocator kept from earlier work are reused without faulting, and the growth reads ~0.
+        ReleaseFreeMemory();
         bool reset = ResetPeak();
         long? before = ResidentBytes();
         long? peakBefore = PeakBytes();
@@ -34,6 +36,19 @@ public static class ProcessMemory
         // Without a reset the high-water mark may predate the action; report only what is attributable.
         return reset ? peak - before : Math.Max(0, peak.Value - Math.Max(before.Value, peakBefore ?? 0));
     }
+
+    /// <summary>
+    /// Returns the C heap's free pages to the kernel (glibc's malloc_trim), so that the next piece of work has to fault its memory
+    /// in and shows up in the RSS; false where there is no glibc.
+    /// </summary>
+    public static bool ReleaseFreeMemory()
+    {
+        try { return MallocTrim(0) != 0; }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return false; }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "malloc_trim")]
+    static extern int MallocTrim(nuint pad);
 
     static long? Read(string key)
     {
