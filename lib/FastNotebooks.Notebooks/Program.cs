@@ -8,7 +8,8 @@ namespace FastNotebooks.Notebooks;
 
 /// <summary>
 /// The <c>FastNotebooks.Notebooks</c> command line: <c>run</c> executes notebooks (each in a child
-/// process), <c>export</c> turns executed notebooks into offline HTML. Exit codes: 0 success, 1 a notebook
+/// process), <c>export</c> turns executed notebooks into offline HTML, <c>kernel</c> serves Jupyter front ends
+/// and <c>kernelspec install|remove</c> registers that kernel with them. Exit codes: 0 success, 1 a notebook
 /// failed, 2 bad input.
 /// </summary>
 public static class Program
@@ -25,10 +26,12 @@ public static class Program
     /// <summary>Entry point.</summary>
     public static async Task<int> Main(string[] args)
     {
-        var root = new RootCommand("FastNotebooks notebook runner: execute .NET C# notebooks and export them to offline HTML.");
+        var root = new RootCommand("FastNotebooks notebook runner: execute .NET C# notebooks, export them to offline HTML, and serve them as a Jupyter kernel.");
         root.Add(RunCommand());
         root.Add(ExportCommand());
         root.Add(ExecuteOneCommand());
+        root.Add(Kernel.KernelCommands.Kernel());
+        root.Add(Kernel.KernelCommands.KernelSpecCommand());
 
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0 && parsed.Action is null or System.CommandLine.Invocation.ParseErrorAction)

@@ -6,12 +6,14 @@ namespace FastNotebooks.Notebooks.Engine;
 /// <summary>
 /// Collects one cell's outputs in the order they happen: console text becomes stream outputs, display
 /// calls become display_data. Adjacent writes to the same stream merge into one output, as Jupyter shows them.
-/// Cells may write from other threads (Task.Run, Parallel.For), hence the lock.
+/// Cells may write from other threads (Task.Run, Parallel.For), hence the lock. An optional observer sees
+/// every write and output as it happens (the Jupyter kernel shows them while the cell runs).
 /// </summary>
 public sealed class CellCapture
 {
     readonly object _gate = new();
     readonly List<Output> _outputs = new();
+    readonly Action<Output>? _observer;
     readonly StringBuilder _pending = new();
     string? _pendingStream;
 
@@ -19,7 +21,13 @@ public sealed class CellCapture
     public ScriptSession Session { get; }
 
     /// <summary>Creates a capture for one cell of <paramref name="session"/>.</summary>
-    public CellCapture(ScriptSession session) => Session = session;
+    /// <param name="session">The session the cell runs in.</param>
+    /// <param name="observer">Called, in order, with each console write (as a stream output) and each output as it is added.</param>
+    public CellCapture(ScriptSession session, Action<Output>? observer = null)
+    {
+        Session = session;
+        _observer = observer;
+    }
 
     /// <summary>Appends console text to the named stream ("stdout" or "stderr").</summary>
     public void Write(string stream, string text)
@@ -30,6 +38,7 @@ public sealed class CellCapture
             if (_pendingStream != stream) FlushLocked();
             _pendingStream = stream;
             _pending.Append(text);
+            _observer?.Invoke(Output.Stream(stream, text));
         }
     }
 
@@ -40,6 +49,7 @@ public sealed class CellCapture
         {
             FlushLocked();
             _outputs.Add(output);
+            _observer?.Invoke(output);
         }
     }
 

@@ -80,14 +80,22 @@ public sealed class ScriptSession
         return true;
     }
 
+    /// <summary>
+    /// <paramref name="code"/> as the next cell would see it (same options, every earlier cell's variables and
+    /// types in scope), compiled but not run: the Jupyter kernel asks its semantic model for completions.
+    /// </summary>
+    public Script<object> Continuation(string code) =>
+        _state is null ? CSharpScript.Create(code, _options, typeof(NotebookGlobals)) : _state.Script.ContinueWith(code, _options);
+
     /// <summary>Compiles and runs one cell. Errors become an error output and <see cref="CellResult.Error"/>; they are not thrown.</summary>
     /// <param name="code">The cell's source.</param>
     /// <param name="cell">The cell's 1-based position in the notebook, used in error messages.</param>
     /// <param name="cancellationToken">Checked between statements by Roslyn; a hung native call is the runner's timeout to handle.</param>
-    public async Task<CellResult> ExecuteAsync(string code, int cell, CancellationToken cancellationToken = default)
+    /// <param name="observer">Sees each console write and output while the cell runs (see <see cref="CellCapture"/>).</param>
+    public async Task<CellResult> ExecuteAsync(string code, int cell, CancellationToken cancellationToken = default, Action<Output>? observer = null)
     {
         var count = ++ExecutionCount;
-        var capture = new CellCapture(this);
+        var capture = new CellCapture(this, observer);
         CellError? error = null;
         var path = Path.Combine(_baseDirectory, $"{_notebookName}.cell{cell}.csx");
         _cellByPath[path] = cell;
