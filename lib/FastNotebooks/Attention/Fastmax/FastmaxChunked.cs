@@ -88,7 +88,7 @@ public static class FastmaxChunked
             var f = Polynomial(s, a).tril_();
             var ds = Polynomial(s, b).tril_().mul_(gpb.matmul(vb.transpose(-1, -2)));
             var before = PrefixStates(features, Blocks(kx, offset + start, count, size), vb, keyCarry);
-            var dqb = ds.matmul(kb).add_(features.Gradient(features.Tilde(Blocks(qx, start, count, size)), gpb, features.GradientMatrix(before)));
+            var dqb = ds.matmul(kb).add_(features.Gradient(Blocks(qx, start, count, size), gpb, before));
             dq[i] = dqb.flatten(2, 3).MoveToOuterDisposeScope();
             dkWindow[i] = ds.transpose(-1, -2).matmul(qb).MoveToOuterDisposeScope();
             dvWindow[i] = f.transpose(-1, -2).matmul(Blocks(gHat, start, count, size)).MoveToOuterDisposeScope();
@@ -102,7 +102,7 @@ public static class FastmaxChunked
             var (start, count, size) = groups[i];
             var after = SuffixStates(features, Blocks(qx, start, count, size), Blocks(gPrime, start, count, size), queryCarry);
             var kxb = Blocks(kx, offset + start, count, size);
-            dkWindow[i].add_(features.Gradient(features.Tilde(kxb), Blocks(vOne, offset + start, count, size), features.GradientMatrix(after)));
+            dkWindow[i].add_(features.Gradient(kxb, Blocks(vOne, offset + start, count, size), after));
             dvWindow[i].add_(features.Build(kxb).matmul(after.narrow(-1, 0, dv)));
             dkWindow[i] = dkWindow[i].flatten(2, 3).MoveToOuterDisposeScope();
             dvWindow[i] = dvWindow[i].flatten(2, 3).MoveToOuterDisposeScope();
@@ -114,10 +114,9 @@ public static class FastmaxChunked
         if (offset > 0)
         {
             var weighted = features.Weigh(queryCarry.transpose(-1, -2));
-            var gradientMatrix = features.GradientMatrix(weighted);
             foreach (var (kc, vc) in Chunks(kx, rows, 0, offset).Zip(Chunks(vOne, rows, 0, offset)))
             {
-                dkParts.Add(features.Gradient(features.Tilde(kc), vc, gradientMatrix));
+                dkParts.Add(features.Gradient(kc, vc, weighted));
                 dvParts.Add(features.Build(kc).matmul(weighted.narrow(-1, 0, dv)));
             }
         }

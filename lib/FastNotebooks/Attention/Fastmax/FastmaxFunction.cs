@@ -24,8 +24,13 @@ public sealed class FastmaxFunction : autograd.SingleTensorFunction<FastmaxFunct
     {
         var (q, k, v) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2]);
         var (a, causal, chunk) = ((double[])vars[3], (bool)vars[4], (int)vars[5]);
-        var (o, g) = causal ? FastmaxChunked.Forward(q, k, v, a, chunk) : FastmaxFactorized.Forward(q, k, v, a, chunk);
+        // Unmasked, the weighted key state (O(F·Dv) per head) is kept too: the backward would otherwise recompute it.
+        Tensor o, g;
+        Tensor? keyState = null;
+        if (causal) (o, g) = FastmaxChunked.Forward(q, k, v, a, chunk);
+        else (o, g, keyState) = FastmaxFactorized.ForwardKeepingState(q, k, v, a, chunk);
         var saved = new List<Tensor> { q, k, v, o, g };
+        if (keyState is not null) saved.Add(keyState);
         ctx.save_for_backward(saved);
         ctx.save_data("a", a);
         ctx.save_data("causal", causal);
@@ -42,7 +47,7 @@ public sealed class FastmaxFunction : autograd.SingleTensorFunction<FastmaxFunct
         var chunk = (int)ctx.get_data("chunk");
         var (dq, dk, dv) = (bool)ctx.get_data("causal")
             ? FastmaxChunked.Backward(q, k, v, o, g, gradOutput, a, chunk)
-            : FastmaxFactorized.Backward(q, k, v, o, g, gradOutput, a, chunk);
+            : FastmaxFactorized.Backward(q, k, v, o, g, gradOutput, a, chunk, saved.Count > 5 ? saved[5] : null);
         return new List<Tensor> { dq, dk, dv, null!, null!, null! };
     }
 }

@@ -31,7 +31,6 @@ public sealed class PackedTaylorFeatures
     public long Size => (long)Rows * Extended;
 
     readonly double[] _weights;
-    readonly long[] _pairIndex, _pairIndexTransposed;
 
     /// <param name="d">Coordinates D of x.</param>
     /// <param name="coefficients">a_0..a_p with p ∈ {1, 2}.</param>
@@ -43,8 +42,6 @@ public sealed class PackedTaylorFeatures
         Order = coefficients.Count - 1;
         int e = Extended;
         _weights = new double[Size];
-        _pairIndex = new long[Size];
-        _pairIndexTransposed = new long[Size];
         for (int row = 0; row < Rows; row++)
             for (int i = 0; i < e; i++)
             {
@@ -55,8 +52,6 @@ public sealed class PackedTaylorFeatures
                 if (Order == 2 && e % 2 == 0 && row == e / 2) multiplicity /= 2;   // the repeated last row
                 int f = i * Rows + row;
                 _weights[f] = coefficients[degree] * multiplicity;
-                _pairIndex[f] = (long)i * e + j;
-                _pairIndexTransposed[f] = (long)j * e + i;
             }
     }
 
@@ -107,37 +102,42 @@ public sealed class PackedTaylorFeatures
     Tensor? _cachedWeights;
 
     /// <summary>
-    /// ∂/∂x of Σ_c u_c Σ_f φ_f(x̃)·W_fc for a weighted state W = w ⊙ S [..., F, C], per token: [..., n, D] for
-    /// x̃ [..., n, D̃] (the constant coordinate dropped) and u [..., n, C], with M = <see cref="GradientMatrix"/>(W).
-    /// p = 2: one GEMM of the row-wise outer product (x̃ ⊗ u) [n, D̃·C] with M [D̃·C, D]; p = 1: u·M, M [C, D].
+    /// ∂/∂x of Σ_c u_c Σ_f φ_f(x̃)·W_fc for a weighted state W = w ⊙ S [..., F, C], per token: [..., n, D] for an
+    /// extended chunk [..., n, 2D̃] (as <see cref="Build"/> takes it; the constant coordinate is dropped) and u [..., n, C].
+    /// First the feature gradient dφ = u·Wᵀ [..., n, F] (one GEMM as large as the forward's output product), then the
+    /// chain rule through φ_(i,d) = x̃_i·x̃_(i+d) in a few elementwise passes (README.md, "Backward").
     /// </summary>
-    public Tensor Gradient(Tensor tilde, Tensor u, Tensor gradientMatrix)
+    public Tensor Gradient(Tensor extended, Tensor u, Tensor weightedState)
     {
-        if (Order == 1) return u.matmul(gradientMatrix);                             // [..., n, D]
-        using var outer = TaylorFeatures.RowOuter(tilde, u);                          // [..., n, D̃·C]
-        return outer.matmul(gradientMatrix);                                          // [..., n, D]
+        if (Order == 1) return u.matmul(weightedState.narrow(-2, 0, D).transpose(-1, -2)); // [..., n, D]
+        using var scope = NewDisposeScope();
+        long e = Extended, rows = Rows;
+        // The state's rows reordered d-major (f′ = d·D̃ + i; a small copy) make every reduction below run over
+        // whole contiguous rows of D̃ entries.
+        var batch = weightedState.shape[..^2];
+        var dMajor = weightedState.unflatten(weightedState.dim() - 2, new[] { e, rows }).transpose(-3, -2)
+            .reshape(batch.Concat(new[] { Size, weightedState.shape[^1] }).ToArray());   // [..., F, C]
+        var featureGradient = u.matmul(dMajor.transpose(-1, -2));                        // [..., n, F]
+        var packed = featureGradient.unflatten(featureGradient.dim() - 1, new[] { rows, e });   // [..., n, Rows, D̃]: dφ_(i,d)
+        var shifts = extended.unfold(-1, e, 1).narrow(-2, 0, rows);                      // [..., n, Rows, D̃]: x̃_(i+d)
+        // ∂φ_(i,d)/∂x̃_m has two parts: m = i (the factor x̃_(i+d) remains) and m = i + d (x̃_i remains).
+        var asFirst = (packed * shifts).sum(-2);                                         // Σ_d dφ_(m,d)·x̃_(m+d)
+        var partnerTerms = packed * Tilde(extended).unsqueeze(-2);                        // dφ_(i,d)·x̃_i
+        var asSecond = SkewSum(cat(new[] { partnerTerms, partnerTerms }, -1));            // Σ_d dφ_(m−d,d)·x̃_(m−d)
+        return asFirst.add_(asSecond).narrow(-1, 0, D).MoveToOuterDisposeScope();
     }
 
     /// <summary>
-    /// The state side of <see cref="Gradient"/> for W = w ⊙ S [..., F, C] (a small tensor; computed once per state).
-    /// p = 1: M = W[:D]ᵀ [..., C, D]. p = 2: the quadratic form in x̃ is unpacked to the symmetric
-    /// T [..., D̃, D̃, C], Σ_f φ_f(x̃) W_fc = x̃ᵀ T_c x̃, so ∇ = 2·Σ_c u_c T_c x̃ and M[(b, c), a] = 2·T[a, b, c], [..., D̃·C, D].
+    /// Σ_d T[d, (m − d) mod D̃] for each m, from T doubled along i (T2 [..., n, Rows, 2D̃], contiguous): the entry
+    /// T2[d, m + D̃ − d] lies at D̃ + d·(2D̃ − 1) + m, so the terms form one strided view, no gather.
     /// </summary>
-    public Tensor GradientMatrix(Tensor weightedState)
+    Tensor SkewSum(Tensor doubled)
     {
-        if (Order == 1) return weightedState.narrow(-2, 0, D).transpose(-1, -2).contiguous(); // [..., C, D]
-        using var scope = NewDisposeScope();
-        var shape = weightedState.shape;
-        long c = shape[^1], e = Extended;
-        var batch = shape.Take(shape.Length - 2).ToArray();
-        var device = weightedState.device;
-        var symmetric = zeros(batch.Append(e * e).Append(c).ToArray(), dtype: weightedState.dtype, device: device);
-        int dim = batch.Length;  // T[i, j] and T[j, i] each get half of a pair's weight
-        symmetric.index_add_(dim, tensor(_pairIndex, device: device), weightedState, 0.5);
-        symmetric.index_add_(dim, tensor(_pairIndexTransposed, device: device), weightedState, 0.5);
-        var m = (2 * symmetric).view(batch.Append(e).Append(e).Append(c).ToArray())  // [..., b, a, c]
-            .narrow(-2, 0, D)                                                       // a < D: x, not the constant
-            .transpose(-1, -2).reshape(batch.Append(e * c).Append(D).ToArray());    // [..., b·C + c, a]
-        return m.MoveToOuterDisposeScope();
+        long e = Extended;
+        var size = doubled.shape.ToArray();
+        size[^1] = e;
+        var strides = doubled.stride().ToArray();
+        strides[^2] = 2 * e - 1;
+        return doubled.as_strided(size, strides, doubled.storage_offset() + e).sum(-2);  // [..., n, D̃]
     }
 }
