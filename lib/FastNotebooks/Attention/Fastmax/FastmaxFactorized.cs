@@ -8,7 +8,7 @@ namespace FastNotebooks.Attention.Fastmax;
 /// (<see cref="PackedTaylorFeatures"/>), w their weights and v′ = [v, 1], S = Σ_j φ(k̃_j)ᵀ v′_j is one
 /// [F, Dv + 1] matrix and [numerator, g]_i = φ(q̃_i)·(w ⊙ S). O(N·F·Dv) work in a few large GEMMs; features
 /// exist for one chunk of tokens at a time. Inputs are already normalized (q may carry 1/temperature).
-/// Orders above 2 go to <see cref="FastmaxGathered"/>.
+/// Order 1 goes to <see cref="FastmaxFirstOrder"/> (closed form, no features), orders above 2 to <see cref="FastmaxGathered"/>.
 /// </summary>
 public static class FastmaxFactorized
 {
@@ -41,6 +41,7 @@ public static class FastmaxFactorized
             var (og, gg) = FastmaxGathered.Forward(q, k, v, a, chunk);
             return (og, gg, null);
         }
+        if (a.Length == 2) return FastmaxFirstOrder.Forward(q, k, v, a);
         var features = new PackedTaylorFeatures((int)q.shape[3], a);
         if (HeadsPerGroup(features, q, MinimumTokensPerChunk) is var group && group < q.shape[0] * q.shape[1])
         {
@@ -84,6 +85,7 @@ public static class FastmaxFactorized
         Tensor q, Tensor k, Tensor v, Tensor o, Tensor g, Tensor gradOutput, double[] a, int chunk, Tensor? keyState = null)
     {
         if (a.Length > 3) return FastmaxGathered.Backward(q, k, v, o, g, gradOutput, a, chunk);
+        if (a.Length == 2) return FastmaxFirstOrder.Backward(q, k, v, o, g, gradOutput, a, keyState);
         var features = new PackedTaylorFeatures((int)q.shape[3], a);
         if (HeadsPerGroup(features, q, MinimumTokensPerChunk) is var group && group < q.shape[0] * q.shape[1])
         {
