@@ -3,9 +3,9 @@ using static TorchSharp.torch;
 namespace FastNotebooks.Attention.Fastmax;
 
 /// <summary>
-/// The normalizations of q and k (README.md, "Normalization"), in differentiable tensor ops: they run
-/// outside the custom autograd function, so autograd differentiates them exactly (the authors' backward
-/// treats the scale as a constant; ours does not).
+/// The normalizations of q and k (README.md, "Normalization"). They run outside the Fastmax kernel's autograd node
+/// and are differentiated exactly, scale included (the authors' backward treats the scale as a constant; ours does
+/// not): the max-norms by <see cref="MaxNormFunction"/>'s written-out backward, the squared norm by autograd.
 /// </summary>
 public static class FastmaxNormalizer
 {
@@ -25,25 +25,22 @@ public static class FastmaxNormalizer
     /// </summary>
     public static Tensor Normalize(Tensor x, FastmaxNormalization normalization, bool causal = false)
     {
-        if (normalization == FastmaxNormalization.None) return x.alias();
-        using var scope = NewDisposeScope();
-        Tensor result;
         switch (normalization)
         {
-            case FastmaxNormalization.SquaredNorm:
-                var largestSquare = LargestSoFar(x.square().sum(-1), causal);                   // [B, H, 1] or [B, H, N]
-                result = x / largestSquare.clamp_min(SquaredNormFloor).unsqueeze(-1);
-                break;
+            case FastmaxNormalization.None:
+                return x.alias();
             case FastmaxNormalization.MeanCentered:
             case FastmaxNormalization.ZeroCentered:
-                var centered = normalization == FastmaxNormalization.MeanCentered ? x - x.mean(new long[] { -1 }, keepdim: true) : x;
-                var largestNorm = LargestSoFar(linalg.vector_norm(centered, dims: new long[] { -1 }), causal); // [B, H, 1] or [B, H, N]
-                result = centered / largestNorm.clamp_min(NormFloor).unsqueeze(-1);
-                break;
+                return MaxNormFunction.Apply(x, normalization == FastmaxNormalization.MeanCentered, causal);
+            case FastmaxNormalization.SquaredNorm:
+                using (NewDisposeScope())
+                {
+                    var largestSquare = LargestSoFar(x.square().sum(-1), causal);               // [B, H, 1] or [B, H, N]
+                    return (x / largestSquare.clamp_min(SquaredNormFloor).unsqueeze(-1)).MoveToOuterDisposeScope();
+                }
             default:
                 throw new ArgumentOutOfRangeException(nameof(normalization), normalization, "unknown normalization");
         }
-        return result.MoveToOuterDisposeScope();
     }
 
     /// <summary>Per-token values [B, H, N] → their maximum over the sequence [B, H, 1], or the running maximum [B, H, N].</summary>

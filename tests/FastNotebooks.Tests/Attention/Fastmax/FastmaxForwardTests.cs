@@ -89,6 +89,39 @@ public class FastmaxForwardTests
         ErrorReport.Of($"{normalization} causal={causal}", FastmaxNormalizer.Normalize(x, normalization, causal), FastmaxDense.Normalize(x, normalization, causal)).Require(1e-14);
     }
 
+    public static TheoryData<FastmaxNormalization, bool, int, int, double> NormalizerGradientCases()
+    {
+        var data = new TheoryData<FastmaxNormalization, bool, int, int, double>();
+        foreach (var normalization in new[] { FastmaxNormalization.MeanCentered, FastmaxNormalization.ZeroCentered })
+            foreach (bool causal in new[] { false, true })
+                foreach (var (n, d) in new[] { (1, 1), (1, 4), (7, 1), (13, 5), (40, 32) })
+                    foreach (double scale in new[] { 1e-6, 1.0, 1e4 })
+                        data.Add(normalization, causal, n, d, scale);
+        return data;
+    }
+
+    /// <summary>The max-norm's written-out backward (<see cref="MaxNormFunction"/>) against autograd through the plain twin.</summary>
+    [Theory]
+    [MemberData(nameof(NormalizerGradientCases))]
+    public void Library_normalizer_gradient_matches_autograd_of_the_twin(FastmaxNormalization normalization, bool causal, int n, int d, double scale)
+    {
+        var generator = new Generator((ulong)(n * 100 + d));
+        using var x = randn(new long[] { 2, 3, n, d }, dtype: ScalarType.Float64, generator: generator) * scale;
+        using var weights = randn(new long[] { 2, 3, n, d }, dtype: ScalarType.Float64, generator: generator);
+        Tensor Gradient(Func<Tensor, Tensor> normalize)
+        {
+            var input = x.detach().requires_grad_();
+            using var loss = (normalize(input) * weights).sum();
+            return autograd.grad(new[] { loss }, new[] { input })[0];
+        }
+        using var expected = Gradient(t => FastmaxDense.Normalize(t, normalization, causal));
+        using var actual = Gradient(t => FastmaxNormalizer.Normalize(t, normalization, causal));
+        // The gradient's natural size is |w|/scale; where it is zero in exact arithmetic (one token with D = 1 has
+        // y = sign(x)) only roundoff of that size remains.
+        double roundoff = 1e-14 * weights.abs().max().item<double>() / scale;
+        ErrorReport.Of($"{normalization} causal={causal} N={n} D={d} scale={scale}", actual, expected).Require(1e-12, roundoff);
+    }
+
     [Theory]
     [InlineData(FastmaxNormalization.MeanCentered, 2)]
     [InlineData(FastmaxNormalization.ZeroCentered, 1)]
