@@ -8,7 +8,7 @@ namespace FastNotebooks;
 /// and free temporaries of 1–30 MB per chunk; by default glibc serves such blocks with mmap, or trims them off the
 /// heap top as soon as a few MB are free, so the next chunk faults in fresh zeroed pages. With blocks under
 /// <see cref="MmapThresholdBytes"/> kept on the heap and up to <see cref="TrimThresholdBytes"/> of free heap top kept,
-/// Fastmax p = 2 at N = 4096, D = 64 ran its backward in 89–94 ms instead of 140–148 ms on the 2-core reference
+/// Fastmax p = 2 at N = 4096, D = 64 ran its backward in 89–94 ms instead of 140–157 ms on the 2-core reference
 /// machine (environment.md). Applied once when the library loads, on Linux with glibc only; set
 /// <c>FASTNOTEBOOKS_DEFAULT_MALLOC=1</c> to keep glibc's defaults.
 /// </summary>
