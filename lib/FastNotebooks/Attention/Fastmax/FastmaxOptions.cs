@@ -55,8 +55,8 @@ public sealed record FastmaxOptions
     /// <summary>
     /// Tokens per chunk of the causal kernel (a chunk×chunk dense block inside each chunk; chunks are batched in
     /// groups). Of 16–256 at N = 4096 and 16384, one thread, 64 was within noise of the best for p = 1 (D = 32, 64) and
-    /// p = 2 (D = 32), forward and forward + backward; 256 took 1.5–2× as long for p = 1. The unmasked kernel uses at least this many tokens per chunk and grows them to about 2^19 feature
-    /// elements (README.md, "Unmasked"). Working memory stays O(chunk·F) per head, F = 1 + D + D(D+1)/2 for p = 2.
+    /// p = 2 (D = 32), forward and forward + backward; 256 took 1.5–2× as long for p = 1. The unmasked kernel uses at
+    /// least this many tokens per chunk and grows them to about 2^19 feature elements (README.md, "Unmasked"). Working memory stays O(chunk·F) per head, F = 1 + D + D(D+1)/2 for p = 2.
     /// </summary>
     public int ChunkSize { get; init; } = 64;
 

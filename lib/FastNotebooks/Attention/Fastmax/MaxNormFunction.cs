@@ -26,7 +26,7 @@ public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunct
         var norms = linalg.vector_norm(c, dims: new long[] { -1 });                     // [B, H, N]
         var (largest, holder) = causal
             ? norms.cummax(-1)                                                           // [B, H, N] each
-            : (norms.amax(new long[] { -1 }, keepdim: true), norms.argmax(-1, keepdim: true)); // [B, H, 1] each
+            : norms.max(-1, keepdim: true);                                              // [B, H, 1] each
         var scale = largest.clamp_min(FastmaxNormalizer.NormFloor);
         var y = c / scale.unsqueeze(-1);
         var saved = new List<Tensor> { y.detach(), norms, scale, holder, largest.ge(FastmaxNormalizer.NormFloor) };
@@ -44,11 +44,12 @@ public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunct
         var scaleColumn = scale.unsqueeze(-1);
         var dc = dy / scaleColumn;
         var perToken = (dy * y).sum(-1);                                                  // [B, H, N]
-        // d(scale) for each token's own scale; the global maximum is one scale shared by all tokens.
-        var dScale = scale.shape[^1] == 1 ? perToken.sum(-1, keepdim: true) : perToken;
+        // The sequence-wide maximum is one scale shared by all tokens; the running maximum is one per token.
+        bool shared = scale.shape[^1] == 1;
+        var dScale = shared ? perToken.sum(-1, keepdim: true) : perToken;
         var dLargest = (-dScale / scale).mul_(active);                                    // zero where the floor holds
         // ∂n_t/∂c_t = c_t/n_t = y_t·m′/n_t; a token with n_t = 0 gets no gradient (it never holds an active maximum).
-        if (scale.shape[^1] == 1)
+        if (shared)
         {
             // One holder per (batch, head): update its row only, not every token.
             var rows = holder.unsqueeze(-1).expand(holder.shape[0], holder.shape[1], 1, y.shape[3]); // [B, H, 1, D]
