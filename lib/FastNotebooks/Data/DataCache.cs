@@ -17,10 +17,18 @@ public static class DataCache
         {
             var configured = Environment.GetEnvironmentVariable(EnvironmentVariable);
             if (!string.IsNullOrEmpty(configured)) return Directory.CreateDirectory(configured).FullName;
+            return Directory.CreateDirectory(Path.Combine(RepositoryRoot, "data")).FullName;
+        }
+    }
+
+    /// <summary>The nearest folder above the current one that holds FastNotebooks.sln, or the current folder.</summary>
+    public static string RepositoryRoot
+    {
+        get
+        {
             for (var dir = new DirectoryInfo(Environment.CurrentDirectory); dir != null; dir = dir.Parent)
-                if (File.Exists(Path.Combine(dir.FullName, "FastNotebooks.sln")))
-                    return Directory.CreateDirectory(Path.Combine(dir.FullName, "data")).FullName;
-            return Directory.CreateDirectory(Path.Combine(Environment.CurrentDirectory, "data")).FullName;
+                if (File.Exists(Path.Combine(dir.FullName, "FastNotebooks.sln"))) return dir.FullName;
+            return Environment.CurrentDirectory;
         }
     }
 

@@ -39,6 +39,7 @@ public static class CharLmExperiment
         {
             Steps = settings.Steps, LearningRate = settings.LearningRate, WeightDecay = 0, Seed = seed,
             EvaluateEvery = Math.Max(1, settings.Steps / 10), OutputDirectory = outputDirectory, LogEvery = 50,
+            CheckpointEvery = outputDirectory is null ? 0 : RunDirectories.CheckpointEvery,
         };
         var run = new Trainer(model, options).Run(step =>
         {

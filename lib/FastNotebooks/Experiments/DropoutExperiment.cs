@@ -39,10 +39,12 @@ public static class DropoutExperiment
         };
     }
 
+    /// <summary>Trains one variant; a full-profile run checkpoints under <see cref="RunDirectories"/> and resumes there.</summary>
     public static Outcome Train(Variant variant, Profile profile, ImageBatches train, ImageBatches test, long seed = 0)
     {
         var (_, steps, batch) = Schedule(profile);
-        var result = MnistExperiment.Train(variant.Model.Attention, profile, train, test, variant.Model, seed: seed, steps: steps, batch: batch);
+        var result = MnistExperiment.Train(variant.Model.Attention, profile, train, test, variant.Model, seed: seed, steps: steps, batch: batch,
+            outputDirectory: RunDirectories.For(profile, "06-dropout", variant.Name));
         result.Model.eval();
         using var noGrad = TorchSharp.torch.no_grad();
         var trainAccuracy = MnistExperiment.Evaluate(result.Model, train, batch).Accuracy;

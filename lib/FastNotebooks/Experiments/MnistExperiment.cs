@@ -53,6 +53,7 @@ public static class MnistExperiment
         {
             Steps = steps ?? settings.Steps, LearningRate = 5e-4, WeightDecay = 1e-3, Seed = seed,
             EvaluateEvery = Math.Max(1, (steps ?? settings.Steps) / 5), OutputDirectory = outputDirectory, LogEvery = 50,
+            CheckpointEvery = outputDirectory is null ? 0 : RunDirectories.CheckpointEvery,
         };
         var run = new Trainer(classifier, options).Run(step =>
         {

@@ -10,7 +10,8 @@ public static class Fastmax
     /// <summary>
     /// o [B, H, Nq, Dv] for q [B, H, Nq, D], k [B, H, Nk, D], v [B, H, Nk, Dv]. Normalization (default
     /// mean-centered), temperature (default 1) and, in training mode, the chosen dropout are applied here;
-    /// the kernel is <see cref="FastmaxFunction"/> (factorized, chunked when causal, custom backward).
+    /// the kernel is <see cref="FastmaxFunction"/> (factorized, chunked when causal, custom backward) or, as
+    /// <see cref="FastmaxOptions.Algorithm"/> says, the N×N form <see cref="FastmaxQuadratic"/>.
     /// </summary>
     /// <param name="q">Queries [B, H, Nq, D].</param>
     /// <param name="k">Keys [B, H, Nk, D].</param>
@@ -34,9 +35,12 @@ public static class Fastmax
             qHat = nn.functional.dropout(qHat, options.DropoutRate, training: true);
             kHat = nn.functional.dropout(kHat, options.DropoutRate, training: true);
         }
+        var algorithm = FastmaxAlgorithms.Choose(options.Algorithm, options.Order, options.Causal, q.shape[0] * q.shape[1], q.shape[2], k.shape[2], q.shape[3]);
         var o = regularize && options.Dropout == FastmaxDropout.QuadraticTerm
             ? FastmaxDropoutKernel.QuadraticTerm(qHat, kHat, v, a, options.Causal, options.DropoutRate, options.ChunkSize)
-            : FastmaxFunction.Apply(qHat.contiguous(), kHat.contiguous(), v.contiguous(), a, options.Causal, options.ChunkSize);
+            : algorithm == FastmaxAlgorithm.Quadratic
+                ? FastmaxQuadratic.Attention(qHat, kHat, v, a, options.Causal)
+                : FastmaxFunction.Apply(qHat.contiguous(), kHat.contiguous(), v.contiguous(), a, options.Causal, options.ChunkSize);
         if (regularize && options.Dropout == FastmaxDropout.OutputNoise)
             o = o * (1 + options.DropoutRate * randn_like(o));
         return o.MoveToOuterDisposeScope();

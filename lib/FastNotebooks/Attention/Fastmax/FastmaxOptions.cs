@@ -60,6 +60,12 @@ public sealed record FastmaxOptions
     /// </summary>
     public int ChunkSize { get; init; } = 64;
 
+    /// <summary>
+    /// Factorized (default: the linear-time kernel), the N×N form, or Auto (the faster of the two for the shapes; what the
+    /// models use). All give the same function; see <see cref="FastmaxAlgorithms.Choose"/>.
+    /// </summary>
+    public FastmaxAlgorithm Algorithm { get; init; } = FastmaxAlgorithm.Factorized;
+
     public static readonly int[] SupportedOrders = { 1, 2, 3 };
 
     /// <summary>The coefficients in force: the given ones, or 1/l! for l = 0..p.</summary>
