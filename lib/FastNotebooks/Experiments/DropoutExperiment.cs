@@ -1,3 +1,4 @@
+using System.Text.Json;
 using FastNotebooks.Attention.Fastmax;
 using FastNotebooks.Data;
 using FastNotebooks.Models;
@@ -39,15 +40,29 @@ public static class DropoutExperiment
         };
     }
 
-    /// <summary>Trains one variant; a full-profile run checkpoints under <see cref="RunDirectories"/> and resumes there.</summary>
-    public static Outcome Train(Variant variant, Profile profile, ImageBatches train, ImageBatches test, long seed = 0)
+    /// <summary>
+    /// Trains one variant. With a run directory — by default <see cref="RunDirectories.For"/>, i.e. in the full profile
+    /// — it checkpoints and resumes there, and writes the variant's outcome to <c>outcome.json</c> as soon as it is
+    /// known, so an interrupted study keeps every finished variant.
+    /// </summary>
+    public static Outcome Train(Variant variant, Profile profile, ImageBatches train, ImageBatches test, long seed = 0, string? outputDirectory = null)
     {
         var (_, steps, batch) = Schedule(profile);
+        outputDirectory ??= RunDirectories.For(profile, "06-dropout", variant.Name);
         var result = MnistExperiment.Train(variant.Model.Attention, profile, train, test, variant.Model, seed: seed, steps: steps, batch: batch,
-            outputDirectory: RunDirectories.For(profile, "06-dropout", variant.Name));
+            outputDirectory: outputDirectory);
         result.Model.eval();
         using var noGrad = TorchSharp.torch.no_grad();
         var trainAccuracy = MnistExperiment.Evaluate(result.Model, train, batch).Accuracy;
-        return new Outcome(variant.Name, trainAccuracy, result.TestAccuracy, result.Run);
+        var outcome = new Outcome(variant.Name, trainAccuracy, result.TestAccuracy, result.Run);
+        if (outputDirectory != null)
+            DataCache.WriteAtomically(Path.Combine(outputDirectory, OutcomeFile), stream => JsonSerializer.Serialize(stream,
+                new { outcome.Variant, outcome.TrainAccuracy, outcome.TestAccuracy, outcome.Gap, Steps = outcome.Run.Steps.Count }, JsonOptions));
+        return outcome;
     }
+
+    /// <summary>The file in a variant's run directory that holds its accuracies.</summary>
+    public const string OutcomeFile = "outcome.json";
+
+    static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true };
 }
