@@ -18,14 +18,16 @@ public sealed record KernelCase(int B, int H, int Nq, int Nk, int D, int Dv, dou
     }
 
     /// <summary>
-    /// True where some denominator Σ_j f(s_ij) is below 1e-6 of its number of terms: at p = 1 with s = −1 it is
-    /// exactly zero (0/0), and there no algorithm agrees with another. Such cases carry no information.
+    /// True where some denominator Σ_j f(s_ij) is below 1e-6 of its number of terms (1e-3 for float32 inputs): at
+    /// p = 1 with s = −1 it is exactly zero (0/0), and there no algorithm agrees with another. Near it, f = 1 + s
+    /// cancels: s's rounding error (~6e-8 in float32) grows by 1/f, so in float32 a denominator of 1e-4 alone costs
+    /// the 1e-4 tolerance. Such cases carry no information about the kernels.
     /// </summary>
-    public bool IllConditioned(Tensor q64, Tensor k64)
+    public bool IllConditioned(Tensor q64, Tensor k64, ScalarType inputs = ScalarType.Float64)
     {
         using var f = FastmaxDense.Kernel(q64, k64, Options);
         using var rows = f.sum(-1);
-        return rows.min().item<double>() < 1e-6 * Nk;
+        return rows.min().item<double>() < (inputs == ScalarType.Float32 ? 1e-3 : 1e-6) * Nk;
     }
 
     public override string ToString() =>
