@@ -27,12 +27,8 @@ public class FastmaxBackwardTests
     [Fact]
     public void Custom_backward_matches_autograd_through_the_dense_reference()
     {
-        int compared = 0;
-        KernelCase.Any.Sample(c =>
+        KernelCase.CheckWellConditioned(Iterations, ScalarType.Float64, (c, q, k, v) =>
         {
-            using var scope = NewDisposeScope();
-            var (q, k, v) = c.Inputs(ScalarType.Float64);
-            if (c.IllConditioned(q, k)) return;
             var weights = randn(c.B, c.H, c.Nq, c.Dv, dtype: ScalarType.Float64);
             var fast = Gradients((a, b, d) => FastNotebooks.Attention.Fastmax.Fastmax.Attention(a, b, d, c.Options), q, k, v, weights);
             var dense = Gradients((a, b, d) => FastmaxDense.Attention(a, b, d, c.Options), q, k, v, weights);
@@ -42,9 +38,7 @@ public class FastmaxBackwardTests
             ErrorReport.Of($"dq ({c})", fast.Dq, dense.Dq).Require(1e-8, absoluteFloor: floor);
             ErrorReport.Of($"dk ({c})", fast.Dk, dense.Dk).Require(1e-8, absoluteFloor: floor);
             ErrorReport.Of($"dv ({c})", fast.Dv, dense.Dv).Require(1e-8, absoluteFloor: 1e-14);
-            compared++;
-        }, iter: Iterations, threads: 1);
-        Assert.True(compared >= Iterations * 0.8, $"only {compared} of {Iterations} cases were well conditioned");
+        });
     }
 
     [Theory]

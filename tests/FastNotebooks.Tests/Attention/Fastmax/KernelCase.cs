@@ -30,6 +30,24 @@ public sealed record KernelCase(int B, int H, int Nq, int Nk, int D, int Dv, dou
         return rows.min().item<double>() < (inputs == ScalarType.Float32 ? 1e-3 : 1e-6) * Nk;
     }
 
+    /// <summary>
+    /// Runs <paramref name="check"/> on <paramref name="iterations"/> random cases with inputs in <paramref name="dtype"/>
+    /// (each in its own dispose scope), skipping ill-conditioned ones, and requires that at least 80 % were checked.
+    /// </summary>
+    public static void CheckWellConditioned(int iterations, ScalarType dtype, Action<KernelCase, Tensor, Tensor, Tensor> check)
+    {
+        int compared = 0;
+        Any.Sample(c =>
+        {
+            using var scope = NewDisposeScope();
+            var (q, k, v) = c.Inputs(dtype);
+            if (c.IllConditioned(q.to(ScalarType.Float64), k.to(ScalarType.Float64), dtype)) return;
+            check(c, q, k, v);
+            compared++;
+        }, iter: iterations, threads: 1);
+        Assert.True(compared >= iterations * 0.8, $"only {compared} of {iterations} cases were well conditioned");
+    }
+
     public override string ToString() =>
         $"B={B} H={H} Nq={Nq} Nk={Nk} D={D} Dv={Dv} scale={Scale:G} p={Options.Order} {Options.Normalization} " +
         $"causal={Options.Causal} T={Options.Temperature} chunk={Options.ChunkSize} a=[{string.Join(", ", Options.ResolvedCoefficients())}] seed={Seed}";
