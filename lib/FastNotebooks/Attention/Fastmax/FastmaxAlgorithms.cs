@@ -30,5 +30,4 @@ public static class FastmaxAlgorithms
         long limit = order == 1 ? (causal ? 64 : 0) : Math.Max(64, TaylorFeatures.Size(d, order) / 2);
         return nk <= limit ? FastmaxAlgorithm.Quadratic : FastmaxAlgorithm.Factorized;
     }
-
 }
