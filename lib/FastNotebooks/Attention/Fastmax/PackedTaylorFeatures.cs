@@ -68,8 +68,20 @@ public sealed class PackedTaylorFeatures
     /// <summary>x̃ [..., n, D̃] as a view of an extended tensor.</summary>
     public Tensor Tilde(Tensor extended) => extended.narrow(-1, 0, Extended);
 
-    /// <summary>Bare features φ(x̃) [..., n, F] from an extended chunk [..., n, 2D̃]: one multiply, no gather.</summary>
+    /// <summary>
+    /// Bare features φ(x̃) [..., n, F] from an extended chunk [..., n, 2D̃]: one loop over the tokens
+    /// (<see cref="PackedFeatureLoops"/>) where it applies, else <see cref="BuildByBroadcast"/>.
+    /// </summary>
     public Tensor Build(Tensor extended)
+    {
+        if (Order == 1) return extended.contiguous();
+        return UseLoops(extended.numel() / 2 * Rows, extended)
+            ? PackedFeatureLoops.Build(extended, Extended, Rows)
+            : BuildByBroadcast(extended);
+    }
+
+    /// <summary><see cref="Build"/> as one broadcast multiply of x̃ with its cyclic shifts (the reference for the loop; autograd goes through it).</summary>
+    internal Tensor BuildByBroadcast(Tensor extended)
     {
         if (Order == 1) return extended.contiguous();
         var shape = extended.shape.ToArray();
@@ -118,6 +130,21 @@ public sealed class PackedTaylorFeatures
         var dMajor = weightedState.unflatten(weightedState.dim() - 2, new[] { e, rows }).transpose(-3, -2)
             .reshape(batch.Concat(new[] { Size, weightedState.shape[^1] }).ToArray());   // [..., F, C]
         var featureGradient = u.matmul(dMajor.transpose(-1, -2));                        // [..., n, F]
+        bool sameTokens = featureGradient.numel() / Size == extended.numel() / (2 * e);   // no broadcast between them
+        var dx = sameTokens && UseLoops(featureGradient.numel(), extended, u, weightedState)
+            ? PackedFeatureLoops.ChainRule(featureGradient, extended, D, Rows)
+            : ChainRuleByBroadcast(featureGradient, extended);
+        return dx.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The chain rule of <see cref="Gradient"/> in elementwise torch passes: dx [..., n, D] from the d-major feature
+    /// gradient [..., n, F] and the extended chunk (the reference for <see cref="PackedFeatureLoops.ChainRule"/>).
+    /// </summary>
+    internal Tensor ChainRuleByBroadcast(Tensor featureGradient, Tensor extended)
+    {
+        using var scope = NewDisposeScope();
+        long e = Extended, rows = Rows;
         var packed = featureGradient.unflatten(featureGradient.dim() - 1, new[] { rows, e });   // [..., n, Rows, D̃]: dφ_(i,d)
         var shifts = extended.unfold(-1, e, 1).narrow(-2, 0, rows);                      // [..., n, Rows, D̃]: x̃_(i+d)
         // ∂φ_(i,d)/∂x̃_m has two parts: m = i (the factor x̃_(i+d) remains) and m = i + d (x̃_i remains).
@@ -126,6 +153,15 @@ public sealed class PackedTaylorFeatures
         var asSecond = SkewSum(cat(new[] { partnerTerms, partnerTerms }, -1));            // Σ_d dφ_(m−d,d)·x̃_(m−d)
         return asFirst.add_(asSecond).narrow(-1, 0, D).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// The loops take plain CPU tensors that fit one span (2 GiB) and need no autograd graph: the broadcast forms
+    /// remain for everything else (a test differentiates through <see cref="BuildByBroadcast"/>).
+    /// </summary>
+    static bool UseLoops(long outputElements, params Tensor[] inputs) =>
+        PackedFeatureLoops.Applies(inputs[0])
+        && outputElements * inputs[0].ElementSize < int.MaxValue && inputs[0].numel() * inputs[0].ElementSize < int.MaxValue
+        && !(is_grad_enabled() && inputs.Any(t => t.requires_grad));
 
     /// <summary>
     /// Σ_d T[d, (m − d) mod D̃] for each m, from T doubled along i (T2 [..., n, Rows, 2D̃], contiguous): the entry

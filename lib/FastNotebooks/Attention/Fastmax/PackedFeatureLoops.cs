@@ -1,0 +1,118 @@
+using System.Numerics;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FastNotebooks.Attention.Fastmax;
+
+/// <summary>
+/// The elementwise halves of <see cref="PackedTaylorFeatures"/> as one loop per token over CPU memory. libtorch
+/// runs the same arithmetic as several broadcast passes with temporaries the size of the features (the chain rule
+/// takes five); here each token's x̃ and feature row stay in L1 and every feature is read or written once. The
+/// broadcast forms in <see cref="PackedTaylorFeatures"/> remain the reference the tests compare these with, and
+/// serve every tensor these loops do not take (other devices, other dtypes).
+/// </summary>
+internal static class PackedFeatureLoops
+{
+    /// <summary>True for tensors these loops can read directly: CPU memory in float32 or float64.</summary>
+    public static bool Applies(Tensor x) =>
+        x.device_type == DeviceType.CPU && x.dtype is ScalarType.Float32 or ScalarType.Float64;
+
+    /// <summary>φ [..., n, F] (feature f = i·Rows + d holds x̃_i·x̃_(i+d)) from an extended x [..., n, 2D̃].</summary>
+    public static Tensor Build(Tensor extended, int tilde, int rows)
+    {
+        using var x = extended.contiguous();
+        var shape = extended.shape.ToArray();
+        shape[^1] = (long)tilde * rows;
+        var features = empty(shape, dtype: extended.dtype, device: extended.device);
+        long tokens = x.numel() / (2L * tilde);
+        ForTokenRanges(tokens, (start, count) =>
+        {
+            if (x.dtype == ScalarType.Float32) Build<float>(x, features, start, count, tilde, rows);
+            else Build<double>(x, features, start, count, tilde, rows);
+        });
+        return features;
+    }
+
+    /// <summary>
+    /// dx [..., n, D] from the feature gradient dφ [..., n, F] in d-major order (entry d·D̃ + i is ∂L/∂φ_(i,d))
+    /// and the extended x [..., n, 2D̃]: dx_m = Σ_d dφ_(m,d)·x̃_(m+d) + Σ_d dφ_(m−d,d)·x̃_(m−d), indices mod D̃.
+    /// </summary>
+    public static Tensor ChainRule(Tensor featureGradient, Tensor extended, int d, int rows)
+    {
+        int tilde = d + 1;
+        using var g = featureGradient.contiguous();
+        using var x = extended.contiguous();
+        var shape = extended.shape.ToArray();
+        shape[^1] = d;
+        var dx = empty(shape, dtype: extended.dtype, device: extended.device);
+        long tokens = x.numel() / (2L * tilde);
+        ForTokenRanges(tokens, (start, count) =>
+        {
+            if (x.dtype == ScalarType.Float32) ChainRule<float>(g, x, dx, start, count, d, rows);
+            else ChainRule<double>(g, x, dx, start, count, d, rows);
+        });
+        return dx;
+    }
+
+    static void Build<T>(Tensor extended, Tensor features, long start, long count, int tilde, int rows)
+        where T : unmanaged, INumber<T>
+    {
+        var x = Elements<T>(extended);
+        var phi = Elements<T>(features);
+        int size = tilde * rows;
+        for (long t = start; t < start + count; t++)
+        {
+            var xt = x.Slice((int)(t * 2 * tilde), 2 * tilde);
+            var row = phi.Slice((int)(t * size), size);
+            for (int i = 0; i < tilde; i++)
+                TensorPrimitives.Multiply(xt.Slice(i, rows), xt[i], row.Slice(i * rows, rows));
+        }
+    }
+
+    static void ChainRule<T>(Tensor featureGradient, Tensor extended, Tensor result, long start, long count, int d, int rows)
+        where T : unmanaged, INumber<T>
+    {
+        var g = Elements<T>(featureGradient);
+        var x = Elements<T>(extended);
+        var dx = Elements<T>(result);
+        int tilde = d + 1, size = tilde * rows;
+        Span<T> asFirst = stackalloc T[tilde];       // Σ_d dφ_(m,d)·x̃_(m+d)
+        Span<T> asSecond = stackalloc T[2 * tilde];  // Σ_d dφ_(i,d)·x̃_i at i + d, folded mod D̃ below
+        for (long t = start; t < start + count; t++)
+        {
+            var xt = x.Slice((int)(t * 2 * tilde), 2 * tilde);
+            var gt = g.Slice((int)(t * size), size);
+            asFirst.Clear();
+            asSecond.Clear();
+            for (int shift = 0; shift < rows; shift++)
+            {
+                var gd = gt.Slice(shift * tilde, tilde);
+                TensorPrimitives.MultiplyAdd(gd, xt.Slice(shift, tilde), asFirst, asFirst);
+                var partner = asSecond.Slice(shift, tilde);
+                TensorPrimitives.MultiplyAdd(gd, xt.Slice(0, tilde), partner, partner);
+            }
+            var dxt = dx.Slice((int)(t * d), d);
+            TensorPrimitives.Add(asFirst.Slice(0, d), asSecond.Slice(0, d), dxt);
+            TensorPrimitives.Add(dxt, asSecond.Slice(tilde, d), dxt);
+        }
+    }
+
+    /// <summary>A contiguous CPU tensor's elements, without a copy (the caller keeps the tensor alive).</summary>
+    static Span<T> Elements<T>(Tensor x) where T : unmanaged => MemoryMarshal.Cast<byte, T>(x.bytes);
+
+    /// <summary>Tokens [0, n) in one contiguous range per intra-op thread (libtorch's count), run in parallel.</summary>
+    static void ForTokenRanges(long tokens, Action<long, long> body)
+    {
+        // Below a few hundred tokens a second thread costs more than it saves.
+        int parts = (int)Math.Clamp(tokens / 256, 1, torch.get_num_threads());
+        long per = (tokens + parts - 1) / parts;
+        if (parts == 1) { body(0, tokens); return; }
+        Parallel.For(0, parts, p =>
+        {
+            long start = p * per;
+            if (start < tokens) body(start, Math.Min(per, tokens - start));
+        });
+    }
+}
