@@ -47,6 +47,13 @@ public sealed class AttentionBench(BenchProfile profile, double gemmGflops, Acti
                 softmax = Row("sdpa", c, s, softmaxFlops, null);
             }
             rows.Add(Row("fastmax", c, fastmax, fastmaxFlops, softmax is null ? null : softmax.ForwardMs / fastmax.Forward));
+            if (c.Order == 2 && c.N == 4096 && c.BatchHeads == 1)
+            {
+                // The same kernel with the features' elementwise work as libtorch broadcast passes: what the per-token loops gain.
+                PackedTaylorFeatures.UseTokenLoops = false;
+                try { rows.Add(Row("fastmax-broadcast", c, Measure((a, b, d) => Fastmax.Attention(a, b, d, options), q, k, v, repeats, backward), fastmaxFlops, null)); }
+                finally { PackedTaylorFeatures.UseTokenLoops = true; }
+            }
             if (softmax is not null) rows.Add(softmax);
             if (c.N <= profile.DenseMaxN && c.BatchHeads == 1)
                 rows.Add(Row("dense", c, Measure((a, b, d) => FastmaxDense.Attention(a, b, d, options), q, k, v, repeats, backward: true), fastmaxFlops, null));

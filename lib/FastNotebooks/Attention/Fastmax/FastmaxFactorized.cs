@@ -61,11 +61,11 @@ public static class FastmaxFactorized
         var denominators = new List<Tensor>();
         foreach (var qc in Chunks(features.Extend(q), rows))
         {
-            // Two products rather than one with Dv + 1 columns: a GEMM with Dv = 32 or 64 columns runs at the
-            // BLAS kernel's full width, and the denominator is a matrix-vector product.
-            using var phi = features.Build(qc);                                   // [B, H, c, F]
-            numerators.Add(phi.matmul(values));                                   // [B, H, c, Dv]
-            denominators.Add(phi.matmul(ones));                                   // [B, H, c, 1]
+            // The numerator as a GEMM with Dv = 32 or 64 columns (the BLAS kernel's full width; Dv + 1 columns ran
+            // slower), the denominator taken from each feature row as it is built.
+            var (phi, denominator) = features.BuildAndProject(qc, ones);         // [B, H, c, F], [B, H, c, 1]
+            using (phi) numerators.Add(phi.matmul(values));                      // [B, H, c, Dv]
+            denominators.Add(denominator);
         }
         var g = cat(denominators, 2);                                             // [B, H, Nq, 1]
         var o = cat(numerators, 2).div_(g);

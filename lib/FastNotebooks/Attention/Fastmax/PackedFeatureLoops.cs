@@ -20,19 +20,28 @@ internal static class PackedFeatureLoops
         x.device_type == DeviceType.CPU && x.dtype is ScalarType.Float32 or ScalarType.Float64;
 
     /// <summary>φ [..., n, F] (feature f = i·Rows + d holds x̃_i·x̃_(i+d)) from an extended x [..., n, 2D̃].</summary>
-    public static Tensor Build(Tensor extended, int tilde, int rows)
+    public static Tensor Build(Tensor extended, int tilde, int rows) => BuildAndProject(extended, null, tilde, rows).Features;
+
+    /// <summary>
+    /// φ [..., n, F] and, when a column c [..., F, 1] is given (one per leading slice, e.g. per head), φ·c [..., n, 1]
+    /// from each row while it is still in L1: the forward's denominator without a second pass over the features.
+    /// </summary>
+    public static (Tensor Features, Tensor? Projection) BuildAndProject(Tensor extended, Tensor? column, int tilde, int rows)
     {
         using var x = extended.contiguous();
+        using var c = column?.contiguous();
         var shape = extended.shape.ToArray();
         shape[^1] = (long)tilde * rows;
         var features = empty(shape, dtype: extended.dtype, device: extended.device);
-        long tokens = x.numel() / (2L * tilde);
+        shape[^1] = 1;
+        var projection = column is null ? null : empty(shape, dtype: extended.dtype, device: extended.device);
+        long tokens = x.numel() / (2L * tilde), perSlice = Math.Max(1, extended.shape[^2]);
         ForTokenRanges(tokens, (start, count) =>
         {
-            if (x.dtype == ScalarType.Float32) Build<float>(x, features, start, count, tilde, rows);
-            else Build<double>(x, features, start, count, tilde, rows);
+            if (x.dtype == ScalarType.Float32) Build<float>(x, features, c, projection, perSlice, start, count, tilde, rows);
+            else Build<double>(x, features, c, projection, perSlice, start, count, tilde, rows);
         });
-        return features;
+        return (features, projection);
     }
 
     /// <summary>
@@ -56,11 +65,14 @@ internal static class PackedFeatureLoops
         return dx;
     }
 
-    static void Build<T>(Tensor extended, Tensor features, long start, long count, int tilde, int rows)
+    static void Build<T>(Tensor extended, Tensor features, Tensor? column, Tensor? projection, long perSlice,
+        long start, long count, int tilde, int rows)
         where T : unmanaged, INumber<T>
     {
         var x = Elements<T>(extended);
         var phi = Elements<T>(features);
+        var c = column is null ? default : Elements<T>(column);
+        var dot = projection is null ? default : Elements<T>(projection);
         int size = tilde * rows;
         for (long t = start; t < start + count; t++)
         {
@@ -68,6 +80,7 @@ internal static class PackedFeatureLoops
             var row = phi.Slice((int)(t * size), size);
             for (int i = 0; i < tilde; i++)
                 TensorPrimitives.Multiply(xt.Slice(i, rows), xt[i], row.Slice(i * rows, rows));
+            if (projection is not null) dot[(int)t] = TensorPrimitives.Dot<T>(row, c.Slice((int)(t / perSlice * size), size));
         }
     }
 

@@ -80,6 +80,22 @@ public sealed class PackedTaylorFeatures
             : BuildByBroadcast(extended);
     }
 
+    /// <summary>
+    /// <see cref="Build"/> and φ·c [..., n, 1] for a column c [..., F, 1] whose leading dims equal the chunk's
+    /// (the loop takes the product from each row as it is written; elsewhere a matrix-vector product).
+    /// </summary>
+    public (Tensor Features, Tensor Projection) BuildAndProject(Tensor extended, Tensor column)
+    {
+        bool sameSlices = column.numel() / Size == extended.numel() / Math.Max(1, extended.shape[^2] * extended.shape[^1]);
+        if (Order == 2 && sameSlices && UseLoops(extended.numel() / 2 * Rows, extended, column))
+        {
+            var (features, projection) = PackedFeatureLoops.BuildAndProject(extended, column, Extended, Rows);
+            return (features, projection!);
+        }
+        var phi = Build(extended);
+        return (phi, phi.matmul(column));
+    }
+
     /// <summary><see cref="Build"/> as one broadcast multiply of x̃ with its cyclic shifts (the reference for the loop; autograd goes through it).</summary>
     internal Tensor BuildByBroadcast(Tensor extended)
     {
@@ -155,11 +171,17 @@ public sealed class PackedTaylorFeatures
     }
 
     /// <summary>
+    /// Whether <see cref="Build"/> and <see cref="Gradient"/> may use <see cref="PackedFeatureLoops"/> (default true);
+    /// the bench turns it off to time the broadcast forms side by side. Process-wide.
+    /// </summary>
+    public static bool UseTokenLoops { get; set; } = true;
+
+    /// <summary>
     /// The loops take plain CPU tensors that fit one span (2 GiB) and need no autograd graph: the broadcast forms
     /// remain for everything else (a test differentiates through <see cref="BuildByBroadcast"/>).
     /// </summary>
     static bool UseLoops(long outputElements, params Tensor[] inputs) =>
-        PackedFeatureLoops.Applies(inputs[0])
+        UseTokenLoops && PackedFeatureLoops.Applies(inputs[0])
         && outputElements * inputs[0].ElementSize < int.MaxValue && inputs[0].numel() * inputs[0].ElementSize < int.MaxValue
         && !(is_grad_enabled() && inputs.Any(t => t.requires_grad));
 

@@ -38,6 +38,11 @@ public class PackedFeatureLoopsTests
             Assert.Equal(phiReference.shape, phi.shape);
             ErrorReport.Of($"features ({name})", phi, phiReference).Require(dtype == ScalarType.Float64 ? 1e-15 : 1e-6);
 
+            var column = randn(lead.Append(features.Size).Append(1).ToArray(), dtype: dtype, generator: generator);
+            var (phiProjected, projection) = features.BuildAndProject(extended, column);
+            ErrorReport.Of($"features with projection ({name})", phiProjected, phiReference).Require(dtype == ScalarType.Float64 ? 1e-15 : 1e-6);
+            ErrorReport.Of($"projection ({name})", projection, phiReference.matmul(column)).Require(dtype == ScalarType.Float64 ? 1e-12 : 1e-4);
+
             // The d-major feature gradient as Gradient forms it; the loop and the broadcast passes reduce it alike.
             var featureGradient = u.matmul(state.transpose(-1, -2));
             var dx = PackedFeatureLoops.ChainRule(featureGradient, extended, d, features.Rows);
