@@ -1,5 +1,6 @@
 using System.Numerics;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -65,6 +66,7 @@ internal static class PackedFeatureLoops
         return dx;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Build<T>(Tensor extended, Tensor features, Tensor? column, Tensor? projection, long perSlice,
         long start, long count, int tilde, int rows)
         where T : unmanaged, INumber<T>
@@ -79,11 +81,12 @@ internal static class PackedFeatureLoops
             var xt = x.Slice((int)(t * 2 * tilde), 2 * tilde);
             var row = phi.Slice((int)(t * size), size);
             for (int i = 0; i < tilde; i++)
-                TensorPrimitives.Multiply(xt.Slice(i, rows), xt[i], row.Slice(i * rows, rows));
+                Scale(xt.Slice(i, rows), xt[i], row.Slice(i * rows, rows));
             if (projection is not null) dot[(int)t] = TensorPrimitives.Dot<T>(row, c.Slice((int)(t / perSlice * size), size));
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void ChainRule<T>(Tensor featureGradient, Tensor extended, Tensor result, long start, long count, int d, int rows)
         where T : unmanaged, INumber<T>
     {
@@ -102,14 +105,42 @@ internal static class PackedFeatureLoops
             for (int shift = 0; shift < rows; shift++)
             {
                 var gd = gt.Slice(shift * tilde, tilde);
-                TensorPrimitives.MultiplyAdd(gd, xt.Slice(shift, tilde), asFirst, asFirst);
-                var partner = asSecond.Slice(shift, tilde);
-                TensorPrimitives.MultiplyAdd(gd, xt.Slice(0, tilde), partner, partner);
+                MultiplyAdd(gd, xt.Slice(shift, tilde), asFirst);
+                MultiplyAdd(gd, xt.Slice(0, tilde), asSecond.Slice(shift, tilde));
             }
             var dxt = dx.Slice((int)(t * d), d);
-            TensorPrimitives.Add(asFirst.Slice(0, d), asSecond.Slice(0, d), dxt);
-            TensorPrimitives.Add(dxt, asSecond.Slice(tilde, d), dxt);
+            for (int m = 0; m < d; m++) dxt[m] = asFirst[m] + asSecond[m] + asSecond[m + tilde];
         }
+    }
+
+    // The spans of the two loops above are short (Rows = 17 and D̃ = 33 entries at D = 32), so the arithmetic is written
+    // out here: TensorPrimitives' fixed cost per call was most of the time on them (measured: the chain rule on 820 tokens
+    // at D = 32 took 1.04 ms through it, against 1.79 ms for the GEMM that produces its input).
+
+    /// <summary>y = s·x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Scale<T>(ReadOnlySpan<T> x, T s, Span<T> y) where T : unmanaged, INumber<T>
+    {
+        ref T xs = ref MemoryMarshal.GetReference(x);
+        ref T ys = ref MemoryMarshal.GetReference(y);
+        int i = 0;
+        var sv = new Vector<T>(s);
+        for (; i <= x.Length - Vector<T>.Count; i += Vector<T>.Count)
+            Vector.StoreUnsafe(Vector.LoadUnsafe(ref xs, (nuint)i) * sv, ref ys, (nuint)i);
+        for (; i < x.Length; i++) y[i] = x[i] * s;
+    }
+
+    /// <summary>acc += a ⊙ b.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void MultiplyAdd<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> acc) where T : unmanaged, INumber<T>
+    {
+        ref T ar = ref MemoryMarshal.GetReference(a);
+        ref T br = ref MemoryMarshal.GetReference(b);
+        ref T cr = ref MemoryMarshal.GetReference(acc);
+        int i = 0;
+        for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count)
+            Vector.StoreUnsafe(Vector.LoadUnsafe(ref cr, (nuint)i) + Vector.LoadUnsafe(ref ar, (nuint)i) * Vector.LoadUnsafe(ref br, (nuint)i), ref cr, (nuint)i);
+        for (; i < a.Length; i++) acc[i] += a[i] * b[i];
     }
 
     /// <summary>A contiguous CPU tensor's elements, without a copy (the caller keeps the tensor alive).</summary>
