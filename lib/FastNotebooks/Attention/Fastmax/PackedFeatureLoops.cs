@@ -1,5 +1,4 @@
 using System.Numerics;
-using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using TorchSharp;
@@ -82,7 +81,7 @@ internal static class PackedFeatureLoops
             var row = phi.Slice((int)(t * size), size);
             for (int i = 0; i < tilde; i++)
                 Scale(xt.Slice(i, rows), xt[i], row.Slice(i * rows, rows));
-            if (projection is not null) dot[(int)t] = TensorPrimitives.Dot<T>(row, c.Slice((int)(t / perSlice * size), size));
+            if (projection is not null) dot[(int)t] = Dot<T>(row, c.Slice((int)(t / perSlice * size), size));
         }
     }
 
@@ -113,10 +112,12 @@ internal static class PackedFeatureLoops
         }
     }
 
-    // The spans of the two loops above are short (Rows = 17 and D̃ = 33 entries at D = 32), so the arithmetic is written
-    // out here: TensorPrimitives' fixed cost per call was most of the time on them. Measured on one thread, 820 tokens at
-    // D = 32, beside the GEMM that produces the chain rule's input (1.1–1.8 ms): the chain rule took 1.04 ms through
-    // TensorPrimitives, 0.33–0.42 ms with these loops, 1.8–2.7 ms as libtorch broadcast passes.
+    // The arithmetic is written out as System.Numerics vector loops rather than calls to TensorPrimitives
+    // (System.Numerics.Tensors). The spans are short (Rows = 17 and D̃ = 33 entries at D = 32), where its fixed cost per
+    // call was most of the time: the chain rule on 820 tokens at D = 32, one thread, took 1.04 ms through it and
+    // 0.33–0.42 ms written out (1.8–2.7 ms as libtorch broadcast passes; 1.1–1.8 ms for the GEMM that produces its input).
+    // And these loops are compiled fully optimized on first use, where a tiered library call left the first ten forward
+    // calls up to twice as slow.
 
     /// <summary>y = s·x.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -129,6 +130,21 @@ internal static class PackedFeatureLoops
         for (; i <= x.Length - Vector<T>.Count; i += Vector<T>.Count)
             Vector.StoreUnsafe(Vector.LoadUnsafe(ref xs, (nuint)i) * sv, ref ys, (nuint)i);
         for (; i < x.Length; i++) y[i] = x[i] * s;
+    }
+
+    /// <summary>a · b.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static T Dot<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b) where T : unmanaged, INumber<T>
+    {
+        ref T ar = ref MemoryMarshal.GetReference(a);
+        ref T br = ref MemoryMarshal.GetReference(b);
+        var sum = Vector<T>.Zero;
+        int i = 0;
+        for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count)
+            sum += Vector.LoadUnsafe(ref ar, (nuint)i) * Vector.LoadUnsafe(ref br, (nuint)i);
+        T result = Vector.Sum(sum);
+        for (; i < a.Length; i++) result += a[i] * b[i];
+        return result;
     }
 
     /// <summary>acc += a ⊙ b.</summary>
