@@ -249,12 +249,14 @@ public sealed class ExecuteHandler : IDisposable
 
     CellResult RunCell(ScriptSession session, string code, int count, Action<Output> publish)
     {
-        var source = InterruptRewriter.Rewrite(NotebookExecutor.WithoutKernelMagics(code));
         CellInterrupt.Reset();
         var live = new LiveOutputs(publish);
         lock (_gate) _cellRunning = true;
         try
         {
+            // The rewrite counts as running: an interrupt that comes while it parses (seconds on a cold, slow machine,
+            // after execute_input went out) is then kept for the cell instead of being dropped.
+            var source = InterruptRewriter.Rewrite(NotebookExecutor.WithoutKernelMagics(code));
             // Synchronous cells run on this thread to the end; an awaiting cell leaves this thread blocked here.
             return session.ExecuteAsync(source, count, observer: live.Add).GetAwaiter().GetResult();
         }
