@@ -47,14 +47,19 @@ def run(kc, code, timeout=120):
     return reply["content"], messages
 
 
-def interrupt_running(kc, code, interrupt):
-    """Starts code, interrupts it once it runs, and returns (reply content, seconds from interrupt to reply)."""
+def start_cell(kc, code):
+    """Sends code and returns a second after the kernel has started it (execute_input)."""
     msg_id = kc.execute(code)
-    while True:  # wait until the kernel has started the cell
+    while True:
         m = kc.get_iopub_msg(timeout=60)
         if m["parent_header"].get("msg_id") == msg_id and m["msg_type"] == "execute_input":
             break
     time.sleep(1.0)
+
+
+def interrupt_running(kc, code, interrupt):
+    """Starts code, interrupts it once it runs, and returns (reply content, seconds from interrupt to reply)."""
+    start_cell(kc, code)
     start = time.monotonic()
     interrupt()
     reply = kc.get_shell_msg(timeout=90)
@@ -205,12 +210,7 @@ def _():
 
 @check("interrupt (SIGINT): Thread.Sleep(600000) stops")
 def _():
-    msg_id = kc.execute("System.Threading.Thread.Sleep(600000);")
-    while True:  # wait until the kernel has started the cell
-        m = kc.get_iopub_msg(timeout=60)
-        if m["parent_header"].get("msg_id") == msg_id and m["msg_type"] == "execute_input":
-            break
-    time.sleep(1.0)
+    start_cell(kc, "System.Threading.Thread.Sleep(600000);")
     start = time.monotonic()
     km.signal_kernel(signal.SIGINT)
     try:
