@@ -9,7 +9,8 @@ namespace FastNotebooks.Attention.Fastmax;
 /// forward (measured: 5.0 ms for q and k at N = 16384, D = 32, p = 1, where the whole Fastmax forward takes 2.8 ms).
 /// With c = x − mean(x) (or x), n_t = ‖c_t‖, m the largest n (or the running largest, causal), y = c / max(m, floor):
 /// dc = dy / m′, dm_t = −(dy_t·y_t) / m′_t (zero where the floor holds), routed to the token that holds the maximum,
-/// where it adds dm·c/n; dx = dc minus its mean when centred. <see cref="FastmaxDense.Normalize"/> is the oracle.
+/// where it adds dm·c/n; dx = dc minus its mean when centred. <see cref="FastmaxDense.Normalize"/> is the oracle. The
+/// per-token work runs in <see cref="MaxNormLoops"/> where it applies, else in the tensor-op forms below.
 /// </summary>
 public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunction>
 {
@@ -22,13 +23,12 @@ public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunct
     {
         var (x, centre, causal) = ((Tensor)vars[0], (bool)vars[1], (bool)vars[2]);
         using var scope = NewDisposeScope();
-        var c = centre ? x - x.mean(new long[] { -1 }, keepdim: true) : x;
-        var norms = linalg.vector_norm(c, dims: new long[] { -1 });                     // [B, H, N]
+        var (c, norms) = MaxNormLoops.Take(x) ? MaxNormLoops.CentreAndNorm(x, centre) : CentreAndNorm(x, centre);
         var (largest, holder) = causal
             ? norms.cummax(-1)                                                           // [B, H, N] each
             : norms.max(-1, keepdim: true);                                              // [B, H, 1] each
         var scale = largest.clamp_min(FastmaxNormalizer.NormFloor);
-        var y = c / scale.unsqueeze(-1);
+        var y = c.div_(scale.unsqueeze(-1));                                             // c is this call's own tensor
         var saved = new List<Tensor> { y.detach(), norms, scale, holder, largest.ge(FastmaxNormalizer.NormFloor) };
         foreach (var t in saved) t.MoveToOuterDisposeScope();
         ctx.save_for_backward(saved);
@@ -40,29 +40,34 @@ public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunct
     {
         var saved = ctx.get_saved_variables();
         var (y, norms, scale, holder, active) = (saved[0], saved[1], saved[2], saved[3], saved[4]);
+        bool centre = (bool)ctx.get_data("centre");
+        bool loops = MaxNormLoops.Take(dy, y);
         using var scope = NewDisposeScope();
-        var scaleColumn = scale.unsqueeze(-1);
-        var dc = dy / scaleColumn;
-        var perToken = (dy * y).sum(-1);                                                  // [B, H, N]
+        // dc_t = α_t·dy_t + β_t·y_t: α = 1/m′, and β carries the maximum's gradient to the token(s) holding it.
+        var perToken = loops ? MaxNormLoops.TokenDots(dy, y) : (dy * y).sum(-1);         // [B, H, N]
         // The sequence-wide maximum is one scale shared by all tokens; the running maximum is one per token.
         bool shared = scale.shape[^1] == 1;
         var dScale = shared ? perToken.sum(-1, keepdim: true) : perToken;
         var dLargest = (-dScale / scale).mul_(active);                                    // zero where the floor holds
         // ∂n_t/∂c_t = c_t/n_t = y_t·m′/n_t; a token with n_t = 0 gets no gradient (it never holds an active maximum).
-        if (shared)
-        {
-            // One holder per (batch, head): update its row only, not every token.
-            var rows = holder.unsqueeze(-1).expand(holder.shape[0], holder.shape[1], 1, y.shape[3]); // [B, H, 1, D]
-            var factor = scale / norms.gather(-1, holder).clamp_min(FastmaxNormalizer.NormFloor) * dLargest;
-            dc.scatter_add_(2, rows, y.gather(2, rows).mul_(factor.unsqueeze(-1)));
-        }
-        else
-        {
-            var dNorms = zeros_like(norms).scatter_add_(-1, holder, dLargest);
-            var direction = y * (scaleColumn / norms.clamp_min(FastmaxNormalizer.NormFloor).unsqueeze(-1));
-            dc.add_(direction.mul_(dNorms.unsqueeze(-1)));
-        }
-        var dx = (bool)ctx.get_data("centre") ? dc - dc.mean(new long[] { -1 }, keepdim: true) : dc;
+        var dNorms = zeros_like(norms).scatter_add_(-1, holder, dLargest);
+        var beta = dNorms.mul_(scale / norms.clamp_min(FastmaxNormalizer.NormFloor));
+        var alpha = scale.reciprocal();
+        var dx = loops ? MaxNormLoops.CentredCombination(dy, y, alpha, beta, centre) : CentredCombination(dy, y, alpha, beta, centre);
         return new List<Tensor> { dx.MoveToOuterDisposeScope(), null!, null! };
+    }
+
+    /// <summary>The reference form of <see cref="MaxNormLoops.CentreAndNorm"/>: tensor ops, any device and dtype.</summary>
+    internal static (Tensor Centred, Tensor Norms) CentreAndNorm(Tensor x, bool centre)
+    {
+        var c = centre ? x - x.mean(new long[] { -1 }, keepdim: true) : x.clone();
+        return (c, linalg.vector_norm(c, dims: new long[] { -1 }));
+    }
+
+    /// <summary>The reference form of <see cref="MaxNormLoops.CentredCombination"/>.</summary>
+    internal static Tensor CentredCombination(Tensor a, Tensor b, Tensor alpha, Tensor beta, bool centre)
+    {
+        var dc = a * alpha.unsqueeze(-1) + b * beta.unsqueeze(-1);
+        return centre ? dc - dc.mean(new long[] { -1 }, keepdim: true) : dc;
     }
 }

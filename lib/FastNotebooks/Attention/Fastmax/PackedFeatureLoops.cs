@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
+using static FastNotebooks.Attention.Fastmax.TokenLoops;
 
 namespace FastNotebooks.Attention.Fastmax;
 
@@ -15,9 +16,39 @@ namespace FastNotebooks.Attention.Fastmax;
 /// </summary>
 internal static class PackedFeatureLoops
 {
-    /// <summary>True for tensors these loops can read directly: CPU memory in float32 or float64.</summary>
-    public static bool Applies(Tensor x) =>
-        x.device_type == DeviceType.CPU && x.dtype is ScalarType.Float32 or ScalarType.Float64;
+    /// <summary>[x, 1] repeated <paramref name="copies"/> times per token [..., n, copies·(D + 1)] for x [..., n, D].</summary>
+    public static Tensor Extend(Tensor x, int copies)
+    {
+        using var input = x.contiguous();
+        int d = (int)x.shape[^1];
+        var shape = x.shape.ToArray();
+        shape[^1] = copies * (d + 1L);
+        var extended = empty(shape, dtype: x.dtype, device: x.device);
+        ForTokenRanges(input.numel() / Math.Max(1, d), (start, count) =>
+        {
+            if (input.dtype == ScalarType.Float32) Extend<float>(input, extended, start, count, d, copies);
+            else Extend<double>(input, extended, start, count, d, copies);
+        });
+        return extended;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Extend<T>(Tensor input, Tensor output, long start, long count, int d, int copies) where T : unmanaged, INumber<T>
+    {
+        var x = Elements<T>(input);
+        var e = Elements<T>(output);
+        int width = copies * (d + 1);
+        for (long t = start; t < start + count; t++)
+        {
+            var xt = x.Slice((int)(t * d), d);
+            var et = e.Slice((int)(t * width), width);
+            for (int c = 0; c < copies; c++)
+            {
+                xt.CopyTo(et.Slice(c * (d + 1), d));
+                et[c * (d + 1) + d] = T.One;
+            }
+        }
+    }
 
     /// <summary>φ [..., n, F] (feature f = i·Rows + d holds x̃_i·x̃_(i+d)) from an extended x [..., n, 2D̃].</summary>
     public static Tensor Build(Tensor extended, int tilde, int rows) => BuildAndProject(extended, null, tilde, rows).Features;
@@ -110,70 +141,5 @@ internal static class PackedFeatureLoops
             var dxt = dx.Slice((int)(t * d), d);
             for (int m = 0; m < d; m++) dxt[m] = asFirst[m] + asSecond[m] + asSecond[m + tilde];
         }
-    }
-
-    // The arithmetic is written out as System.Numerics vector loops rather than calls to TensorPrimitives
-    // (System.Numerics.Tensors). The spans are short (Rows = 17 and D̃ = 33 entries at D = 32), where its fixed cost per
-    // call was most of the time: the chain rule on 820 tokens at D = 32, one thread, took 1.04 ms through it and
-    // 0.33–0.42 ms written out (1.8–2.7 ms as libtorch broadcast passes; 1.1–1.8 ms for the GEMM that produces its input).
-    // And these loops are compiled fully optimized on first use, where a tiered library call left the first ten forward
-    // calls up to twice as slow.
-
-    /// <summary>y = s·x.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Scale<T>(ReadOnlySpan<T> x, T s, Span<T> y) where T : unmanaged, INumber<T>
-    {
-        ref T xs = ref MemoryMarshal.GetReference(x);
-        ref T ys = ref MemoryMarshal.GetReference(y);
-        int i = 0;
-        var sv = new Vector<T>(s);
-        for (; i <= x.Length - Vector<T>.Count; i += Vector<T>.Count)
-            Vector.StoreUnsafe(Vector.LoadUnsafe(ref xs, (nuint)i) * sv, ref ys, (nuint)i);
-        for (; i < x.Length; i++) y[i] = x[i] * s;
-    }
-
-    /// <summary>a · b.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static T Dot<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b) where T : unmanaged, INumber<T>
-    {
-        ref T ar = ref MemoryMarshal.GetReference(a);
-        ref T br = ref MemoryMarshal.GetReference(b);
-        var sum = Vector<T>.Zero;
-        int i = 0;
-        for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count)
-            sum += Vector.LoadUnsafe(ref ar, (nuint)i) * Vector.LoadUnsafe(ref br, (nuint)i);
-        T result = Vector.Sum(sum);
-        for (; i < a.Length; i++) result += a[i] * b[i];
-        return result;
-    }
-
-    /// <summary>acc += a ⊙ b.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void MultiplyAdd<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> acc) where T : unmanaged, INumber<T>
-    {
-        ref T ar = ref MemoryMarshal.GetReference(a);
-        ref T br = ref MemoryMarshal.GetReference(b);
-        ref T cr = ref MemoryMarshal.GetReference(acc);
-        int i = 0;
-        for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count)
-            Vector.StoreUnsafe(Vector.LoadUnsafe(ref cr, (nuint)i) + Vector.LoadUnsafe(ref ar, (nuint)i) * Vector.LoadUnsafe(ref br, (nuint)i), ref cr, (nuint)i);
-        for (; i < a.Length; i++) acc[i] += a[i] * b[i];
-    }
-
-    /// <summary>A contiguous CPU tensor's elements, without a copy (the caller keeps the tensor alive).</summary>
-    static Span<T> Elements<T>(Tensor x) where T : unmanaged => MemoryMarshal.Cast<byte, T>(x.bytes);
-
-    /// <summary>Tokens [0, n) in one contiguous range per intra-op thread (libtorch's count), run in parallel.</summary>
-    static void ForTokenRanges(long tokens, Action<long, long> body)
-    {
-        // Below a few hundred tokens a second thread costs more than it saves.
-        int parts = (int)Math.Clamp(tokens / 256, 1, torch.get_num_threads());
-        long per = (tokens + parts - 1) / parts;
-        if (parts == 1) { body(0, tokens); return; }
-        Parallel.For(0, parts, p =>
-        {
-            long start = p * per;
-            if (start < tokens) body(start, Math.Min(per, tokens - start));
-        });
     }
 }

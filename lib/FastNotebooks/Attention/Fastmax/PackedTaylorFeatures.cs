@@ -61,6 +61,13 @@ public sealed class PackedTaylorFeatures
     /// </summary>
     public Tensor Extend(Tensor x)
     {
+        if (UseLoops(x.numel() / Math.Max(1, D) * 2 * Extended, x)) return PackedFeatureLoops.Extend(x, Order == 1 ? 1 : 2);
+        return ExtendByConcatenation(x);
+    }
+
+    /// <summary><see cref="Extend"/> as one concatenation (the reference for the loop; autograd goes through it).</summary>
+    internal Tensor ExtendByConcatenation(Tensor x)
+    {
         using var one = ones_like(x.narrow(-1, 0, 1));
         return Order == 1 ? cat(new[] { x, one }, -1) : cat(new[] { x, one, x, one }, -1);
     }
@@ -181,7 +188,7 @@ public sealed class PackedTaylorFeatures
     /// remain for everything else (a test differentiates through <see cref="BuildByBroadcast"/>).
     /// </summary>
     static bool UseLoops(long outputElements, params Tensor[] inputs) =>
-        UseTokenLoops && PackedFeatureLoops.Applies(inputs[0])
+        UseTokenLoops && TokenLoops.Applies(inputs[0])
         && outputElements * inputs[0].ElementSize < int.MaxValue && inputs[0].numel() * inputs[0].ElementSize < int.MaxValue
         && !(is_grad_enabled() && inputs.Any(t => t.requires_grad));
 

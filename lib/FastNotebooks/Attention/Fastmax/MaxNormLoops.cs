@@ -1,0 +1,116 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using TorchSharp;
+using static TorchSharp.torch;
+using static FastNotebooks.Attention.Fastmax.TokenLoops;
+
+namespace FastNotebooks.Attention.Fastmax;
+
+/// <summary>
+/// The per-token halves of <see cref="MaxNormFunction"/> as one loop over CPU memory: centring and the token norm in
+/// the forward, the token dot dy·y and the centred combination α·dy + β·y in the backward. libtorch runs each as two
+/// to five passes with temporaries of the input's size, which took about a tenth of the p = 2 forward at N = 4096 and
+/// a third of the p = 1 forward. The reductions across tokens (largest norm, its holder) stay tensor ops on [B, H, N];
+/// the tensor-op forms in <see cref="MaxNormFunction"/> are the reference these are tested against.
+/// </summary>
+internal static class MaxNormLoops
+{
+    /// <summary>True where the loops apply: switched on, a CPU float tensor within one span, no autograd graph asked of it.</summary>
+    public static bool Take(params Tensor[] inputs) =>
+        PackedTaylorFeatures.UseTokenLoops && inputs.All(TokenLoops.Applies)
+        && inputs.All(t => t.numel() * t.ElementSize < int.MaxValue)
+        && !(is_grad_enabled() && inputs.Any(t => t.requires_grad));
+
+    /// <summary>c = x − mean(x) per token (a copy of x when not <paramref name="centre"/>) [..., N, D] and ‖c‖ [..., N].</summary>
+    public static (Tensor Centred, Tensor Norms) CentreAndNorm(Tensor x, bool centre)
+    {
+        using var input = x.contiguous();
+        var centred = empty(input.shape, dtype: input.dtype, device: input.device);
+        var norms = empty(input.shape[..^1], dtype: input.dtype, device: input.device);
+        int d = (int)input.shape[^1];
+        ForTokenRanges(input.numel() / d, (start, count) =>
+        {
+            if (input.dtype == ScalarType.Float32) CentreAndNorm<float>(input, centred, norms, start, count, d, centre);
+            else CentreAndNorm<double>(input, centred, norms, start, count, d, centre);
+        });
+        return (centred, norms);
+    }
+
+    /// <summary>a_t·b_t per token [..., N] for a, b [..., N, D].</summary>
+    public static Tensor TokenDots(Tensor a, Tensor b)
+    {
+        using var ac = a.contiguous();
+        using var bc = b.contiguous();
+        var dots = empty(ac.shape[..^1], dtype: ac.dtype, device: ac.device);
+        int d = (int)ac.shape[^1];
+        ForTokenRanges(ac.numel() / d, (start, count) =>
+        {
+            if (ac.dtype == ScalarType.Float32) TokenDots<float>(ac, bc, dots, start, count, d);
+            else TokenDots<double>(ac, bc, dots, start, count, d);
+        });
+        return dots;
+    }
+
+    /// <summary>α_t·a_t + β_t·b_t per token [..., N, D], minus its mean over D when <paramref name="centre"/>; α, β [..., N].</summary>
+    public static Tensor CentredCombination(Tensor a, Tensor b, Tensor alpha, Tensor beta, bool centre)
+    {
+        using var ac = a.contiguous();
+        using var bc = b.contiguous();
+        using var alphas = alpha.expand(ac.shape[..^1]).contiguous();
+        using var betas = beta.expand(ac.shape[..^1]).contiguous();
+        var result = empty(ac.shape, dtype: ac.dtype, device: ac.device);
+        int d = (int)ac.shape[^1];
+        ForTokenRanges(ac.numel() / d, (start, count) =>
+        {
+            if (ac.dtype == ScalarType.Float32) CentredCombination<float>(ac, bc, alphas, betas, result, start, count, d, centre);
+            else CentredCombination<double>(ac, bc, alphas, betas, result, start, count, d, centre);
+        });
+        return result;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void CentreAndNorm<T>(Tensor input, Tensor centred, Tensor normsOut, long start, long count, int d, bool centre)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var x = Elements<T>(input);
+        var c = Elements<T>(centred);
+        var norms = Elements<T>(normsOut);
+        T width = T.CreateChecked(d);
+        for (long t = start; t < start + count; t++)
+        {
+            var xt = x.Slice((int)(t * d), d);
+            var ct = c.Slice((int)(t * d), d);
+            Shift<T>(xt, centre ? -Sum<T>(xt) / width : T.Zero, ct);
+            norms[(int)t] = T.Sqrt(Dot<T>(ct, ct));
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void TokenDots<T>(Tensor a, Tensor b, Tensor dotsOut, long start, long count, int d)
+        where T : unmanaged, INumber<T>
+    {
+        var x = Elements<T>(a);
+        var y = Elements<T>(b);
+        var dots = Elements<T>(dotsOut);
+        for (long t = start; t < start + count; t++)
+            dots[(int)t] = Dot<T>(x.Slice((int)(t * d), d), y.Slice((int)(t * d), d));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void CentredCombination<T>(Tensor a, Tensor b, Tensor alphas, Tensor betas, Tensor result, long start, long count, int d, bool centre)
+        where T : unmanaged, INumber<T>
+    {
+        var x = Elements<T>(a);
+        var y = Elements<T>(b);
+        var al = Elements<T>(alphas);
+        var be = Elements<T>(betas);
+        var r = Elements<T>(result);
+        T width = T.CreateChecked(d);
+        for (long t = start; t < start + count; t++)
+        {
+            var rt = r.Slice((int)(t * d), d);
+            Combine<T>(x.Slice((int)(t * d), d), al[(int)t], y.Slice((int)(t * d), d), be[(int)t], rt);
+            if (centre) Shift<T>(rt, -Sum<T>(rt) / width, rt);
+        }
+    }
+}
