@@ -17,23 +17,35 @@ public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunct
     public override string Name => "FastmaxMaxNorm";
 
     /// <summary>y for x [B, H, N, D]: centred (mean over D) when <paramref name="centre"/>, divided by the largest token norm.</summary>
-    public static Tensor Apply(Tensor x, bool centre, bool causal) => apply(x, centre, causal);
+    /// <remarks>Where no gradient is wanted, the same forward runs without an autograd node (its overhead was most of the time at N = 4096).</remarks>
+    public static Tensor Apply(Tensor x, bool centre, bool causal)
+    {
+        if (is_grad_enabled() && x.requires_grad) return apply(x, centre, causal);
+        using var scope = NewDisposeScope();
+        return Normalized(x, centre, causal).Y.MoveToOuterDisposeScope();
+    }
 
     public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
     {
         var (x, centre, causal) = ((Tensor)vars[0], (bool)vars[1], (bool)vars[2]);
         using var scope = NewDisposeScope();
-        var (c, norms) = MaxNormLoops.Take(x) ? MaxNormLoops.CentreAndNorm(x, centre) : CentreAndNorm(x, centre);
-        var (largest, holder) = causal
-            ? norms.cummax(-1)                                                           // [B, H, N] each
-            : norms.max(-1, keepdim: true);                                              // [B, H, 1] each
-        var scale = largest.clamp_min(FastmaxNormalizer.NormFloor);
-        var y = c.div_(scale.unsqueeze(-1));                                             // c is this call's own tensor
+        var (y, norms, largest, holder, scale) = Normalized(x, centre, causal);
         var saved = new List<Tensor> { y.detach(), norms, scale, holder, largest.ge(FastmaxNormalizer.NormFloor) };
         foreach (var t in saved) t.MoveToOuterDisposeScope();
         ctx.save_for_backward(saved);
         ctx.save_data("centre", centre);
         return y.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>y and what the backward needs: token norms, the largest (running) norm, its holder, the floored scale.</summary>
+    static (Tensor Y, Tensor Norms, Tensor Largest, Tensor Holder, Tensor Scale) Normalized(Tensor x, bool centre, bool causal)
+    {
+        var (c, norms) = MaxNormLoops.Take(x) ? MaxNormLoops.CentreAndNorm(x, centre) : CentreAndNorm(x, centre);
+        var (largest, holder) = causal
+            ? norms.cummax(-1)                                                           // [B, H, N] each
+            : norms.max(-1, keepdim: true);                                              // [B, H, 1] each
+        var scale = largest.clamp_min(FastmaxNormalizer.NormFloor);
+        return (c.div_(scale.unsqueeze(-1)), norms, largest, holder, scale);            // c is this call's own tensor
     }
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor dy)

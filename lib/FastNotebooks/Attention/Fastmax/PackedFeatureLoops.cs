@@ -16,40 +16,6 @@ namespace FastNotebooks.Attention.Fastmax;
 /// </summary>
 internal static class PackedFeatureLoops
 {
-    /// <summary>[x, 1] repeated <paramref name="copies"/> times per token [..., n, copies·(D + 1)] for x [..., n, D].</summary>
-    public static Tensor Extend(Tensor x, int copies)
-    {
-        using var input = x.contiguous();
-        int d = (int)x.shape[^1];
-        var shape = x.shape.ToArray();
-        shape[^1] = copies * (d + 1L);
-        var extended = empty(shape, dtype: x.dtype, device: x.device);
-        ForTokenRanges(input.numel() / Math.Max(1, d), (start, count) =>
-        {
-            if (input.dtype == ScalarType.Float32) Extend<float>(input, extended, start, count, d, copies);
-            else Extend<double>(input, extended, start, count, d, copies);
-        });
-        return extended;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Extend<T>(Tensor input, Tensor output, long start, long count, int d, int copies) where T : unmanaged, INumber<T>
-    {
-        var x = Elements<T>(input);
-        var e = Elements<T>(output);
-        int width = copies * (d + 1);
-        for (long t = start; t < start + count; t++)
-        {
-            var xt = x.Slice((int)(t * d), d);
-            var et = e.Slice((int)(t * width), width);
-            for (int c = 0; c < copies; c++)
-            {
-                xt.CopyTo(et.Slice(c * (d + 1), d));
-                et[c * (d + 1) + d] = T.One;
-            }
-        }
-    }
-
     /// <summary>φ [..., n, F] (feature f = i·Rows + d holds x̃_i·x̃_(i+d)) from an extended x [..., n, 2D̃].</summary>
     public static Tensor Build(Tensor extended, int tilde, int rows) => BuildAndProject(extended, null, tilde, rows).Features;
 

@@ -61,13 +61,8 @@ public sealed class PackedTaylorFeatures
     /// </summary>
     public Tensor Extend(Tensor x)
     {
-        if (UseLoops(x.numel() / Math.Max(1, D) * 2 * Extended, x)) return PackedFeatureLoops.Extend(x, Order == 1 ? 1 : 2);
-        return ExtendByConcatenation(x);
-    }
-
-    /// <summary><see cref="Extend"/> as one concatenation (the reference for the loop; autograd goes through it).</summary>
-    internal Tensor ExtendByConcatenation(Tensor x)
-    {
+        // A per-token loop was tried here and measured slower than the concatenation (0.113 vs 0.095 ms, 4096 × 32):
+        // both only move memory.
         using var one = ones_like(x.narrow(-1, 0, 1));
         return Order == 1 ? cat(new[] { x, one }, -1) : cat(new[] { x, one, x, one }, -1);
     }
