@@ -173,7 +173,8 @@ public sealed class PackedTaylorFeatures
     }
 
     /// <summary>
-    /// Whether <see cref="Build"/> and <see cref="Gradient"/> may use <see cref="PackedFeatureLoops"/> (default true);
+    /// Whether <see cref="Build"/> and <see cref="Gradient"/> may use <see cref="PackedFeatureLoops"/>, and the max-norm
+    /// normalization <see cref="MaxNormLoops"/> (default true);
     /// the bench turns it off to time the broadcast forms side by side. Process-wide.
     /// </summary>
     public static bool UseTokenLoops { get; set; } = true;
