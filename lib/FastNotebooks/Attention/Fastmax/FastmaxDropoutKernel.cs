@@ -5,7 +5,8 @@ namespace FastNotebooks.Attention.Fastmax;
 /// <summary>
 /// Quadratic-term dropout for p = 2 (research notes §2): ordinary inverted dropout on the flattened q⊗q and
 /// k⊗k features, in numerator and denominator alike; the constant and linear terms are untouched. Features are
-/// random per draw, so this path builds them explicitly (D² per token) and lets autograd differentiate.
+/// random per draw, so this path builds them explicitly (D² per token) and lets autograd differentiate. On the CPU
+/// the masks come from <see cref="KeepMask"/> (libtorch's Bernoulli sampling was most of a training step).
 /// </summary>
 public static class FastmaxDropoutKernel
 {
@@ -22,6 +23,9 @@ public static class FastmaxDropoutKernel
         var shape = x.shape.ToArray();
         shape[^1] = x.shape[^1] * x.shape[^1];
         var square = (x.unsqueeze(-1) * x.unsqueeze(-2)).reshape(shape);  // [B, H, N, D²]
-        return nn.functional.dropout(square, rate, training: true);
+        if (!TokenLoops.Applies(square) || square.numel() * square.ElementSize >= int.MaxValue)
+            return nn.functional.dropout(square, rate, training: true);
+        using var mask = KeepMask.Draw(shape, 1 - rate, square.dtype);
+        return square * mask;
     }
 }
