@@ -8,14 +8,12 @@ namespace FastNotebooks.Tests.Attention.Fastmax;
 /// <summary>The normalization's per-token loops against the tensor-op forms they replace, and the whole node against the dense twin.</summary>
 public class MaxNormLoopsTests
 {
-    public static TheoryData<ScalarType> Dtypes() => new() { ScalarType.Float64, ScalarType.Float32 };
-
     /// <summary>
     /// 60 random cases: D from 1 to 70, 1 to 3 leading dims, 1 to 1200 tokens (one and two threads), inputs scaled by
     /// 1e-3 to 1e3 around an offset (what centring removes), and every other case a non-contiguous view.
     /// </summary>
     [Theory]
-    [MemberData(nameof(Dtypes))]
+    [MemberData(nameof(PackedFeatureLoopsTests.Dtypes), MemberType = typeof(PackedFeatureLoopsTests))]
     public void Loops_equal_the_tensor_op_forms(ScalarType dtype)
     {
         var random = new Random(11);
@@ -55,7 +53,7 @@ public class MaxNormLoopsTests
     /// and input gradient, both max-norm normalizations, causal and not.
     /// </summary>
     [Theory]
-    [MemberData(nameof(Dtypes))]
+    [MemberData(nameof(PackedFeatureLoopsTests.Dtypes), MemberType = typeof(PackedFeatureLoopsTests))]
     public void Normalizer_with_loops_matches_the_dense_twin(ScalarType dtype)
     {
         var random = new Random(17);
