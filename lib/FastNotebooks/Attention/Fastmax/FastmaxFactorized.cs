@@ -64,7 +64,7 @@ public static class FastmaxFactorized
             // The numerator as a GEMM with Dv = 32 or 64 columns (the BLAS kernel's full width; Dv + 1 columns ran
             // slower), the denominator taken from each feature row as it is built.
             var (phi, denominator) = features.BuildAndProject(qc, ones);         // [B, H, c, F], [B, H, c, 1]
-            using (phi) numerators.Add(phi.matmul(values));                      // [B, H, c, Dv]
+            using (phi) numerators.Add(SimdGemm.MatMul(phi, values));                      // [B, H, c, Dv]
             denominators.Add(denominator);
         }
         var g = cat(denominators, 2);                                             // [B, H, Nq, 1]
@@ -115,7 +115,7 @@ public static class FastmaxFactorized
         {
             using var step = NewDisposeScope();
             dk.Add(features.Gradient(kc, vc, queryState).MoveToOuterDisposeScope());
-            dvParts.Add(features.Build(kc).matmul(valueState).MoveToOuterDisposeScope());
+            dvParts.Add(SimdGemm.MatMul(features.Build(kc), valueState).MoveToOuterDisposeScope());
         }
         return (dq.MoveToOuterDisposeScope(), cat(dk, 2).MoveToOuterDisposeScope(), cat(dvParts, 2).MoveToOuterDisposeScope());
     }
@@ -129,7 +129,7 @@ public static class FastmaxFactorized
         {
             using var step = NewDisposeScope();
             // uᵀ·φ [C, F] rather than φᵀ·u [F, C]: the same product, but BLAS runs it markedly faster (measured).
-            Accumulate(ref state, uc.transpose(-1, -2).matmul(features.Build(xc)).MoveToOuterDisposeScope());
+            Accumulate(ref state, SimdGemm.MatMul(uc.transpose(-1, -2), features.Build(xc)).MoveToOuterDisposeScope());
         }
         return state!.transpose(-1, -2).MoveToOuterDisposeScope();              // [B, H, F, C] (a view)
     }

@@ -147,7 +147,7 @@ public sealed class PackedTaylorFeatures
         var batch = weightedState.shape[..^2];
         var dMajor = weightedState.unflatten(weightedState.dim() - 2, new[] { e, rows }).transpose(-3, -2)
             .reshape(batch.Concat(new[] { Size, weightedState.shape[^1] }).ToArray());   // [..., F, C]
-        var featureGradient = u.matmul(dMajor.transpose(-1, -2));                        // [..., n, F]
+        var featureGradient = SimdGemm.MatMul(u, dMajor.transpose(-1, -2).contiguous());  // [..., n, F]
         bool sameTokens = featureGradient.numel() / Size == extended.numel() / (2 * e);   // no broadcast between them
         var dx = sameTokens && UseLoops(featureGradient.numel(), extended, u, weightedState)
             ? PackedFeatureLoops.ChainRule(featureGradient, extended, D, Rows)

@@ -1,0 +1,78 @@
+using System.Runtime.Intrinsics;
+using FastNotebooks.Attention.Fastmax;
+using FastNotebooks.Verification;
+using static TorchSharp.torch;
+
+namespace FastNotebooks.Tests.Attention.Fastmax;
+
+/// <summary>The AVX-512 GEMM against libtorch's matmul in float64 over random shapes and layouts.</summary>
+public class SimdGemmTests
+{
+    /// <summary>
+    /// 120 random cases: M, K, N from 1 to 140 (every tail of the 12-row tiles and 32-column panels), a few large
+    /// ones (the chunk shapes), 0 to 2 leading dims, a as rows or as a transposed view, b narrowed from a wider
+    /// tensor (row stride ≠ N), leading dims that are not contiguous, input scales 1e-3 to 1e3.
+    /// </summary>
+    [SkippableFact]
+    public void Equals_matmul_over_random_shapes_and_layouts()
+    {
+        Skip.IfNot(Vector512.IsHardwareAccelerated, "no AVX-512 on this CPU: SimdGemm falls back to matmul");
+        var random = new Random(11);
+        var generator = new Generator(13);
+        for (int trial = 0; trial < 120; trial++)
+        {
+            using var scope = NewDisposeScope();
+            bool large = trial % 20 == 19;
+            int m = large ? random.Next(500, 1300) : trial < 4 ? 1 : random.Next(1, 141);
+            int k = large ? random.Next(30, 600) : trial is 4 or 5 ? 1 : random.Next(1, 141);
+            int n = large ? (trial % 40 == 19 ? 561 : 33) : trial is 6 or 7 ? 1 : random.Next(1, 141);
+            long[] lead = Enumerable.Range(0, random.Next(0, 3)).Select(_ => (long)random.Next(1, 4)).ToArray();
+            double scale = Math.Pow(10, random.Next(-3, 4));
+            bool transposedA = random.Next(2) == 0, leadPermuted = lead.Length == 2 && random.Next(2) == 0;
+
+            var a = transposedA
+                ? randn(lead.Append(k).Append(m).ToArray(), generator: generator).transpose(-1, -2)
+                : randn(lead.Append(m).Append(k).ToArray(), generator: generator);
+            var b = randn(lead.Append(k).Append(n + 3).ToArray(), generator: generator).narrow(-1, 1, n);
+            if (leadPermuted) (a, b) = (a.transpose(0, 1), b.transpose(0, 1));
+            a = a * scale;
+            string name = $"M={m} K={k} N={n} lead=[{string.Join(",", lead)}] aT={transposedA} permuted={leadPermuted} scale={scale:g1}";
+            Assert.True(SimdGemm.Applies(a, b), name);
+
+            var c = SimdGemm.MatMul(a, b);
+            var reference = a.to_type(ScalarType.Float64).matmul(b.to_type(ScalarType.Float64));
+            Assert.Equal(reference.shape, c.shape);
+            Assert.True(c.is_contiguous());
+            ErrorReport.Of(name, c.to_type(ScalarType.Float64), reference).Require(1e-5);
+        }
+    }
+
+    [SkippableFact]
+    public void Empty_inner_dimension_gives_zeros()
+    {
+        Skip.IfNot(Vector512.IsHardwareAccelerated, "no AVX-512 on this CPU");
+        using var a = randn(5, 0);
+        using var b = randn(0, 7);
+        using var c = SimdGemm.MatMul(a, b);
+        Assert.Equal(new long[] { 5, 7 }, c.shape);
+        Assert.Equal(0f, c.abs().max().item<float>());
+    }
+
+    [Fact]
+    public void Cases_it_does_not_take_go_to_matmul()
+    {
+        using var a64 = randn(4, 3, dtype: ScalarType.Float64);
+        using var b64 = randn(3, 5, dtype: ScalarType.Float64);
+        Assert.False(SimdGemm.Applies(a64, b64));
+        ErrorReport.Of("float64", SimdGemm.MatMul(a64, b64), a64.matmul(b64)).Require(0);
+
+        using var a = randn(4, 3).requires_grad_();
+        using var b = randn(3, 5);
+        Assert.False(SimdGemm.Applies(a, b));
+        using var c = SimdGemm.MatMul(a, b);
+        Assert.True(c.requires_grad);
+
+        using var columns = randn(5, 3).transpose(0, 1);   // b's rows not unit-stride
+        Assert.False(SimdGemm.Applies(b.transpose(0, 1), columns));
+    }
+}
