@@ -38,7 +38,7 @@ public static class FastmaxChunked
             var (qb, kb, vb) = (Blocks(q, start, count, size), Blocks(k, offset + start, count, size), Blocks(vOne, offset + start, count, size));
             var within = Polynomial(qb.matmul(kb.transpose(-1, -2)), a).tril_().matmul(vb);   // [B, H, G, c, Dv + 1]
             var before = PrefixStates(features, Blocks(kx, offset + start, count, size), vb, carry); // [B, H, G, F, Dv + 1]
-            within.add_(features.Build(Blocks(qx, start, count, size)).matmul(before));
+            within.add_(SimdGemm.MatMul(features.Build(Blocks(qx, start, count, size)), before.contiguous()));
             rows.Add(within.flatten(2, 3).MoveToOuterDisposeScope());                        // [B, H, G·c, Dv + 1]
         }
         var (o, g) = OutputAndDenominator(cat(rows, 2), v.shape[3]);
@@ -103,7 +103,7 @@ public static class FastmaxChunked
             var after = SuffixStates(features, Blocks(qx, start, count, size), Blocks(gPrime, start, count, size), queryCarry);
             var kxb = Blocks(kx, offset + start, count, size);
             dkWindow[i].add_(features.Gradient(kxb, Blocks(vOne, offset + start, count, size), after));
-            dvWindow[i].add_(features.Build(kxb).matmul(after.narrow(-1, 0, dv)));
+            dvWindow[i].add_(SimdGemm.MatMul(features.Build(kxb), after.narrow(-1, 0, dv).contiguous()));
             dkWindow[i] = dkWindow[i].flatten(2, 3).MoveToOuterDisposeScope();
             dvWindow[i] = dvWindow[i].flatten(2, 3).MoveToOuterDisposeScope();
         }
@@ -117,7 +117,7 @@ public static class FastmaxChunked
             foreach (var (kc, vc) in Chunks(kx, rows, 0, offset).Zip(Chunks(vOne, rows, 0, offset)))
             {
                 dkParts.Add(features.Gradient(kc, vc, weighted));
-                dvParts.Add(features.Build(kc).matmul(weighted.narrow(-1, 0, dv)));
+                dvParts.Add(SimdGemm.MatMul(features.Build(kc), weighted.narrow(-1, 0, dv).contiguous()));
             }
         }
         dkParts.AddRange(dkWindow);
@@ -137,7 +137,7 @@ public static class FastmaxChunked
     /// </summary>
     static Tensor PrefixStates(PackedTaylorFeatures features, Tensor extendedBlocks, Tensor uBlocks, Tensor carry)
     {
-        using var delta = uBlocks.transpose(-1, -2).matmul(features.Build(extendedBlocks)); // [B, H, G, C, F]
+        using var delta = SimdGemm.MatMul(uBlocks.transpose(-1, -2), features.Build(extendedBlocks)); // [B, H, G, C, F]
         var before = delta.cumsum(2).sub_(delta).add_(carry.unsqueeze(2));                  // exclusive prefix + carry
         carry.add_(delta.sum(2));
         return features.Weigh(before.transpose(-1, -2));                                     // [B, H, G, F, C]
@@ -146,7 +146,7 @@ public static class FastmaxChunked
     /// <summary>Weighted query states after each chunk of a group, w ⊙ (carry + Σ of the group's later chunks); the carry moves before the group.</summary>
     static Tensor SuffixStates(PackedTaylorFeatures features, Tensor extendedBlocks, Tensor uBlocks, Tensor carry)
     {
-        using var delta = uBlocks.transpose(-1, -2).matmul(features.Build(extendedBlocks)); // [B, H, G, C, F]
+        using var delta = SimdGemm.MatMul(uBlocks.transpose(-1, -2), features.Build(extendedBlocks)); // [B, H, G, C, F]
         using var total = delta.sum(2, keepdim: true);                                      // [B, H, 1, C, F]
         var after = (total - delta.cumsum(2)).add_(carry.unsqueeze(2));                      // exclusive suffix + carry
         carry.add_(total.squeeze(2));

@@ -131,7 +131,8 @@ public static class FastmaxFactorized
             // uᵀ·φ [C, F] rather than φᵀ·u [F, C]: the same product, but BLAS runs it markedly faster (measured).
             Accumulate(ref state, SimdGemm.MatMul(uc.transpose(-1, -2), features.Build(xc)).MoveToOuterDisposeScope());
         }
-        return state!.transpose(-1, -2).MoveToOuterDisposeScope();              // [B, H, F, C] (a view)
+        // Contiguous, so w ⊙ S and its column views have unit-stride rows, as SimdGemm takes them (a small copy).
+        return state!.transpose(-1, -2).contiguous().MoveToOuterDisposeScope();  // [B, H, F, C]
     }
 
     /// <summary>Chunk length for the unmasked path: the caller's chunk, grown until one chunk holds about <see cref="FeatureChunkElements"/> features.</summary>

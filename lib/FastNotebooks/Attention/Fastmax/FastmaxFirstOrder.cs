@@ -30,9 +30,9 @@ public static class FastmaxFirstOrder
         var (_, gPrime) = ScaledOutputGradients(o, g, gradOutput);           // [B, H, Nq, Dv + 1]
         var queryState = WeightedState(q, gPrime, a, appendOne: false);        // w ⊙ Σ_i q̃_iᵀ Ĝ′_i [B, H, D + 1, Dv + 1]
         // dq_i = Ĝ′_i·W[:D]ᵀ; dk_j = v′_j·R[:D]ᵀ and dv_j = k̃_j·R[:, :Dv], with v′ = [v, 1] and k̃ = [k, 1] as broadcast rows.
-        var dq = gPrime.matmul(keyState.narrow(2, 0, d).transpose(-1, -2));
+        var dq = SimdGemm.MatMul(gPrime, keyState.narrow(2, 0, d).transpose(-1, -2).contiguous());
         var queryRows = queryState.narrow(2, 0, d);                            // [B, H, D, Dv + 1]
-        var dk = v.matmul(queryRows.narrow(3, 0, dv).transpose(-1, -2)).add_(queryRows.narrow(3, dv, 1).transpose(-1, -2));
+        var dk = SimdGemm.MatMul(v, queryRows.narrow(3, 0, dv).transpose(-1, -2).contiguous()).add_(queryRows.narrow(3, dv, 1).transpose(-1, -2));
         var dV = Affine(k, queryState.narrow(3, 0, dv));
         return (dq.MoveToOuterDisposeScope(), dk.MoveToOuterDisposeScope(), dV.MoveToOuterDisposeScope());
     }
@@ -44,7 +44,7 @@ public static class FastmaxFirstOrder
     static Tensor WeightedState(Tensor x, Tensor u, double[] a, bool appendOne = true)
     {
         using var scope = NewDisposeScope();
-        var xu = x.transpose(-1, -2).matmul(u);                                // [B, H, D, C]
+        var xu = SimdGemm.MatMul(x.transpose(-1, -2), u);                               // [B, H, D, C]
         var uSum = u.sum(2, keepdim: true);                                     // [B, H, 1, C]
         if (appendOne)
         {
@@ -58,6 +58,6 @@ public static class FastmaxFirstOrder
     static Tensor Affine(Tensor x, Tensor state)
     {
         long d = x.shape[3];
-        return x.matmul(state.narrow(2, 0, d)).add_(state.narrow(2, d, 1));
+        return SimdGemm.MatMul(x, state.narrow(2, 0, d)).add_(state.narrow(2, d, 1));
     }
 }

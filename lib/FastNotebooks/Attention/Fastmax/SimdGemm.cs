@@ -19,6 +19,9 @@ public static unsafe class SimdGemm
     /// <summary>Whether the kernels may use these tiles (default true); the bench turns it off to time libtorch's GEMMs beside them.</summary>
     public static bool Enabled { get; set; } = true;
 
+    /// <summary>Test hook: sees every product this thread's <see cref="MatMul"/> hands to libtorch.</summary>
+    [ThreadStatic] internal static Action<Tensor, Tensor>? FallbackObserver;
+
     const int TileRows = 12;
     const int PanelWidth = 32;      // two zmm of float32
     const int PanelsPerItem = 4;    // columns one work item covers: 128
@@ -46,7 +49,11 @@ public static unsafe class SimdGemm
     /// <summary>a [..., M, K] · b [..., K, N] → [..., M, N] (contiguous), as <c>a.matmul(b)</c>.</summary>
     public static Tensor MatMul(Tensor a, Tensor b)
     {
-        if (!Applies(a, b)) return a.matmul(b);
+        if (!Applies(a, b))
+        {
+            FallbackObserver?.Invoke(a, b);
+            return a.matmul(b);
+        }
         int m = (int)a.shape[^2], k = (int)a.shape[^1], n = (int)b.shape[^1];
         var shape = a.shape.ToArray();
         shape[^1] = n;
@@ -124,6 +131,7 @@ public static unsafe class SimdGemm
     }
 
     /// <summary>Rows [rowStart, rowEnd) × panels [panelStart, panelEnd) of one slice's C (row-major, ldc = n).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Block(float* a, long rs, long cs, float* b, long ldb, float* c, int m, int k, int n,
         int rowStart, int rowEnd, int panelStart, int panelEnd, float* packed)
     {
@@ -131,27 +139,31 @@ public static unsafe class SimdGemm
         for (int panel = panelStart; panel < panelEnd; panel++)
         {
             int column = panel * PanelWidth, width = Math.Min(PanelWidth, n - column);
+            bool direct = width == PanelWidth, narrow = width <= PanelWidth / 2;
             float* panelB = b + column;
             long panelLd = ldb;
-            if (width < PanelWidth)
+            if (!direct)
             {
-                // The last, partial panel is copied with zero padding, so the tile loads never leave B.
+                // The last, partial panel is copied with zero padding to 16 or 32 columns, so tile loads never leave B
+                // (a width of 1, as in [v, 1], then costs half a panel, not a whole one).
+                int padded = narrow ? PanelWidth / 2 : PanelWidth;
                 for (int kk = 0; kk < k; kk++)
-                    for (int j = 0; j < PanelWidth; j++)
-                        packed[kk * PanelWidth + j] = j < width ? b[kk * ldb + column + j] : 0f;
+                {
+                    float* source = b + kk * ldb + column, target = packed + kk * padded;
+                    for (int j = 0; j < width; j++) target[j] = source[j];
+                    for (int j = width; j < padded; j++) target[j] = 0f;
+                }
                 panelB = packed;
-                panelLd = PanelWidth;
+                panelLd = padded;
             }
             for (int row = rowStart; row < rowEnd;)
             {
                 int rows = rowEnd - row >= TileRows ? TileRows : rowEnd - row >= 4 ? 4 : 1;
-                bool direct = width == PanelWidth;
                 float* target = direct ? c + (long)row * n + column : tile;
                 long ldc = direct ? n : PanelWidth;
                 float* tileA = a + row * rs;
-                if (rows == TileRows) Tile12(tileA, rs, cs, panelB, panelLd, k, target, ldc);
-                else if (rows == 4) Tile4(tileA, rs, cs, panelB, panelLd, k, target, ldc);
-                else Tile1(tileA, cs, panelB, panelLd, k, target);
+                if (narrow) Tile<Half>(rows, tileA, rs, cs, panelB, panelLd, k, target, ldc);
+                else Tile<Whole>(rows, tileA, rs, cs, panelB, panelLd, k, target, ldc);
                 if (!direct)
                     for (int r = 0; r < rows; r++)
                         for (int j = 0; j < width; j++)
@@ -161,8 +173,22 @@ public static unsafe class SimdGemm
         }
     }
 
+    /// <summary>A panel's width as a type, so the JIT compiles each tile once per width without a branch inside.</summary>
+    interface IPanel { static abstract bool TwoVectors { get; } }
+    struct Whole : IPanel { public static bool TwoVectors => true; }
+    struct Half : IPanel { public static bool TwoVectors => false; }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Tile<TPanel>(int rows, float* a, long rs, long cs, float* b, long ldb, int k, float* c, long ldc)
+        where TPanel : struct, IPanel
+    {
+        if (rows == TileRows) Tile12<TPanel>(a, rs, cs, b, ldb, k, c, ldc);
+        else if (rows == 4) Tile4<TPanel>(a, rs, cs, b, ldb, k, c, ldc);
+        else Tile1<TPanel>(a, cs, b, ldb, k, c);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile12(float* a, long rs, long cs, float* b, long ldb, int k, float* c, long ldc)
+    static void Tile12<TPanel>(float* a, long rs, long cs, float* b, long ldb, int k, float* c, long ldc) where TPanel : struct, IPanel
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
             c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
@@ -171,59 +197,80 @@ public static unsafe class SimdGemm
         for (int kk = 0; kk < k; kk++, a += cs, b += ldb)
         {
             var b0 = Vector512.Load(b);
-            var b1 = Vector512.Load(b + 16);
+            var b1 = TPanel.TwoVectors ? Vector512.Load(b + 16) : default;
             Vector512<float> x;
-            x = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
-            x = Vector512.Create(a[rs]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
-            x = Vector512.Create(a[2 * rs]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
-            x = Vector512.Create(a[3 * rs]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
-            x = Vector512.Create(a[4 * rs]); c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
-            x = Vector512.Create(a[5 * rs]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
-            x = Vector512.Create(a[6 * rs]); c60 = Vector512.FusedMultiplyAdd(x, b0, c60); c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
-            x = Vector512.Create(a[7 * rs]); c70 = Vector512.FusedMultiplyAdd(x, b0, c70); c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
-            x = Vector512.Create(a[8 * rs]); c80 = Vector512.FusedMultiplyAdd(x, b0, c80); c81 = Vector512.FusedMultiplyAdd(x, b1, c81);
-            x = Vector512.Create(a[9 * rs]); c90 = Vector512.FusedMultiplyAdd(x, b0, c90); c91 = Vector512.FusedMultiplyAdd(x, b1, c91);
-            x = Vector512.Create(a[10 * rs]); ca0 = Vector512.FusedMultiplyAdd(x, b0, ca0); ca1 = Vector512.FusedMultiplyAdd(x, b1, ca1);
-            x = Vector512.Create(a[11 * rs]); cb0 = Vector512.FusedMultiplyAdd(x, b0, cb0); cb1 = Vector512.FusedMultiplyAdd(x, b1, cb1);
+            x = Vector512.Create(a[0]); c00 = Fma(x, b0, c00); if (TPanel.TwoVectors) c01 = Fma(x, b1, c01);
+            x = Vector512.Create(a[rs]); c10 = Fma(x, b0, c10); if (TPanel.TwoVectors) c11 = Fma(x, b1, c11);
+            x = Vector512.Create(a[2 * rs]); c20 = Fma(x, b0, c20); if (TPanel.TwoVectors) c21 = Fma(x, b1, c21);
+            x = Vector512.Create(a[3 * rs]); c30 = Fma(x, b0, c30); if (TPanel.TwoVectors) c31 = Fma(x, b1, c31);
+            x = Vector512.Create(a[4 * rs]); c40 = Fma(x, b0, c40); if (TPanel.TwoVectors) c41 = Fma(x, b1, c41);
+            x = Vector512.Create(a[5 * rs]); c50 = Fma(x, b0, c50); if (TPanel.TwoVectors) c51 = Fma(x, b1, c51);
+            x = Vector512.Create(a[6 * rs]); c60 = Fma(x, b0, c60); if (TPanel.TwoVectors) c61 = Fma(x, b1, c61);
+            x = Vector512.Create(a[7 * rs]); c70 = Fma(x, b0, c70); if (TPanel.TwoVectors) c71 = Fma(x, b1, c71);
+            x = Vector512.Create(a[8 * rs]); c80 = Fma(x, b0, c80); if (TPanel.TwoVectors) c81 = Fma(x, b1, c81);
+            x = Vector512.Create(a[9 * rs]); c90 = Fma(x, b0, c90); if (TPanel.TwoVectors) c91 = Fma(x, b1, c91);
+            x = Vector512.Create(a[10 * rs]); ca0 = Fma(x, b0, ca0); if (TPanel.TwoVectors) ca1 = Fma(x, b1, ca1);
+            x = Vector512.Create(a[11 * rs]); cb0 = Fma(x, b0, cb0); if (TPanel.TwoVectors) cb1 = Fma(x, b1, cb1);
         }
-        c00.Store(c); c01.Store(c + 16); c += ldc; c10.Store(c); c11.Store(c + 16); c += ldc;
-        c20.Store(c); c21.Store(c + 16); c += ldc; c30.Store(c); c31.Store(c + 16); c += ldc;
-        c40.Store(c); c41.Store(c + 16); c += ldc; c50.Store(c); c51.Store(c + 16); c += ldc;
-        c60.Store(c); c61.Store(c + 16); c += ldc; c70.Store(c); c71.Store(c + 16); c += ldc;
-        c80.Store(c); c81.Store(c + 16); c += ldc; c90.Store(c); c91.Store(c + 16); c += ldc;
-        ca0.Store(c); ca1.Store(c + 16); c += ldc; cb0.Store(c); cb1.Store(c + 16);
+        Store<TPanel>(c, c00, c01); c += ldc; Store<TPanel>(c, c10, c11); c += ldc; Store<TPanel>(c, c20, c21); c += ldc;
+        Store<TPanel>(c, c30, c31); c += ldc; Store<TPanel>(c, c40, c41); c += ldc; Store<TPanel>(c, c50, c51); c += ldc;
+        Store<TPanel>(c, c60, c61); c += ldc; Store<TPanel>(c, c70, c71); c += ldc; Store<TPanel>(c, c80, c81); c += ldc;
+        Store<TPanel>(c, c90, c91); c += ldc; Store<TPanel>(c, ca0, ca1); c += ldc; Store<TPanel>(c, cb0, cb1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile4(float* a, long rs, long cs, float* b, long ldb, int k, float* c, long ldc)
+    static void Tile4<TPanel>(float* a, long rs, long cs, float* b, long ldb, int k, float* c, long ldc) where TPanel : struct, IPanel
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default,
             c20 = default, c21 = default, c30 = default, c31 = default;
         for (int kk = 0; kk < k; kk++, a += cs, b += ldb)
         {
             var b0 = Vector512.Load(b);
-            var b1 = Vector512.Load(b + 16);
+            var b1 = TPanel.TwoVectors ? Vector512.Load(b + 16) : default;
             Vector512<float> x;
-            x = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
-            x = Vector512.Create(a[rs]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
-            x = Vector512.Create(a[2 * rs]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
-            x = Vector512.Create(a[3 * rs]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(a[0]); c00 = Fma(x, b0, c00); if (TPanel.TwoVectors) c01 = Fma(x, b1, c01);
+            x = Vector512.Create(a[rs]); c10 = Fma(x, b0, c10); if (TPanel.TwoVectors) c11 = Fma(x, b1, c11);
+            x = Vector512.Create(a[2 * rs]); c20 = Fma(x, b0, c20); if (TPanel.TwoVectors) c21 = Fma(x, b1, c21);
+            x = Vector512.Create(a[3 * rs]); c30 = Fma(x, b0, c30); if (TPanel.TwoVectors) c31 = Fma(x, b1, c31);
         }
-        c00.Store(c); c01.Store(c + 16); c += ldc; c10.Store(c); c11.Store(c + 16); c += ldc;
-        c20.Store(c); c21.Store(c + 16); c += ldc; c30.Store(c); c31.Store(c + 16);
+        Store<TPanel>(c, c00, c01); c += ldc; Store<TPanel>(c, c10, c11); c += ldc;
+        Store<TPanel>(c, c20, c21); c += ldc; Store<TPanel>(c, c30, c31);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile1(float* a, long cs, float* b, long ldb, int k, float* c)
+    static void Tile1<TPanel>(float* a, long cs, float* b, long ldb, int k, float* c) where TPanel : struct, IPanel
     {
-        Vector512<float> c0 = default, c1 = default;
-        for (int kk = 0; kk < k; kk++, a += cs, b += ldb)
+        // Two sets of accumulators over alternate k: one set alone would wait on each multiply-add's latency.
+        Vector512<float> c0 = default, c1 = default, d0 = default, d1 = default;
+        int kk = 0;
+        for (; kk + 1 < k; kk += 2, a += 2 * cs, b += 2 * ldb)
         {
             var x = Vector512.Create(a[0]);
-            c0 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b), c0);
-            c1 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b + 16), c1);
+            var y = Vector512.Create(a[cs]);
+            c0 = Fma(x, Vector512.Load(b), c0);
+            d0 = Fma(y, Vector512.Load(b + ldb), d0);
+            if (TPanel.TwoVectors)
+            {
+                c1 = Fma(x, Vector512.Load(b + 16), c1);
+                d1 = Fma(y, Vector512.Load(b + ldb + 16), d1);
+            }
         }
-        c0.Store(c);
-        c1.Store(c + 16);
+        if (kk < k)
+        {
+            var x = Vector512.Create(a[0]);
+            c0 = Fma(x, Vector512.Load(b), c0);
+            if (TPanel.TwoVectors) c1 = Fma(x, Vector512.Load(b + 16), c1);
+        }
+        Store<TPanel>(c, c0 + d0, c1 + d1);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> Fma(Vector512<float> x, Vector512<float> b, Vector512<float> acc) => Vector512.FusedMultiplyAdd(x, b, acc);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Store<TPanel>(float* c, Vector512<float> first, Vector512<float> second) where TPanel : struct, IPanel
+    {
+        first.Store(c);
+        if (TPanel.TwoVectors) second.Store(c + 16);
     }
 }

@@ -47,6 +47,33 @@ public class SimdGemmTests
         }
     }
 
+    /// <summary>
+    /// Every GEMM of the float32 kernels (orders 1 and 2, unmasked and causal, one head, two and eight, forward and backward)
+    /// reaches the tiles: a layout SimdGemm does not take (a transposed state, say) would silently run at libtorch's speed.
+    /// </summary>
+    [SkippableFact]
+    public void Float32_kernels_run_every_GEMM_on_the_tiles()
+    {
+        Skip.IfNot(Vector512.IsHardwareAccelerated, "no AVX-512 on this CPU");
+        var fallbacks = new List<string>();
+        SimdGemm.FallbackObserver = (a, b) => fallbacks.Add($"[{string.Join(",", a.shape)}]·[{string.Join(",", b.shape)}] strides {string.Join(",", a.stride())} / {string.Join(",", b.stride())}");
+        try
+        {
+            foreach (int heads in new[] { 1, 2, 8 })
+                foreach (int order in new[] { 1, 2 })
+                    foreach (bool causal in new[] { false, true })
+                    {
+                        using var scope = NewDisposeScope();
+                        var inputs = Enumerable.Range(0, 3).Select(_ => randn(1, heads, 700, 32).requires_grad_()).ToArray();
+                        var o = FastNotebooks.Attention.Fastmax.Fastmax.Attention(inputs[0], inputs[1], inputs[2],
+                            new FastmaxOptions { Order = order, Causal = causal, Algorithm = FastmaxAlgorithm.Factorized });
+                        TorchSharp.torch.autograd.grad(new[] { o.sum() }, inputs);
+                        Assert.True(fallbacks.Count == 0, $"H={heads} p={order} causal={causal}: {string.Join("; ", fallbacks)}");
+                    }
+        }
+        finally { SimdGemm.FallbackObserver = null; }
+    }
+
     [SkippableFact]
     public void Empty_inner_dimension_gives_zeros()
     {
