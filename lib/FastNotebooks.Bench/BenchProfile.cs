@@ -11,8 +11,8 @@ public sealed record BenchCase(int N, int D, int Order, bool Causal, int Batch =
 /// <summary>Sizes per profile; both profiles cover every target of the performance issue, --full adds points and repeats.</summary>
 public sealed record BenchProfile(string Name, int Repeats, BenchCase[] Cases, int SoftmaxMaxN, int DenseMaxN)
 {
-    /// <summary>Under two minutes on two cores: one or two points per target, five repeats.</summary>
-    public static BenchProfile Quick => new("quick", 5, new[]
+    /// <summary>Under two minutes on two cores: one or two points per target, seven repeats.</summary>
+    public static BenchProfile Quick => new("quick", 7, new[]
     {
         new BenchCase(1024, 32, 2, false), new BenchCase(4096, 32, 2, false), new BenchCase(16384, 32, 2, false),
         new BenchCase(1024, 64, 2, false), new BenchCase(4096, 64, 2, false),
