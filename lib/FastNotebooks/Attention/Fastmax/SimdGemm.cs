@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -54,61 +55,143 @@ public static unsafe class SimdGemm
             FallbackObserver?.Invoke(a, b);
             return a.matmul(b);
         }
-        int m = (int)a.shape[^2], k = (int)a.shape[^1], n = (int)b.shape[^1];
         var shape = a.shape.ToArray();
-        shape[^1] = n;
+        shape[^1] = b.shape[^1];
         var c = empty(shape, dtype: ScalarType.Float32, device: a.device);
         if (c.numel() == 0) return c;
-        if (k == 0) return c.zero_();
-
-        int rank = (int)a.dim();
-        long slices = c.numel() / ((long)m * n);
-        var (aOffsets, bOffsets) = (SliceOffsets(a, rank, slices), SliceOffsets(b, rank, slices));
-        long rs = a.stride(-2), cs = a.stride(-1), ldb = b.stride(-2);
-        using var aStorage = a.storage<float>();
-        using var bStorage = b.storage<float>();
-        using var cStorage = c.storage<float>();
-        float* pa = (float*)aStorage.data_ptr() + a.storage_offset();
-        float* pb = (float*)bStorage.data_ptr() + b.storage_offset();
-        float* pc = (float*)cStorage.data_ptr();
-
-        int rowItems = (m + TileRows * TilesPerItem - 1) / (TileRows * TilesPerItem);
-        int panels = (n + PanelWidth - 1) / PanelWidth;
-        int panelItems = (panels + PanelsPerItem - 1) / PanelsPerItem;
-        long items = slices * rowItems * panelItems;
-        void Run(long first, long count)
+        if (a.shape[^1] == 0) return c.zero_();
+        float* pc = Address(c);
+        using var o = new Operands(a, b);
+        int rowItems = (o.M + TileRows * TilesPerItem - 1) / (TileRows * TilesPerItem);
+        int panelItems = (o.Panels + PanelsPerItem - 1) / PanelsPerItem;
+        o.ForItems(o.Slices * rowItems * panelItems, (item, packed) =>
         {
-            float[] tail = ArrayPool<float>.Shared.Rent(k * PanelWidth);
+            long slice = item / ((long)rowItems * panelItems);
+            int rest = (int)(item % ((long)rowItems * panelItems));
+            int rowStart = rest / panelItems * TileRows * TilesPerItem, panelStart = rest % panelItems * PanelsPerItem;
+            int rowEnd = Math.Min(o.M, rowStart + TileRows * TilesPerItem);
+            o.Block(slice, rowStart, rowEnd, panelStart, Math.Min(o.Panels, panelStart + PanelsPerItem), pc + (slice * o.M + rowStart) * o.N, o.N, packed);
+        });
+        return c;
+    }
+
+    /// <summary>
+    /// Receives rows [firstRow, firstRow + rows) of slice <paramref name="slice"/> of a·b, row-major with row stride
+    /// <paramref name="ld"/>; past its last row the block holds the requested padding of zeros.
+    /// </summary>
+    internal delegate void RowBlockConsumer(long slice, int firstRow, int rows, float* block, int ld);
+
+    /// <summary>
+    /// a·b handed to <paramref name="consumer"/> in blocks of 12 rows while they are in L1, never written out whole: for a
+    /// product whose only use is a per-row reduction (the feature gradient dφ = u·Wᵀ, reduced by the chain rule to dx).
+    /// Each block is followed by <paramref name="padding"/> zeros, so the consumer may read whole vectors past its end.
+    /// The consumer runs on several threads at once, each with its own blocks. Requires <see cref="Applies"/>.
+    /// </summary>
+    internal static void MatMulRows(Tensor a, Tensor b, int padding, RowBlockConsumer consumer)
+    {
+        if (!Applies(a, b)) throw new ArgumentException("SimdGemm.MatMulRows takes only products that SimdGemm.Applies to", nameof(a));
+        if (a.numel() == 0 || b.shape[^1] == 0) return;
+        using var o = new Operands(a, b);
+        int rowItems = (o.M + TileRows - 1) / TileRows;
+        int blockSize = TileRows * o.N + padding;
+        o.ForItems(o.Slices * rowItems, (item, packed) =>
+        {
+            long slice = item / rowItems;
+            int rowStart = (int)(item % rowItems) * TileRows, rows = Math.Min(TileRows, o.M - rowStart);
+            float[] buffer = ArrayPool<float>.Shared.Rent(blockSize);
             try
             {
-                fixed (float* packed = tail)
-                    for (long item = first; item < first + count; item++)
-                    {
-                        long slice = item / ((long)rowItems * panelItems);
-                        int rest = (int)(item % ((long)rowItems * panelItems));
-                        int rowStart = rest / panelItems * TileRows * TilesPerItem, panelStart = rest % panelItems * PanelsPerItem;
-                        Block(pa + aOffsets[slice], rs, cs, pb + bOffsets[slice], ldb, pc + slice * m * n, m, k, n,
-                            rowStart, Math.Min(m, rowStart + TileRows * TilesPerItem), panelStart, Math.Min(panels, panelStart + PanelsPerItem), packed);
-                    }
+                fixed (float* block = buffer)
+                {
+                    if (o.K == 0) new Span<float>(block, rows * o.N).Clear();
+                    else o.Block(slice, rowStart, rowStart + rows, 0, o.Panels, block, o.N, packed);
+                    new Span<float>(block + rows * o.N, blockSize - rows * o.N).Clear();
+                    consumer(slice, rowStart, rows, block, o.N);
+                }
             }
-            finally { ArrayPool<float>.Shared.Return(tail); }
+            finally { ArrayPool<float>.Shared.Return(buffer); }
+        });
+    }
+
+    /// <summary>One work item of a product, with a scratch buffer for a packed partial panel (K × 32 floats).</summary>
+    delegate void ItemBody(long item, float* packed);
+
+    /// <summary>The operands of one product as pointers, strides and per-slice offsets; keeps the tensors alive while in use.</summary>
+    sealed class Operands : IDisposable
+    {
+        readonly Tensor _a, _b;
+        readonly float* _pa, _pb;
+        readonly long[] _aOffsets, _bOffsets;
+        readonly long _rs, _cs, _ldb;
+        public int M { get; }
+        public int K { get; }
+        public int N { get; }
+        public long Slices { get; }
+        public int Panels => (N + PanelWidth - 1) / PanelWidth;
+
+        public Operands(Tensor a, Tensor b)
+        {
+            (_a, _b) = (a, b);
+            (M, K, N) = ((int)a.shape[^2], (int)a.shape[^1], (int)b.shape[^1]);
+            int rank = (int)a.dim();
+            Slices = 1;
+            for (int d = 0; d < rank - 2; d++) Slices *= a.shape[d];
+            (_aOffsets, _bOffsets) = (SliceOffsets(a, rank, Slices), SliceOffsets(b, rank, Slices));
+            (_rs, _cs, _ldb) = (a.stride(-2), a.stride(-1), b.stride(-2));
+            _pa = Address(a);
+            _pb = Address(b);
         }
 
-        // A second thread pays off from a few million multiply-adds (the chunk GEMMs are 10–20 million).
-        int threads = (int)Math.Min(Math.Min(torch.get_num_threads(), items), Math.Max(1, (long)m * n * k / (1 << 21)));
-        if (threads <= 1) Run(0, items);
-        else
+        /// <summary>Rows [rowStart, rowEnd) × panels [panelStart, panelEnd) of one slice's product into c (row rowStart at c, row stride ldc).</summary>
+        public void Block(long slice, int rowStart, int rowEnd, int panelStart, int panelEnd, float* c, long ldc, float* packed) =>
+            SimdGemm.Block(_pa + _aOffsets[slice] + rowStart * _rs, _rs, _cs, _pb + _bOffsets[slice], _ldb, c, ldc, K, N,
+                rowEnd - rowStart, panelStart, panelEnd, packed);
+
+        /// <summary>Runs <paramref name="body"/> for items [0, items), split in contiguous ranges over libtorch's intra-op threads.</summary>
+        public void ForItems(long items, ItemBody body)
         {
-            long per = (items + threads - 1) / threads;
-            Parallel.For(0, threads, t =>
+            void Run(long first, long count)
             {
-                long first = t * per;
-                if (first < items) Run(first, Math.Min(per, items - first));
-            });
+                float[] tail = ArrayPool<float>.Shared.Rent(Math.Max(1, K * PanelWidth));
+                try
+                {
+                    fixed (float* packed = tail)
+                        for (long item = first; item < first + count; item++) body(item, packed);
+                }
+                finally { ArrayPool<float>.Shared.Return(tail); }
+            }
+            // A second thread pays off from a few million multiply-adds (the chunk GEMMs are 10–20 million).
+            long work = Slices * M * N * (long)K;
+            int threads = (int)Math.Min(Math.Min(torch.get_num_threads(), items), Math.Max(1, work / (1 << 21)));
+            if (threads <= 1) Run(0, items);
+            else
+            {
+                long per = (items + threads - 1) / threads;
+                Parallel.For(0, threads, t =>
+                {
+                    long first = t * per;
+                    if (first < items) Run(first, Math.Min(per, items - first));
+                });
+            }
         }
-        GC.KeepAlive(a);
-        GC.KeepAlive(b);
-        return c;
+
+        public void Dispose()
+        {
+            GC.KeepAlive(_a);
+            GC.KeepAlive(_b);
+        }
+    }
+
+    /// <summary>
+    /// The address of x's first element, for any layout (x must stay alive while it is used). Read through a one-element
+    /// view: <c>storage&lt;T&gt;()</c> would leave an undisposed alias of the tensor behind, keeping its memory from being
+    /// reused until the dispose scope ends (every chunk's product then faulted in fresh pages).
+    /// </summary>
+    static float* Address(Tensor x)
+    {
+        if (x.numel() == 0) return null;
+        using var first = x.as_strided(new long[] { 1 }, new long[] { 1 }, x.storage_offset());
+        return (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(first.bytes));
     }
 
     /// <summary>Element offsets of each [M, K] (or [K, N]) slice of x over its leading dims, in row-major order.</summary>
@@ -130,10 +213,10 @@ public static unsafe class SimdGemm
         return offsets;
     }
 
-    /// <summary>Rows [rowStart, rowEnd) × panels [panelStart, panelEnd) of one slice's C (row-major, ldc = n).</summary>
+    /// <summary>Rows [0, rows) of a × panels [panelStart, panelEnd) of C = a·b into c (row stride ldc); a at its first row.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Block(float* a, long rs, long cs, float* b, long ldb, float* c, int m, int k, int n,
-        int rowStart, int rowEnd, int panelStart, int panelEnd, float* packed)
+    static void Block(float* a, long rs, long cs, float* b, long ldb, float* c, long ldc, int k, int n,
+        int rowCount, int panelStart, int panelEnd, float* packed)
     {
         float* tile = stackalloc float[TileRows * PanelWidth];
         for (int panel = panelStart; panel < panelEnd; panel++)
@@ -156,18 +239,18 @@ public static unsafe class SimdGemm
                 panelB = packed;
                 panelLd = padded;
             }
-            for (int row = rowStart; row < rowEnd;)
+            for (int row = 0; row < rowCount;)
             {
-                int rows = rowEnd - row >= TileRows ? TileRows : rowEnd - row >= 4 ? 4 : 1;
-                float* target = direct ? c + (long)row * n + column : tile;
-                long ldc = direct ? n : PanelWidth;
+                int rows = rowCount - row >= TileRows ? TileRows : rowCount - row >= 4 ? 4 : 1;
+                float* target = direct ? c + row * ldc + column : tile;
+                long targetLd = direct ? ldc : PanelWidth;
                 float* tileA = a + row * rs;
-                if (narrow) Tile<Half>(rows, tileA, rs, cs, panelB, panelLd, k, target, ldc);
-                else Tile<Whole>(rows, tileA, rs, cs, panelB, panelLd, k, target, ldc);
+                if (narrow) Tile<Half>(rows, tileA, rs, cs, panelB, panelLd, k, target, targetLd);
+                else Tile<Whole>(rows, tileA, rs, cs, panelB, panelLd, k, target, targetLd);
                 if (!direct)
                     for (int r = 0; r < rows; r++)
                         for (int j = 0; j < width; j++)
-                            c[(long)(row + r) * n + column + j] = tile[r * PanelWidth + j];
+                            c[(row + r) * ldc + column + j] = tile[r * PanelWidth + j];
                 row += rows;
             }
         }
