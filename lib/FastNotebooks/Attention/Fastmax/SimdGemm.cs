@@ -241,7 +241,7 @@ public static unsafe class SimdGemm
             }
             for (int row = 0; row < rowCount;)
             {
-                int rows = rowCount - row >= TileRows ? TileRows : rowCount - row >= 4 ? 4 : 1;
+                int rows = Math.Min(TileRows, rowCount - row);
                 float* target = direct ? c + row * ldc + column : tile;
                 long targetLd = direct ? ldc : PanelWidth;
                 float* tileA = a + row * rs;
@@ -261,17 +261,50 @@ public static unsafe class SimdGemm
     struct Whole : IPanel { public static bool TwoVectors => true; }
     struct Half : IPanel { public static bool TwoVectors => false; }
 
+    /// <summary>A tile's row count as a type, so the JIT compiles one tile per count with only its rows' code.</summary>
+    interface IRows { static abstract int Count { get; } }
+    struct R1 : IRows { public static int Count => 1; }
+    struct R2 : IRows { public static int Count => 2; }
+    struct R3 : IRows { public static int Count => 3; }
+    struct R4 : IRows { public static int Count => 4; }
+    struct R5 : IRows { public static int Count => 5; }
+    struct R6 : IRows { public static int Count => 6; }
+    struct R7 : IRows { public static int Count => 7; }
+    struct R8 : IRows { public static int Count => 8; }
+    struct R9 : IRows { public static int Count => 9; }
+    struct R10 : IRows { public static int Count => 10; }
+    struct R11 : IRows { public static int Count => 11; }
+    struct R12 : IRows { public static int Count => 12; }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Tile<TPanel>(int rows, float* a, long rs, long cs, float* b, long ldb, int k, float* c, long ldc)
         where TPanel : struct, IPanel
     {
-        if (rows == TileRows) Tile12<TPanel>(a, rs, cs, b, ldb, k, c, ldc);
-        else if (rows == 4) Tile4<TPanel>(a, rs, cs, b, ldb, k, c, ldc);
-        else Tile1<TPanel>(a, cs, b, ldb, k, c);
+        switch (rows)
+        {
+            case 1: Tile<R1, TPanel>(a, rs, cs, b, ldb, k, c, ldc); break;
+            case 2: Tile<R2, TPanel>(a, rs, cs, b, ldb, k, c, ldc); break;
+            case 3: Tile<R3, TPanel>(a, rs, cs, b, ldb, k, c, ldc); break;
+            case 4: Tile<R4, TPanel>(a, rs, cs, b, ldb, k, c, ldc); break;
+            case 5: Tile<R5, TPanel>(a, rs, cs, b, ldb, k, c, ldc); break;
+            case 6: Tile<R6, TPanel>(a, rs, cs, b, ldb, k, c, ldc); break;
+            case 7: Tile<R7, TPanel>(a, rs, cs, b, ldb, k, c, ldc); break;
+            case 8: Tile<R8, TPanel>(a, rs, cs, b, ldb, k, c, ldc); break;
+            case 9: Tile<R9, TPanel>(a, rs, cs, b, ldb, k, c, ldc); break;
+            case 10: Tile<R10, TPanel>(a, rs, cs, b, ldb, k, c, ldc); break;
+            case 11: Tile<R11, TPanel>(a, rs, cs, b, ldb, k, c, ldc); break;
+            case 12: Tile<R12, TPanel>(a, rs, cs, b, ldb, k, c, ldc); break;
+            default: throw new ArgumentOutOfRangeException(nameof(rows), rows, "a tile has 1 to 12 rows");
+        }
     }
 
+    /// <summary>
+    /// C[rows × 32 or 16] = A[rows × k]·B[k × 32 or 16]: one zmm accumulator per row and vector of the panel, all in
+    /// registers (12 × 2 = 24 at most); each step loads one row of B and broadcasts one element of A per row.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile12<TPanel>(float* a, long rs, long cs, float* b, long ldb, int k, float* c, long ldc) where TPanel : struct, IPanel
+    static void Tile<TRows, TPanel>(float* a, long rs, long cs, float* b, long ldb, int k, float* c, long ldc)
+        where TRows : struct, IRows where TPanel : struct, IPanel
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
             c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
@@ -282,69 +315,31 @@ public static unsafe class SimdGemm
             var b0 = Vector512.Load(b);
             var b1 = TPanel.TwoVectors ? Vector512.Load(b + 16) : default;
             Vector512<float> x;
-            x = Vector512.Create(a[0]); c00 = Fma(x, b0, c00); if (TPanel.TwoVectors) c01 = Fma(x, b1, c01);
-            x = Vector512.Create(a[rs]); c10 = Fma(x, b0, c10); if (TPanel.TwoVectors) c11 = Fma(x, b1, c11);
-            x = Vector512.Create(a[2 * rs]); c20 = Fma(x, b0, c20); if (TPanel.TwoVectors) c21 = Fma(x, b1, c21);
-            x = Vector512.Create(a[3 * rs]); c30 = Fma(x, b0, c30); if (TPanel.TwoVectors) c31 = Fma(x, b1, c31);
-            x = Vector512.Create(a[4 * rs]); c40 = Fma(x, b0, c40); if (TPanel.TwoVectors) c41 = Fma(x, b1, c41);
-            x = Vector512.Create(a[5 * rs]); c50 = Fma(x, b0, c50); if (TPanel.TwoVectors) c51 = Fma(x, b1, c51);
-            x = Vector512.Create(a[6 * rs]); c60 = Fma(x, b0, c60); if (TPanel.TwoVectors) c61 = Fma(x, b1, c61);
-            x = Vector512.Create(a[7 * rs]); c70 = Fma(x, b0, c70); if (TPanel.TwoVectors) c71 = Fma(x, b1, c71);
-            x = Vector512.Create(a[8 * rs]); c80 = Fma(x, b0, c80); if (TPanel.TwoVectors) c81 = Fma(x, b1, c81);
-            x = Vector512.Create(a[9 * rs]); c90 = Fma(x, b0, c90); if (TPanel.TwoVectors) c91 = Fma(x, b1, c91);
-            x = Vector512.Create(a[10 * rs]); ca0 = Fma(x, b0, ca0); if (TPanel.TwoVectors) ca1 = Fma(x, b1, ca1);
-            x = Vector512.Create(a[11 * rs]); cb0 = Fma(x, b0, cb0); if (TPanel.TwoVectors) cb1 = Fma(x, b1, cb1);
+            { x = Vector512.Create(a[0]); c00 = Fma(x, b0, c00); if (TPanel.TwoVectors) c01 = Fma(x, b1, c01); }
+            if (TRows.Count > 1) { x = Vector512.Create(a[rs]); c10 = Fma(x, b0, c10); if (TPanel.TwoVectors) c11 = Fma(x, b1, c11); }
+            if (TRows.Count > 2) { x = Vector512.Create(a[2 * rs]); c20 = Fma(x, b0, c20); if (TPanel.TwoVectors) c21 = Fma(x, b1, c21); }
+            if (TRows.Count > 3) { x = Vector512.Create(a[3 * rs]); c30 = Fma(x, b0, c30); if (TPanel.TwoVectors) c31 = Fma(x, b1, c31); }
+            if (TRows.Count > 4) { x = Vector512.Create(a[4 * rs]); c40 = Fma(x, b0, c40); if (TPanel.TwoVectors) c41 = Fma(x, b1, c41); }
+            if (TRows.Count > 5) { x = Vector512.Create(a[5 * rs]); c50 = Fma(x, b0, c50); if (TPanel.TwoVectors) c51 = Fma(x, b1, c51); }
+            if (TRows.Count > 6) { x = Vector512.Create(a[6 * rs]); c60 = Fma(x, b0, c60); if (TPanel.TwoVectors) c61 = Fma(x, b1, c61); }
+            if (TRows.Count > 7) { x = Vector512.Create(a[7 * rs]); c70 = Fma(x, b0, c70); if (TPanel.TwoVectors) c71 = Fma(x, b1, c71); }
+            if (TRows.Count > 8) { x = Vector512.Create(a[8 * rs]); c80 = Fma(x, b0, c80); if (TPanel.TwoVectors) c81 = Fma(x, b1, c81); }
+            if (TRows.Count > 9) { x = Vector512.Create(a[9 * rs]); c90 = Fma(x, b0, c90); if (TPanel.TwoVectors) c91 = Fma(x, b1, c91); }
+            if (TRows.Count > 10) { x = Vector512.Create(a[10 * rs]); ca0 = Fma(x, b0, ca0); if (TPanel.TwoVectors) ca1 = Fma(x, b1, ca1); }
+            if (TRows.Count > 11) { x = Vector512.Create(a[11 * rs]); cb0 = Fma(x, b0, cb0); if (TPanel.TwoVectors) cb1 = Fma(x, b1, cb1); }
         }
-        Store<TPanel>(c, c00, c01); c += ldc; Store<TPanel>(c, c10, c11); c += ldc; Store<TPanel>(c, c20, c21); c += ldc;
-        Store<TPanel>(c, c30, c31); c += ldc; Store<TPanel>(c, c40, c41); c += ldc; Store<TPanel>(c, c50, c51); c += ldc;
-        Store<TPanel>(c, c60, c61); c += ldc; Store<TPanel>(c, c70, c71); c += ldc; Store<TPanel>(c, c80, c81); c += ldc;
-        Store<TPanel>(c, c90, c91); c += ldc; Store<TPanel>(c, ca0, ca1); c += ldc; Store<TPanel>(c, cb0, cb1);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile4<TPanel>(float* a, long rs, long cs, float* b, long ldb, int k, float* c, long ldc) where TPanel : struct, IPanel
-    {
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default,
-            c20 = default, c21 = default, c30 = default, c31 = default;
-        for (int kk = 0; kk < k; kk++, a += cs, b += ldb)
-        {
-            var b0 = Vector512.Load(b);
-            var b1 = TPanel.TwoVectors ? Vector512.Load(b + 16) : default;
-            Vector512<float> x;
-            x = Vector512.Create(a[0]); c00 = Fma(x, b0, c00); if (TPanel.TwoVectors) c01 = Fma(x, b1, c01);
-            x = Vector512.Create(a[rs]); c10 = Fma(x, b0, c10); if (TPanel.TwoVectors) c11 = Fma(x, b1, c11);
-            x = Vector512.Create(a[2 * rs]); c20 = Fma(x, b0, c20); if (TPanel.TwoVectors) c21 = Fma(x, b1, c21);
-            x = Vector512.Create(a[3 * rs]); c30 = Fma(x, b0, c30); if (TPanel.TwoVectors) c31 = Fma(x, b1, c31);
-        }
-        Store<TPanel>(c, c00, c01); c += ldc; Store<TPanel>(c, c10, c11); c += ldc;
-        Store<TPanel>(c, c20, c21); c += ldc; Store<TPanel>(c, c30, c31);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile1<TPanel>(float* a, long cs, float* b, long ldb, int k, float* c) where TPanel : struct, IPanel
-    {
-        // Two sets of accumulators over alternate k: one set alone would wait on each multiply-add's latency.
-        Vector512<float> c0 = default, c1 = default, d0 = default, d1 = default;
-        int kk = 0;
-        for (; kk + 1 < k; kk += 2, a += 2 * cs, b += 2 * ldb)
-        {
-            var x = Vector512.Create(a[0]);
-            var y = Vector512.Create(a[cs]);
-            c0 = Fma(x, Vector512.Load(b), c0);
-            d0 = Fma(y, Vector512.Load(b + ldb), d0);
-            if (TPanel.TwoVectors)
-            {
-                c1 = Fma(x, Vector512.Load(b + 16), c1);
-                d1 = Fma(y, Vector512.Load(b + ldb + 16), d1);
-            }
-        }
-        if (kk < k)
-        {
-            var x = Vector512.Create(a[0]);
-            c0 = Fma(x, Vector512.Load(b), c0);
-            if (TPanel.TwoVectors) c1 = Fma(x, Vector512.Load(b + 16), c1);
-        }
-        Store<TPanel>(c, c0 + d0, c1 + d1);
+        Store<TPanel>(c + 0 * ldc, c00, c01);
+        if (TRows.Count > 1) Store<TPanel>(c + 1 * ldc, c10, c11);
+        if (TRows.Count > 2) Store<TPanel>(c + 2 * ldc, c20, c21);
+        if (TRows.Count > 3) Store<TPanel>(c + 3 * ldc, c30, c31);
+        if (TRows.Count > 4) Store<TPanel>(c + 4 * ldc, c40, c41);
+        if (TRows.Count > 5) Store<TPanel>(c + 5 * ldc, c50, c51);
+        if (TRows.Count > 6) Store<TPanel>(c + 6 * ldc, c60, c61);
+        if (TRows.Count > 7) Store<TPanel>(c + 7 * ldc, c70, c71);
+        if (TRows.Count > 8) Store<TPanel>(c + 8 * ldc, c80, c81);
+        if (TRows.Count > 9) Store<TPanel>(c + 9 * ldc, c90, c91);
+        if (TRows.Count > 10) Store<TPanel>(c + 10 * ldc, ca0, ca1);
+        if (TRows.Count > 11) Store<TPanel>(c + 11 * ldc, cb0, cb1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
