@@ -20,7 +20,7 @@ public static class Roofline
     /// <summary>
     /// GFLOP/s of <see cref="SimdGemm"/>'s AVX-512 tiles on the Fastmax forward's chunk product [820 × 561]·[561 × 32]
     /// (D = 32, one chunk of 4096 tokens), in cache as in the kernel, fastest of <paramref name="repeats"/>; null without AVX-512. The tiles' attainable rate
-    /// on this CPU, beside libtorch's: its BLAS may not use the widest vectors (on AMD EPYC here it runs AVX2).
+    /// on this CPU, beside libtorch's (on the AMD EPYC machines here its BLAS reaches under half the tiles' rate).
     /// </summary>
     public static double? MeasureTileGflops(int repeats = 21)
     {

@@ -9,11 +9,12 @@ namespace FastNotebooks.Attention.Fastmax;
 
 /// <summary>
 /// C = A·B for float32 CPU tensors with AVX-512 register tiles: the Fastmax kernels' GEMMs where the CPU has AVX-512.
-/// libtorch's bundled BLAS runs its AVX2 kernels on the AMD EPYC machines this project is measured on: a 2048³ product
-/// at 91–95 GFLOP/s on one thread, and 47–82 GFLOP/s on the forward's [4096 × 561]·[561 × 32], where a 12 × 32 tile of
-/// zmm accumulators computed the latter at 221–223 GFLOP/s in the same process. <c>a.matmul(b)</c> is the reference:
-/// every case this class does not take (other dtypes or devices, tensors that need autograd, no AVX-512, shapes whose
-/// rows are not unit-stride) goes there, and the tests compare the two.
+/// On the AMD EPYC machines this project is measured on, libtorch's bundled BLAS (oneMKL 2024.0) reaches 85–95 GFLOP/s
+/// on a 2048³ product on one core and 40–80 on the forward's [4096 × 561]·[561 × 32] (5 on the backward's
+/// [820 × 33]·[33 × 561]); asking it for AVX-512 (MKL_ENABLE_INSTRUCTIONS=AVX512) did not change that. A 12 × 32 tile of
+/// zmm accumulators computes the chunk products at 165–220 GFLOP/s in the same process. <c>a.matmul(b)</c> is the
+/// reference: every case this class does not take (other dtypes or devices, tensors that need autograd, no AVX-512,
+/// rows that are not unit-stride) goes there, and the tests compare the two.
 /// </summary>
 public static unsafe class SimdGemm
 {
