@@ -22,16 +22,10 @@ public class PackedFeatureLoopsTests
         for (int trial = 0; trial < 60; trial++)
         {
             using var scope = NewDisposeScope();
-            int d = trial < 3 ? 1 : random.Next(1, 71);
-            long n = trial % 7 == 0 ? 1 : random.Next(1, 1201);
-            long[] lead = Enumerable.Range(0, random.Next(1, 4)).Select(_ => (long)random.Next(1, 4)).ToArray();
-            double scale = Math.Pow(10, random.Next(-3, 4));
-            var features = new PackedTaylorFeatures(d, new[] { 1.0, 1.0, 0.5 });
-            var x = randn(lead.Append(n + 3).Append(d).ToArray(), dtype: dtype, generator: generator) * scale;
-            var extended = features.Extend(x).narrow(-2, 2, n);              // a chunk of a longer sequence
+            var (d, n, lead, features, extended, shape) = Sample(random, generator, trial, dtype);
             var u = randn(lead.Append(n).Append(5).ToArray(), dtype: dtype, generator: generator);
             var state = randn(lead.Append(features.Size).Append(5).ToArray(), dtype: dtype, generator: generator);
-            string name = $"D={d} n={n} lead=[{string.Join(",", lead)}] scale={scale:g1} {dtype}";
+            string name = $"{shape} {dtype}";
 
             var phi = features.Build(extended);
             var phiReference = features.BuildByBroadcast(extended);
@@ -64,22 +58,33 @@ public class PackedFeatureLoopsTests
         for (int trial = 0; trial < 60; trial++)
         {
             using var scope = NewDisposeScope();
-            int d = trial < 3 ? 1 : random.Next(1, 71);
-            long n = trial % 7 == 0 ? 1 : random.Next(1, 1201);
-            long[] lead = Enumerable.Range(0, random.Next(1, 4)).Select(_ => (long)random.Next(1, 4)).ToArray();
-            double scale = Math.Pow(10, random.Next(-3, 4));
-            var features = new PackedTaylorFeatures(d, new[] { 1.0, 1.0, 0.5 });
-            var x = randn(lead.Append(n + 3).Append(d).ToArray(), dtype: ScalarType.Float64, generator: generator) * scale;
-            var extended = features.Extend(x).narrow(-2, 2, n);
+            var (_, n, lead, features, extended, shape) = Sample(random, generator, trial, ScalarType.Float64);
             var u = randn(lead.Append(n).Append(random.Next(1, 40)).ToArray(), dtype: ScalarType.Float64, generator: generator);
             var state = randn(lead.Append(features.Size).Append(u.shape[^1]).ToArray(), dtype: ScalarType.Float64, generator: generator);
-            string name = $"D={d} n={n} C={u.shape[^1]} lead=[{string.Join(",", lead)}] scale={scale:g1}";
+            string name = $"{shape} C={u.shape[^1]}";
 
             var expected = features.Gradient(extended, u, state);
             var actual = features.Gradient(extended.to_type(ScalarType.Float32), u.to_type(ScalarType.Float32), state.to_type(ScalarType.Float32));
             Assert.Equal(expected.shape, actual.shape);
             ErrorReport.Of($"gradient ({name})", actual.to_type(ScalarType.Float64), expected).Require(1e-4);
         }
+    }
+
+    /// <summary>
+    /// One random case: D from 1 to 70 (D = 1 in the first three), 1 to 1200 tokens (one in every seventh), 1 to 3 leading
+    /// dims, x scaled by 1e-3 to 1e3 and extended, narrowed as a chunk of a longer sequence.
+    /// </summary>
+    static (int D, long N, long[] Lead, PackedTaylorFeatures Features, Tensor Extended, string Shape) Sample(
+        Random random, Generator generator, int trial, ScalarType dtype)
+    {
+        int d = trial < 3 ? 1 : random.Next(1, 71);
+        long n = trial % 7 == 0 ? 1 : random.Next(1, 1201);
+        long[] lead = Enumerable.Range(0, random.Next(1, 4)).Select(_ => (long)random.Next(1, 4)).ToArray();
+        double scale = Math.Pow(10, random.Next(-3, 4));
+        var features = new PackedTaylorFeatures(d, new[] { 1.0, 1.0, 0.5 });
+        var x = randn(lead.Append(n + 3).Append(d).ToArray(), dtype: dtype, generator: generator) * scale;
+        var extended = features.Extend(x).narrow(-2, 2, n);              // a chunk of a longer sequence
+        return (d, n, lead, features, extended, $"D={d} n={n} lead=[{string.Join(",", lead)}] scale={scale:g1}");
     }
 
     [Fact]
