@@ -36,7 +36,8 @@ public static class FastmaxChunked
         {
             using var step = NewDisposeScope();
             var (qb, kb, vb) = (Blocks(q, start, count, size), Blocks(k, offset + start, count, size), Blocks(vOne, offset + start, count, size));
-            var within = Polynomial(qb.matmul(kb.transpose(-1, -2)), a).tril_().matmul(vb);   // [B, H, G, c, Dv + 1]
+            var scores = SimdGemm.MatMul(qb, kb.transpose(-1, -2).contiguous());               // [B, H, G, c, c]
+            var within = SimdGemm.MatMul(Polynomial(scores, a).tril_(), vb);                   // [B, H, G, c, Dv + 1]
             var before = PrefixStates(features, Blocks(kx, offset + start, count, size), vb, carry); // [B, H, G, F, Dv + 1]
             within.add_(SimdGemm.MatMul(features.Build(Blocks(qx, start, count, size)), before.contiguous()));
             rows.Add(within.flatten(2, 3).MoveToOuterDisposeScope());                        // [B, H, G·c, Dv + 1]
@@ -84,14 +85,14 @@ public static class FastmaxChunked
             var (start, count, size) = groups[i];
             var (qb, kb) = (Blocks(q, start, count, size), Blocks(k, offset + start, count, size));
             var (vb, gpb) = (Blocks(vOne, offset + start, count, size), Blocks(gPrime, start, count, size));
-            var s = qb.matmul(kb.transpose(-1, -2));                                     // [B, H, G, c, c]
+            var s = SimdGemm.MatMul(qb, kb.transpose(-1, -2).contiguous());               // [B, H, G, c, c]
             var f = Polynomial(s, a).tril_();
-            var ds = Polynomial(s, b).tril_().mul_(gpb.matmul(vb.transpose(-1, -2)));
+            var ds = Polynomial(s, b).tril_().mul_(SimdGemm.MatMul(gpb, vb.transpose(-1, -2).contiguous()));
             var before = PrefixStates(features, Blocks(kx, offset + start, count, size), vb, keyCarry);
-            var dqb = ds.matmul(kb).add_(features.Gradient(Blocks(qx, start, count, size), gpb, before));
+            var dqb = SimdGemm.MatMul(ds, kb).add_(features.Gradient(Blocks(qx, start, count, size), gpb, before));
             dq[i] = dqb.flatten(2, 3).MoveToOuterDisposeScope();
-            dkWindow[i] = ds.transpose(-1, -2).matmul(qb).MoveToOuterDisposeScope();
-            dvWindow[i] = f.transpose(-1, -2).matmul(Blocks(gHat, start, count, size)).MoveToOuterDisposeScope();
+            dkWindow[i] = SimdGemm.MatMul(ds.transpose(-1, -2), qb).MoveToOuterDisposeScope();
+            dvWindow[i] = SimdGemm.MatMul(f.transpose(-1, -2), Blocks(gHat, start, count, size)).MoveToOuterDisposeScope();
         }
 
         // Backward in the sequence: dk, dv from the queries after the chunk, R = Σ_i φ(q̃_i)ᵀ Ĝ′_i.
