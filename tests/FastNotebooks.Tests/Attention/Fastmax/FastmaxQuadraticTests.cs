@@ -33,7 +33,7 @@ public class FastmaxQuadraticTests
             var weights = randn(c.B, c.H, c.Nq, c.Dv, dtype: ScalarType.Float64);
             var quadratic = Gradients(c.Options with { Algorithm = FastmaxAlgorithm.Quadratic }, q, k, v, weights);
             var factorized = Gradients(c.Options with { Algorithm = FastmaxAlgorithm.Factorized }, q, k, v, weights);
-            double floor = 1e-12 * Math.Max(1, 1 / c.Scale);
+            double floor = c.ZeroGradientFloor(q, k);
             for (int i = 0; i < 3; i++)
                 ErrorReport.Of($"{"qkv"[i]} gradient ({c})", quadratic[i], factorized[i]).Require(1e-8, absoluteFloor: i == 2 ? 1e-14 : floor);
         });

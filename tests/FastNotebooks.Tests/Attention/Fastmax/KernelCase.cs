@@ -23,11 +23,23 @@ public sealed record KernelCase(int B, int H, int Nq, int Nk, int D, int Dv, dou
     /// cancels: s's rounding error (~6e-8 in float32) grows by 1/f, so in float32 a denominator of 1e-4 alone costs
     /// the 1e-4 tolerance. Such cases carry no information about the kernels.
     /// </summary>
-    public bool IllConditioned(Tensor q64, Tensor k64, ScalarType inputs = ScalarType.Float64)
+    public bool IllConditioned(Tensor q64, Tensor k64, ScalarType inputs = ScalarType.Float64) =>
+        SmallestDenominator(q64, k64) < (inputs == ScalarType.Float32 ? 1e-3 : 1e-6) * Nk;
+
+    /// <summary>
+    /// Absolute floor for comparing dq and dk in float64. Some are zero in exact arithmetic (Nk = 1: o = v whatever q is);
+    /// there only roundoff remains, amplified by the normalization's 1/scale and, since Ĝ′·v′ = Ĝ·(v − o) with Ĝ = dO/g,
+    /// by 1/g as the smallest denominator g nears zero (f = a0 + a1·s can cancel at T &lt; 1); a wrong gradient is of the
+    /// order of 1/scale itself.
+    /// </summary>
+    public double ZeroGradientFloor(Tensor q, Tensor k) => 1e-12 * Math.Max(1, 1 / Scale) * Math.Max(1, Nk / SmallestDenominator(q, k));
+
+    /// <summary>The smallest denominator Σ_j f(s_ij) over all queries, in float64.</summary>
+    public double SmallestDenominator(Tensor q, Tensor k)
     {
-        using var f = FastmaxDense.Kernel(q64, k64, Options);
+        using var f = FastmaxDense.Kernel(q.to(ScalarType.Float64), k.to(ScalarType.Float64), Options);
         using var rows = f.sum(-1);
-        return rows.min().item<double>() < (inputs == ScalarType.Float32 ? 1e-3 : 1e-6) * Nk;
+        return rows.min().item<double>();
     }
 
     /// <summary>
