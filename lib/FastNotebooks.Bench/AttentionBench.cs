@@ -53,14 +53,15 @@ public sealed class AttentionBench(BenchProfile profile, double gemmGflops, Acti
             rows.Add(Row("fastmax", c, fastmax, fastmaxFlops, softmax is null ? null : softmax.ForwardMs / fastmax.Forward));
             if (c.Order == 2 && c.N == 4096 && c.BatchHeads == 1)
             {
-                // The same kernel with the features' elementwise work as libtorch broadcast passes: what the per-token loops gain.
-                PackedTaylorFeatures.UseTokenLoops = false;
-                try { rows.Add(Row("fastmax-broadcast", c, Measure((a, b, d) => Fastmax.Attention(a, b, d, options), q, k, v, repeats, backward), fastmaxFlops, null)); }
-                finally { PackedTaylorFeatures.UseTokenLoops = true; }
-                // The same kernel with libtorch's GEMMs in place of the AVX-512 tiles: what SimdGemm gains.
-                SimdGemm.Enabled = false;
-                try { rows.Add(Row("fastmax-libtorch-gemm", c, Measure((a, b, d) => Fastmax.Attention(a, b, d, options), q, k, v, repeats, backward), fastmaxFlops, null)); }
-                finally { SimdGemm.Enabled = true; }
+                // The same kernel with one of its CPU paths switched off, timed beside it.
+                void Without(string name, Action<bool> path)
+                {
+                    path(false);
+                    try { rows.Add(Row(name, c, Measure((a, b, d) => Fastmax.Attention(a, b, d, options), q, k, v, repeats, backward), fastmaxFlops, null)); }
+                    finally { path(true); }
+                }
+                Without("fastmax-broadcast", on => PackedTaylorFeatures.UseTokenLoops = on);   // elementwise work as libtorch broadcast passes
+                Without("fastmax-libtorch-gemm", on => SimdGemm.Enabled = on);              // libtorch's GEMMs in place of the AVX-512 tiles
             }
             if (softmax is not null) rows.Add(softmax);
             if (c.N <= profile.DenseMaxN && c.BatchHeads == 1)

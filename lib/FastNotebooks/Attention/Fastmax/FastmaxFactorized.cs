@@ -64,7 +64,7 @@ public static class FastmaxFactorized
             // The numerator as a GEMM with Dv = 32 or 64 columns (the BLAS kernel's full width; Dv + 1 columns ran
             // slower), the denominator taken from each feature row as it is built.
             var (phi, denominator) = features.BuildAndProject(qc, ones);         // [B, H, c, F], [B, H, c, 1]
-            using (phi) numerators.Add(SimdGemm.MatMul(phi, values));                      // [B, H, c, Dv]
+            using (phi) numerators.Add(SimdGemm.MatMul(phi, values));            // [B, H, c, Dv]
             denominators.Add(denominator);
         }
         var g = cat(denominators, 2);                                             // [B, H, Nq, 1]

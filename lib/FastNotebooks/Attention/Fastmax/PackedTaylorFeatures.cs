@@ -143,12 +143,11 @@ public sealed class PackedTaylorFeatures
         if (Order == 1) return u.matmul(weightedState.narrow(-2, 0, D).transpose(-1, -2)); // [..., n, D]
         using var scope = NewDisposeScope();
         long e = Extended, rows = Rows;
-        // The state's rows reordered d-major (f′ = d·D̃ + i; a small copy) make every reduction below run over
-        // whole contiguous rows of D̃ entries.
+        // The state transposed with its rows reordered d-major (f′ = d·D̃ + i; one small copy): every reduction below
+        // then runs over whole contiguous rows of D̃ entries, and the product u·Wᵀ reads unit-stride rows.
         var batch = weightedState.shape[..^2];
-        var dMajor = weightedState.unflatten(weightedState.dim() - 2, new[] { e, rows }).transpose(-3, -2)
-            .reshape(batch.Concat(new[] { Size, weightedState.shape[^1] }).ToArray());   // [..., F, C]
-        var dMajorT = dMajor.transpose(-1, -2).contiguous();                             // [..., C, F]
+        var dMajorT = weightedState.unflatten(weightedState.dim() - 2, new[] { e, rows }).transpose(-3, -1)
+            .reshape(batch.Concat(new[] { weightedState.shape[^1], Size }).ToArray());   // [..., C, F]
         // float32 with AVX-512: dφ in 12-token blocks straight into the chain rule, never stored whole.
         if (extended.dtype == ScalarType.Float32 && u.shape[..^2].SequenceEqual(extended.shape[..^2]) && SimdGemm.Applies(u, dMajorT)
             && UseLoops(u.numel() / Math.Max(1, u.shape[^1]) * Size, extended, u, weightedState))

@@ -91,7 +91,7 @@ public static unsafe class SimdGemm
     internal static void MatMulRows(Tensor a, Tensor b, int padding, RowBlockConsumer consumer)
     {
         if (!Applies(a, b)) throw new ArgumentException("SimdGemm.MatMulRows takes only products that SimdGemm.Applies to", nameof(a));
-        if (a.numel() == 0 || b.shape[^1] == 0) return;
+        if (a.shape[^2] == 0 || b.shape[^1] == 0 || a.shape[..^2].Contains(0)) return;   // no rows to hand over
         using var o = new Operands(a, b);
         int rowItems = (o.M + TileRows - 1) / TileRows;
         int blockSize = TileRows * o.N + padding;
@@ -104,8 +104,7 @@ public static unsafe class SimdGemm
             {
                 fixed (float* block = buffer)
                 {
-                    if (o.K == 0) new Span<float>(block, rows * o.N).Clear();
-                    else o.Block(slice, rowStart, rowStart + rows, 0, o.Panels, block, o.N, packed);
+                    o.Block(slice, rowStart, rowStart + rows, 0, o.Panels, block, o.N, packed);   // K = 0: zeros
                     new Span<float>(block + rows * o.N, blockSize - rows * o.N).Clear();
                     consumer(slice, rowStart, rows, block, o.N);
                 }
