@@ -27,7 +27,8 @@ public sealed class FastmaxFunction : autograd.SingleTensorFunction<FastmaxFunct
         // Unmasked, the weighted key state (O(F·Dv) per head) is kept too: the backward would otherwise recompute it.
         Tensor o, g;
         Tensor? keyState = null;
-        if (causal) (o, g) = FastmaxChunked.Forward(q, k, v, a, chunk);
+        if (causal && FastmaxFirstOrderCausal.Applies(q, a)) (o, g) = FastmaxFirstOrderCausal.Forward(q, k, v, a);
+        else if (causal) (o, g) = FastmaxChunked.Forward(q, k, v, a, chunk);
         else (o, g, keyState) = FastmaxFactorized.ForwardKeepingState(q, k, v, a, chunk);
         var saved = new List<Tensor> { q, k, v, o, g };
         if (keyState is not null) saved.Add(keyState);
@@ -46,7 +47,9 @@ public sealed class FastmaxFunction : autograd.SingleTensorFunction<FastmaxFunct
         var a = (double[])ctx.get_data("a");
         var chunk = (int)ctx.get_data("chunk");
         var (dq, dk, dv) = (bool)ctx.get_data("causal")
-            ? FastmaxChunked.Backward(q, k, v, o, g, gradOutput, a, chunk)
+            ? FastmaxFirstOrderCausal.Applies(q, a)
+                ? FastmaxFirstOrderCausal.Backward(q, k, v, o, g, gradOutput, a)
+                : FastmaxChunked.Backward(q, k, v, o, g, gradOutput, a, chunk)
             : FastmaxFactorized.Backward(q, k, v, o, g, gradOutput, a, chunk, saved.Count > 5 ? saved[5] : null);
         return new List<Tensor> { dq, dk, dv, null!, null!, null! };
     }

@@ -187,7 +187,7 @@ public static unsafe class SimdGemm
     /// view: <c>storage&lt;T&gt;()</c> would leave an undisposed alias of the tensor behind, keeping its memory from being
     /// reused until the dispose scope ends (every chunk's product then faulted in fresh pages).
     /// </summary>
-    static float* Address(Tensor x)
+    internal static float* Address(Tensor x)
     {
         if (x.numel() == 0) return null;
         using var first = x.as_strided(new long[] { 1 }, new long[] { 1 }, x.storage_offset());

@@ -92,6 +92,45 @@ internal static class TokenLoops
         for (; i < a.Length; i++) y[i] = alpha * a[i] + beta * b[i];
     }
 
+    /// <summary>y = x / s.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Divide<T>(ReadOnlySpan<T> x, T s, Span<T> y) where T : unmanaged, INumber<T>
+    {
+        ref T xs = ref MemoryMarshal.GetReference(x);
+        ref T ys = ref MemoryMarshal.GetReference(y);
+        var sv = new Vector<T>(s);
+        int i = 0;
+        for (; i <= x.Length - Vector<T>.Count; i += Vector<T>.Count)
+            Vector.StoreUnsafe(Vector.LoadUnsafe(ref xs, (nuint)i) / sv, ref ys, (nuint)i);
+        for (; i < x.Length; i++) y[i] = x[i] / s;
+    }
+
+    /// <summary>y = (x + b) / s.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void AddThenDivide<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> b, T s, Span<T> y) where T : unmanaged, INumber<T>
+    {
+        ref T xs = ref MemoryMarshal.GetReference(x);
+        ref T bs = ref MemoryMarshal.GetReference(b);
+        ref T ys = ref MemoryMarshal.GetReference(y);
+        var sv = new Vector<T>(s);
+        int i = 0;
+        for (; i <= x.Length - Vector<T>.Count; i += Vector<T>.Count)
+            Vector.StoreUnsafe((Vector.LoadUnsafe(ref xs, (nuint)i) + Vector.LoadUnsafe(ref bs, (nuint)i)) / sv, ref ys, (nuint)i);
+        for (; i < x.Length; i++) y[i] = (x[i] + b[i]) / s;
+    }
+
+    /// <summary>acc += x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Accumulate<T>(ReadOnlySpan<T> x, Span<T> acc) where T : unmanaged, INumber<T>
+    {
+        ref T xs = ref MemoryMarshal.GetReference(x);
+        ref T cs = ref MemoryMarshal.GetReference(acc);
+        int i = 0;
+        for (; i <= x.Length - Vector<T>.Count; i += Vector<T>.Count)
+            Vector.StoreUnsafe(Vector.LoadUnsafe(ref cs, (nuint)i) + Vector.LoadUnsafe(ref xs, (nuint)i), ref cs, (nuint)i);
+        for (; i < x.Length; i++) acc[i] += x[i];
+    }
+
     /// <summary>y = x + s.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void Shift<T>(ReadOnlySpan<T> x, T s, Span<T> y) where T : unmanaged, INumber<T>
