@@ -55,6 +55,8 @@ public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunct
         bool centre = (bool)ctx.get_data("centre");
         bool loops = MaxNormLoops.Take(dy, y);
         using var scope = NewDisposeScope();
+        if (loops && scale.shape[^1] == 1)
+            return new List<Tensor> { MaxNormLoops.SharedScaleGradient(dy, y, norms, scale, holder, active, centre).MoveToOuterDisposeScope(), null!, null! };
         // dc_t = α_t·dy_t + β_t·y_t: α = 1/m′, and β carries the maximum's gradient to the token(s) holding it.
         var perToken = loops ? MaxNormLoops.TokenDots(dy, y) : (dy * y).sum(-1);         // [B, H, N]
         // The sequence-wide maximum is one scale shared by all tokens; the running maximum is one per token.

@@ -68,6 +68,57 @@ internal static class MaxNormLoops
         return result;
     }
 
+    /// <summary>
+    /// The whole backward of the sequence-wide max-norm (one scale m′ per slice) in two passes per slice: Σ_t dy_t·y_t, then
+    /// dx_t = α·dy_t + β·y_t with α = 1/m′ and β non-zero only at the token holding the maximum, centred when asked. Same
+    /// result as <see cref="MaxNormFunction"/>'s general backward with <see cref="TokenDots"/> and <see cref="CentredCombination(Tensor, Tensor, Tensor, Tensor, bool)"/>,
+    /// without its dozen tensor ops on [B, H, ·] (most of its time at N = 4096). norms [..., N], scale, holder, active [..., 1].
+    /// </summary>
+    public static Tensor SharedScaleGradient(Tensor dy, Tensor y, Tensor norms, Tensor scale, Tensor holder, Tensor active, bool centre)
+    {
+        using var dyc = dy.contiguous();
+        using var yc = y.contiguous();
+        using var normsc = norms.contiguous();
+        using var scales = scale.contiguous();
+        using var holders = holder.contiguous();
+        using var actives = active.contiguous();
+        var result = empty(dyc.shape, dtype: dyc.dtype, device: dyc.device);
+        long n = dyc.shape[^2], slices = dyc.numel() / Math.Max(1, n * dyc.shape[^1]);
+        int d = (int)dyc.shape[^1];
+        void Slice(long slice)
+        {
+            if (dyc.dtype == ScalarType.Float32) SharedScaleGradient<float>(dyc, yc, normsc, scales, holders, actives, result, slice, n, d, centre);
+            else SharedScaleGradient<double>(dyc, yc, normsc, scales, holders, actives, result, slice, n, d, centre);
+        }
+        if (slices == 1 || torch.get_num_threads() == 1) for (long slice = 0; slice < slices; slice++) Slice(slice);
+        else Parallel.For(0L, slices, new ParallelOptions { MaxDegreeOfParallelism = torch.get_num_threads() }, Slice);
+        return result;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void SharedScaleGradient<T>(Tensor dyIn, Tensor yIn, Tensor normsIn, Tensor scaleIn, Tensor holderIn, Tensor activeIn, Tensor result,
+        long slice, long n, int d, bool centre) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var dy = Elements<T>(dyIn).Slice((int)(slice * n * d), (int)(n * d));
+        var y = Elements<T>(yIn).Slice((int)(slice * n * d), (int)(n * d));
+        var r = Elements<T>(result).Slice((int)(slice * n * d), (int)(n * d));
+        T scale = Elements<T>(scaleIn)[(int)slice];
+        long holder = Elements<long>(holderIn)[(int)slice];
+        bool active = Elements<bool>(activeIn)[(int)slice];
+        T dScale = T.Zero;
+        for (long t = 0; t < n; t++) dScale += Dot<T>(dy.Slice((int)(t * d), d), y.Slice((int)(t * d), d));
+        // dm = −Σ dy·y / m′ (zero where the floor holds), routed to the holder: β = dm·m′/n_holder.
+        T norm = T.Max(Elements<T>(normsIn)[(int)(slice * n + holder)], T.CreateChecked(FastmaxNormalizer.NormFloor));
+        T beta = active ? -dScale / scale * (scale / norm) : T.Zero;
+        T alpha = T.One / scale, width = T.CreateChecked(d);
+        for (long t = 0; t < n; t++)
+        {
+            var rt = r.Slice((int)(t * d), d);
+            Combine<T>(dy.Slice((int)(t * d), d), alpha, y.Slice((int)(t * d), d), t == holder ? beta : T.Zero, rt);
+            if (centre) Shift<T>(rt, -Sum<T>(rt) / width, rt);
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void CentreAndNorm<T>(Tensor input, Tensor centred, Tensor normsOut, long start, long count, int d, bool centre)
         where T : unmanaged, IFloatingPointIeee754<T>
