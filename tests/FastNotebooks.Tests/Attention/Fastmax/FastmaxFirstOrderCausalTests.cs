@@ -39,8 +39,7 @@ public unsafe class FastmaxFirstOrderCausalTests
 
     /// <summary>
     /// Forward (o, g) and backward (dq, dk, dv) in float32 against <see cref="FastmaxChunked"/> on the same inputs in float64,
-    /// 60 random cases: 1–2 batches and heads, 1–300 queries, 0–20 extra keys, D 1–70, Dv 1–40, random coefficients with
-    /// a0 &gt; a1 (so every denominator stays positive for the max-normalized inputs), input scales 1e-3 to 1e3.
+    /// 60 random cases (<see cref="FirstOrderCase"/>): 1–2 batches and heads, 1–300 queries, 0–20 extra keys, D 1–70, Dv 1–40.
     /// </summary>
     [SkippableFact]
     public void Matches_the_chunked_kernel_in_float64()
@@ -51,20 +50,12 @@ public unsafe class FastmaxFirstOrderCausalTests
         for (int trial = 0; trial < 60; trial++)
         {
             using var scope = NewDisposeScope();
-            int b = random.Next(1, 3), h = random.Next(1, 3), nq = trial < 3 ? 1 : random.Next(1, 301), nk = nq + (trial % 3 == 0 ? 0 : random.Next(0, 21));
-            int d = trial is 3 or 4 ? 1 : random.Next(1, 71), dv = random.Next(1, 41);
-            double a1 = 0.2 + random.NextDouble(), scale = Math.Pow(10, random.Next(-3, 4));
-            var a = new[] { a1 + 0.1 + random.NextDouble(), a1 };
-            Tensor Normalized(long n, int width) =>
-                MaxNormFunction.Apply(randn(new long[] { b, h, n, width }, dtype: ScalarType.Float64, generator: generator) * scale, centre: true, causal: true);
-            var (q, k) = (Normalized(nq, d), Normalized(nk, d));
-            var v = randn(new long[] { b, h, nk, dv }, dtype: ScalarType.Float64, generator: generator);
-            var gradOutput = randn(new long[] { b, h, nq, dv }, dtype: ScalarType.Float64, generator: generator);
-            string name = $"B={b} H={h} Nq={nq} Nk={nk} D={d} Dv={dv} a=[{a[0]:F2}, {a[1]:F2}] scale={scale:g1}";
+            var c = FirstOrderCase.Draw(random, generator, trial, causal: true, extraKeysOnly: true);
+            var (q, k, v, gradOutput, a, name) = c;
 
             var (o64, g64) = FastmaxChunked.Forward(q, k, v, a, chunk: 16);
             var expected = FastmaxChunked.Backward(q, k, v, o64, g64, gradOutput, a, chunk: 16);
-            var (q32, k32, v32, dO32) = (q.to(ScalarType.Float32), k.to(ScalarType.Float32), v.to(ScalarType.Float32), gradOutput.to(ScalarType.Float32));
+            var (q32, k32, v32, dO32) = c.Float32();
             Assert.True(FastmaxFirstOrderCausal.Applies(q32, a), name);
             var (o, g) = FastmaxFirstOrderCausal.Forward(q32, k32, v32, a);
             var (dq, dk, dV) = FastmaxFirstOrderCausal.Backward(q32, k32, v32, o, g, dO32, a);

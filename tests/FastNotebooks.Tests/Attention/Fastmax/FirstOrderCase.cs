@@ -1,0 +1,32 @@
+using FastNotebooks.Attention.Fastmax;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FastNotebooks.Tests.Attention.Fastmax;
+
+/// <summary>
+/// A random order-1 case in float64: max-normalized q [B, H, Nq, D] and k [B, H, Nk, D], v and dL/do, coefficients with
+/// a0 &gt; a1 (every denominator positive, since |s| ≤ 1), input scales 1e-3 to 1e3. The first trials pin the edges:
+/// one query, one key (unless <paramref name="extraKeysOnly"/>, where Nk = Nq plus 0–20), D = 1, Dv = 1.
+/// </summary>
+public sealed record FirstOrderCase(Tensor Q, Tensor K, Tensor V, Tensor GradOutput, double[] A, string Name)
+{
+    public static FirstOrderCase Draw(Random random, Generator generator, int trial, bool causal, bool extraKeysOnly)
+    {
+        int b = random.Next(1, 3), h = random.Next(1, 3), nq = trial < 3 ? 1 : random.Next(1, 301);
+        int nk = extraKeysOnly ? nq + (trial % 3 == 0 ? 0 : random.Next(0, 21)) : trial is 3 or 4 ? 1 : random.Next(1, 301);
+        int d = trial is 5 or 6 ? 1 : random.Next(1, 71), dv = trial == 7 ? 1 : random.Next(1, 41);
+        double a1 = 0.2 + random.NextDouble(), scale = Math.Pow(10, random.Next(-3, 4));
+        var a = new[] { a1 + 0.1 + random.NextDouble(), a1 };
+        Tensor Normalized(long n) =>
+            MaxNormFunction.Apply(randn(new long[] { b, h, n, d }, dtype: ScalarType.Float64, generator: generator) * scale, centre: true, causal: causal);
+        var (q, k) = (Normalized(nq), Normalized(nk));
+        var v = randn(new long[] { b, h, nk, dv }, dtype: ScalarType.Float64, generator: generator);
+        var gradOutput = randn(new long[] { b, h, nq, dv }, dtype: ScalarType.Float64, generator: generator);
+        return new FirstOrderCase(q, k, v, gradOutput, a, $"B={b} H={h} Nq={nq} Nk={nk} D={d} Dv={dv} a=[{a[0]:F2}, {a[1]:F2}] scale={scale:g1}");
+    }
+
+    /// <summary>q, k, v and dL/do in float32.</summary>
+    public (Tensor Q, Tensor K, Tensor V, Tensor GradOutput) Float32() =>
+        (Q.to(ScalarType.Float32), K.to(ScalarType.Float32), V.to(ScalarType.Float32), GradOutput.to(ScalarType.Float32));
+}
