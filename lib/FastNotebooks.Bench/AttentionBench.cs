@@ -30,26 +30,30 @@ public sealed class AttentionBench(BenchProfile profile, double gemmGflops, Acti
     public List<BenchRow> Run()
     {
         var rows = new List<BenchRow>();
+        // Peak memory is measured after all timings: each measurement hands the C heap's free pages back, and
+        // for many calls after that the allocator keeps landing on released pages, which would slow the cases timed next.
+        var memory = new List<(int Row, BenchCase Case, Func<Tensor, Tensor, Tensor, Tensor> Attention, Action<bool>? Path)>();
         foreach (var c in profile.Cases)
         {
             log?.Invoke(c.ToString());
             using var scope = NewDisposeScope();
-            var generator = new Generator(17);
-            long[] shape = { c.Batch, c.Heads, c.N, c.D };
-            var (q, k, v) = (randn(shape, generator: generator), randn(shape, generator: generator), randn(shape, generator: generator));
+            var (q, k, v) = Inputs(c);
             var options = new FastmaxOptions { Order = c.Order, Causal = c.Causal };
             double fastmaxFlops = c.BatchHeads * FlopCounts.FastmaxForward(c.N, c.D, c.Dv, c.Order);
             double softmaxFlops = c.BatchHeads * FlopCounts.SoftmaxForward(c.N, c.D, c.Causal);
             int repeats = c.N >= 65536 ? 1 : profile.Repeats;
 
             bool backward = c.N <= BackwardMaxN && (c.BatchHeads == 1 || profile.Name == "full");
-            var fastmax = Measure((a, b, d) => Fastmax.Attention(a, b, d, options), q, k, v, repeats, backward);
+            Func<Tensor, Tensor, Tensor, Tensor> fastmaxCall = (a, b, d) => Fastmax.Attention(a, b, d, options);
+            var fastmax = Measure(fastmaxCall, q, k, v, repeats, backward);
             BenchRow? softmax = null;
+            Func<Tensor, Tensor, Tensor, Tensor>? softmaxCall = null;
             if (c.N <= profile.SoftmaxMaxN && (double)c.BatchHeads * c.N * c.N <= SoftmaxMaxWork)
             {
-                var s = Measure((a, b, d) => SoftmaxAttention.Attention(a, b, d, c.Causal), q, k, v, repeats, backward: true);
-                softmax = Row("sdpa", c, s, softmaxFlops, null);
+                softmaxCall = (a, b, d) => SoftmaxAttention.Attention(a, b, d, c.Causal);
+                softmax = Row("sdpa", c, Measure(softmaxCall, q, k, v, repeats, backward: true), softmaxFlops, null);
             }
+            memory.Add((rows.Count, c, fastmaxCall, null));
             rows.Add(Row("fastmax", c, fastmax, fastmaxFlops, softmax is null ? null : softmax.ForwardMs / fastmax.Forward));
             if (c.Order == 2 && c.N == 4096 && c.BatchHeads == 1)
             {
@@ -57,39 +61,65 @@ public sealed class AttentionBench(BenchProfile profile, double gemmGflops, Acti
                 void Without(string name, Action<bool> path)
                 {
                     path(false);
-                    try { rows.Add(Row(name, c, Measure((a, b, d) => Fastmax.Attention(a, b, d, options), q, k, v, repeats, backward), fastmaxFlops, null)); }
+                    try
+                    {
+                        memory.Add((rows.Count, c, fastmaxCall, path));
+                        rows.Add(Row(name, c, Measure(fastmaxCall, q, k, v, repeats, backward), fastmaxFlops, null));
+                    }
                     finally { path(true); }
                 }
                 Without("fastmax-broadcast", on => PackedTaylorFeatures.UseTokenLoops = on);   // elementwise work as libtorch broadcast passes
                 Without("fastmax-libtorch-gemm", on => SimdGemm.Enabled = on);              // libtorch's GEMMs in place of the AVX-512 tiles
             }
-            if (softmax is not null) rows.Add(softmax);
+            if (softmax is not null)
+            {
+                memory.Add((rows.Count, c, softmaxCall!, null));
+                rows.Add(softmax);
+            }
             if (c.N <= profile.DenseMaxN && c.BatchHeads == 1)
-                rows.Add(Row("dense", c, Measure((a, b, d) => FastmaxDense.Attention(a, b, d, options), q, k, v, repeats, backward: true), fastmaxFlops, null));
+            {
+                Func<Tensor, Tensor, Tensor, Tensor> denseCall = (a, b, d) => FastmaxDense.Attention(a, b, d, options);
+                memory.Add((rows.Count, c, denseCall, null));
+                rows.Add(Row("dense", c, Measure(denseCall, q, k, v, repeats, backward: true), fastmaxFlops, null));
+            }
+        }
+        foreach (var (row, c, attention, path) in memory)
+        {
+            using var scope = NewDisposeScope();
+            var (q, k, v) = Inputs(c);
+            path?.Invoke(false);
+            try
+            {
+                using (no_grad())
+                    rows[row] = rows[row] with { PeakGrowthMb = ProcessMemory.PeakGrowth(() => { using var o = attention(q, k, v); }) / (1024.0 * 1024.0) };
+            }
+            finally { path?.Invoke(true); }
         }
         return rows;
+    }
+
+    /// <summary>The case's q, k, v, the same for every implementation and every call.</summary>
+    static (Tensor Q, Tensor K, Tensor V) Inputs(BenchCase c)
+    {
+        var generator = new Generator(17);
+        long[] shape = { c.Batch, c.Heads, c.N, c.D };
+        return (randn(shape, generator: generator), randn(shape, generator: generator), randn(shape, generator: generator));
     }
 
     BenchRow Row(string name, BenchCase c, Measured m, double flops, double? speedup)
     {
         double gflops = flops / (m.Forward * 1e6);
-        return new BenchRow(name, c.N, c.D, c.Order, c.Causal, c.BatchHeads, m.Forward, m.ForwardBackward, gflops, gflops / gemmGflops, m.Peak, speedup,
+        return new BenchRow(name, c.N, c.D, c.Order, c.Causal, c.BatchHeads, m.Forward, m.ForwardBackward, gflops, gflops / gemmGflops, null, speedup,
             m.ForwardMedian, m.ForwardBackwardMedian);
     }
 
-    /// <summary>Fastest and median times of the forward and of forward + backward, and the peak memory growth (MB).</summary>
-    sealed record Measured(double Forward, double ForwardMedian, double? ForwardBackward, double? ForwardBackwardMedian, double? Peak);
+    /// <summary>Fastest and median times of the forward and of forward + backward.</summary>
+    sealed record Measured(double Forward, double ForwardMedian, double? ForwardBackward, double? ForwardBackwardMedian);
 
     static Measured Measure(Func<Tensor, Tensor, Tensor, Tensor> attention, Tensor q, Tensor k, Tensor v, int repeats, bool backward)
     {
         double[] forward;
-        long? peak;
-        using (no_grad())
-        {
-            // Memory first, on a cold call: later calls reuse what the allocator kept, which would hide the growth.
-            peak = ProcessMemory.PeakGrowth(() => { using var o = attention(q, k, v); });
-            forward = Timing.Samples(() => { using var o = attention(q, k, v); }, repeats);
-        }
+        using (no_grad()) forward = Timing.Samples(() => { using var o = attention(q, k, v); }, repeats);
         double[]? forwardBackward = null;
         if (backward)
         {
@@ -104,7 +134,7 @@ public sealed class AttentionBench(BenchProfile profile, double gemmGflops, Acti
             }, repeats);
         }
         return new Measured(forward.Min(), Timing.Median(forward), forwardBackward?.Min(),
-            forwardBackward is null ? null : Timing.Median(forwardBackward), peak / (1024.0 * 1024.0));
+            forwardBackward is null ? null : Timing.Median(forwardBackward));
     }
 
     /// <summary>

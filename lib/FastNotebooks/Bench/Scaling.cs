@@ -86,7 +86,7 @@ public sealed record ScalingSettings(
 /// <param name="N">Sequence length (queries and keys).</param>
 /// <param name="Milliseconds">Median wall-clock time of one call; null when not run.</param>
 /// <param name="Gflops">Achieved GFLOP/s (<see cref="FlopCounts"/>), forward only.</param>
-/// <param name="PeakGrowthMb">Peak resident memory added by one cold call (<see cref="ProcessMemory"/>), MiB; null if unknown.</param>
+/// <param name="PeakGrowthMb">Peak resident memory added by one call with its memory faulted in afresh, measured after all timings (<see cref="ProcessMemory"/>), MiB; null if unknown.</param>
 /// <param name="ScoreMatrixMb">Softmax only: the N×N float32 score matrix of standard attention, MiB, the quantity the budget limits.</param>
 /// <param name="OverBudget">True when <paramref name="ScoreMatrixMb"/> exceeds the budget and the point was skipped.</param>
 /// <param name="NominalMilliseconds">Over budget only: the last measured softmax time of this D and pass scaled by (N / N_last)², a position for the mark, not a measurement.</param>
@@ -166,15 +166,18 @@ public static class Scaling
                 progress($"D={d} N={n}: {string.Join(", ", line)}");
             }
         }
+        // Memory last: the measurement hands the C heap's free pages back to the kernel, and for many calls after that the
+        // allocator keeps landing on released pages (about 500 page faults and 6 ms more per call of Fastmax p = 2 at D = 16,
+        // N = 16384, measured), which would slow every point timed after it.
+        for (int i = 0; i < points.Count; i++)
+            if (!points[i].OverBudget) points[i] = points[i] with { PeakGrowthMb = PeakGrowthMb(points[i]) };
         // On a shared machine the GEMM rate drifts; the better of two measurements is the fairer bar.
         double gemm = Math.Max(gemmBefore, Roofline.MeasureGemmGflops(settings.GemmSize, repeats: 3));
         return new ScalingResult(settings, points, ScalingAnalysis.FitSlopes(points), ScalingAnalysis.FindCrossovers(points),
             ScalingAnalysis.RooflineFractions(points, gemm), gemm, get_num_threads());
     }
 
-    /// <summary>
-    /// One point: skipped softmax over budget; otherwise a cold call for memory (it also warms up), then the median of the repeats.
-    /// </summary>
+    /// <summary>One point's time: skipped softmax over budget; otherwise a warm-up call, then the median of the repeats.</summary>
     static ScalingPoint Measure(ScalingImplementation implementation, ScalingPass pass, int d, int n, ScalingSettings settings, ScalingPoint? lastSoftmax)
     {
         double? scoreBytes = implementation == ScalingImplementation.Softmax ? 4.0 * n * n : null;
@@ -184,8 +187,24 @@ public static class Scaling
             double? nominal = lastSoftmax is { Milliseconds: double lastMs } ? lastMs * Math.Pow((double)n / lastSoftmax.N, 2) : null;
             return new ScalingPoint(implementation, pass, d, n, null, null, null, scoreMb, OverBudget: true, nominal);
         }
-
         using var scope = NewDisposeScope();
+        double ms = Timing.Median(Call(implementation, pass, d, n), settings.Repeats, warmup: 1);
+        double? gflops = pass == ScalingPass.Forward ? Flops(implementation, n, d) / (ms * 1e6) : null;
+        return new ScalingPoint(implementation, pass, d, n, ms, gflops, null, scoreMb, OverBudget: false, null);
+    }
+
+    /// <summary>Peak resident-memory growth (MiB) of one call of the point's kernel, its memory faulted in afresh.</summary>
+    static double? PeakGrowthMb(ScalingPoint point)
+    {
+        using var scope = NewDisposeScope();
+        long? growth = ProcessMemory.PeakGrowth(Call(point.Implementation, point.Pass, point.D, point.N));
+        // The kernel updates the high-water mark lazily; a reading a little below the starting RSS means no growth.
+        return growth is long bytes ? Math.Max(0, bytes) / (1024.0 * 1024.0) : null;
+    }
+
+    /// <summary>One call of an implementation on one head of the seeded q, k, v [1, 1, N, D] (tensors in the caller's dispose scope).</summary>
+    static Action Call(ScalingImplementation implementation, ScalingPass pass, int d, int n)
+    {
         var generator = new Generator(Seed);
         long[] shape = { 1, 1, n, d }; // [B, H, N, D]: one head
         var (q, k, v) = (randn(shape, generator: generator), randn(shape, generator: generator), randn(shape, generator: generator));
@@ -195,28 +214,16 @@ public static class Scaling
             ScalingImplementation.Fastmax2 => (a, b, c) => Fastmax.Attention(a, b, c, new FastmaxOptions { Order = 2 }),
             _ => (a, b, c) => SoftmaxAttention.Attention(a, b, c),
         };
-
-        Action call;
         if (pass == ScalingPass.Forward)
-            call = () => { using var noGrad = no_grad(); using var o = attention(q, k, v); };
-        else
+            return () => { using var noGrad = no_grad(); using var o = attention(q, k, v); };
+        var inputs = new[] { q.detach().requires_grad_(), k.detach().requires_grad_(), v.detach().requires_grad_() };
+        var weights = randn(shape, generator: generator);
+        return () =>
         {
-            var inputs = new[] { q.detach().requires_grad_(), k.detach().requires_grad_(), v.detach().requires_grad_() };
-            var weights = randn(shape, generator: generator);
-            call = () =>
-            {
-                using var step = NewDisposeScope();
-                var loss = (attention(inputs[0], inputs[1], inputs[2]) * weights).sum();
-                autograd.grad(new[] { loss }, inputs);
-            };
-        }
-        // Memory first, on a cold call: later calls reuse what the allocator kept, which would hide the growth.
-        long? growth = ProcessMemory.PeakGrowth(call);
-        double ms = Timing.Median(call, settings.Repeats, warmup: 0);
-        double? gflops = pass == ScalingPass.Forward ? Flops(implementation, n, d) / (ms * 1e6) : null;
-        // The kernel updates the high-water mark lazily; a reading a little below the starting RSS means no growth.
-        double? growthMb = growth is long bytes ? Math.Max(0, bytes) / (1024.0 * 1024.0) : null;
-        return new ScalingPoint(implementation, pass, d, n, ms, gflops, growthMb, scoreMb, OverBudget: false, null);
+            using var step = NewDisposeScope();
+            var loss = (attention(inputs[0], inputs[1], inputs[2]) * weights).sum();
+            autograd.grad(new[] { loss }, inputs);
+        };
     }
 
     /// <summary>Forward flops per head as <see cref="FlopCounts"/> counts them (values of size D).</summary>
