@@ -31,7 +31,7 @@ public static unsafe class FastmaxFirstOrderCausal
         var o = empty(new[] { s.B, s.H, s.Nq, s.Dv }, dtype: ScalarType.Float32);
         float* pq = SimdGemm.Address(qx), pk = SimdGemm.Address(ky), pn = SimdGemm.Address(numerator), pg = SimdGemm.Address(g), po = SimdGemm.Address(o);
         var (nk, offset, rq, cv, dv, nq) = (s.Nk, s.Offset, s.Rq, s.Cv, s.Dv, s.Nq);
-        Shapes.ForItems(s.Slices, 1, (slice, _) =>
+        Shapes.ForItems(s.Slices, 1, (double)nk * (rq + dv), (slice, _) =>
         {
             var denominator = new float[nk];
             fixed (float* d = denominator)
@@ -93,7 +93,7 @@ public static unsafe class FastmaxFirstOrderCausal
             int c = (int)x.shape[3];
             bool append = appended.HasValue;
             float one = appended ?? 0f;
-            ForItems(Slices, 1, (slice, _) =>
+            ForItems(Slices, 1, (double)Nk * Rq, (slice, _) =>
             {
                 float* row = from + slice * n * c, target = to + slice * nk * width;
                 new Span<float>(target, (int)(first * width)).Clear();
@@ -118,7 +118,7 @@ public static unsafe class FastmaxFirstOrderCausal
             float* po = SimdGemm.Address(o), pg = SimdGemm.Address(g), pd = SimdGemm.Address(gradOutput);
             float* pp = SimdGemm.Address(gPrime), ph = SimdGemm.Address(gHat);
             var (nq, nk, offset, dv, rv, cv) = (Nq, Nk, Offset, Dv, Rv, Cv);
-            ForItems(Slices, 1, (slice, _) =>
+            ForItems(Slices, 1, (double)Nk * Rq, (slice, _) =>
             {
                 for (long i = 0; i < nq; i++)
                 {
@@ -139,18 +139,18 @@ public static unsafe class FastmaxFirstOrderCausal
             var output = empty(new[] { Slices, Nk, (long)cols }, dtype: ScalarType.Float32);
             float* px = SimdGemm.Address(x), py = SimdGemm.Address(y), pw = SimdGemm.Address(w), pout = SimdGemm.Address(output);
             long nk = Nk;
-            ForItems(Slices, cols / CausalScan.Panel, (slice, panel) =>
+            ForItems(Slices, cols / CausalScan.Panel, (double)nk * rows * cols, (slice, panel) =>
                 CausalScan.Product(px + slice * nk * rows, py + slice * nk * rows, rows, pw + slice * nk * cols, pout + slice * nk * cols,
                     cols, (int)nk, panel, reverse));
             GC.KeepAlive(x); GC.KeepAlive(y); GC.KeepAlive(w);
             return output;
         }
 
-        /// <summary>body(slice, part) for every slice and part, over libtorch's intra-op threads.</summary>
-        public static void ForItems(long slices, int parts, Action<long, int> body)
+        /// <summary>body(slice, part) for every slice and part, split over threads when their work (per slice) pays for them.</summary>
+        public static void ForItems(long slices, int parts, double workPerSlice, Action<long, int> body)
         {
             long items = slices * parts;
-            int threads = (int)Math.Min(torch.get_num_threads(), items);
+            int threads = TokenLoops.ThreadsFor(items, slices * workPerSlice);
             if (threads <= 1)
             {
                 for (long item = 0; item < items; item++) body(item / parts, (int)(item % parts));

@@ -25,7 +25,7 @@ internal static class KeepMask
         // Each hash gives two entries, one per 32-bit half: kept when the half, as a fraction of 2^32, falls below keep.
         ulong threshold = (ulong)Math.Round(keep * (1UL << 32));
         long count = mask.numel();
-        ForTokenRanges(count, (start, length) =>
+        ForTokenRanges(count, 1, (start, length) =>
         {
             if (dtype == ScalarType.Float32) Fill(mask, seed, threshold, (float)(1 / keep), start, length);
             else Fill(mask, seed, threshold, 1 / keep, start, length);

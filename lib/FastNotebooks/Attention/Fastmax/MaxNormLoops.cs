@@ -28,7 +28,7 @@ internal static class MaxNormLoops
         var centred = empty(input.shape, dtype: input.dtype, device: input.device);
         var norms = empty(input.shape[..^1], dtype: input.dtype, device: input.device);
         int d = (int)input.shape[^1];
-        ForTokenRanges(input.numel() / d, (start, count) =>
+        ForTokenRanges(input.numel() / d, d, (start, count) =>
         {
             if (input.dtype == ScalarType.Float32) CentreAndNorm<float>(input, centred, norms, start, count, d, centre);
             else CentreAndNorm<double>(input, centred, norms, start, count, d, centre);
@@ -43,7 +43,7 @@ internal static class MaxNormLoops
         using var bc = b.contiguous();
         var dots = empty(ac.shape[..^1], dtype: ac.dtype, device: ac.device);
         int d = (int)ac.shape[^1];
-        ForTokenRanges(ac.numel() / d, (start, count) =>
+        ForTokenRanges(ac.numel() / d, d, (start, count) =>
         {
             if (ac.dtype == ScalarType.Float32) TokenDots<float>(ac, bc, dots, start, count, d);
             else TokenDots<double>(ac, bc, dots, start, count, d);
@@ -60,7 +60,7 @@ internal static class MaxNormLoops
         using var betas = beta.expand(ac.shape[..^1]).contiguous();
         var result = empty(ac.shape, dtype: ac.dtype, device: ac.device);
         int d = (int)ac.shape[^1];
-        ForTokenRanges(ac.numel() / d, (start, count) =>
+        ForTokenRanges(ac.numel() / d, d, (start, count) =>
         {
             if (ac.dtype == ScalarType.Float32) CentredCombination<float>(ac, bc, alphas, betas, result, start, count, d, centre);
             else CentredCombination<double>(ac, bc, alphas, betas, result, start, count, d, centre);
@@ -90,8 +90,9 @@ internal static class MaxNormLoops
             if (dyc.dtype == ScalarType.Float32) SharedScaleGradient<float>(dyc, yc, normsc, scales, holders, actives, result, slice, n, d, centre);
             else SharedScaleGradient<double>(dyc, yc, normsc, scales, holders, actives, result, slice, n, d, centre);
         }
-        if (slices == 1 || torch.get_num_threads() == 1) for (long slice = 0; slice < slices; slice++) Slice(slice);
-        else Parallel.For(0L, slices, new ParallelOptions { MaxDegreeOfParallelism = torch.get_num_threads() }, Slice);
+        int threads = ThreadsFor(slices, (double)slices * n * d);
+        if (threads == 1) for (long slice = 0; slice < slices; slice++) Slice(slice);
+        else Parallel.For(0L, slices, new ParallelOptions { MaxDegreeOfParallelism = threads }, Slice);
         return result;
     }
 

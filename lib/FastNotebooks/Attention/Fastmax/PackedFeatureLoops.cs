@@ -34,7 +34,7 @@ internal static class PackedFeatureLoops
         shape[^1] = 1;
         var projection = column is null ? null : empty(shape, dtype: extended.dtype, device: extended.device);
         long tokens = x.numel() / (2L * tilde), perSlice = Math.Max(1, extended.shape[^2]);
-        ForTokenRanges(tokens, (start, count) =>
+        ForTokenRanges(tokens, (long)tilde * rows, (start, count) =>
         {
             if (x.dtype == ScalarType.Float32) Build<float>(x, features, c, projection, perSlice, start, count, tilde, rows);
             else Build<double>(x, features, c, projection, perSlice, start, count, tilde, rows);
@@ -55,7 +55,7 @@ internal static class PackedFeatureLoops
         shape[^1] = d;
         var dx = empty(shape, dtype: extended.dtype, device: extended.device);
         long tokens = x.numel() / (2L * tilde);
-        ForTokenRanges(tokens, (start, count) =>
+        ForTokenRanges(tokens, 2L * tilde * rows, (start, count) =>
         {
             if (x.dtype == ScalarType.Float32) ChainRule<float>(g, x, dx, start, count, d, rows);
             else ChainRule<double>(g, x, dx, start, count, d, rows);

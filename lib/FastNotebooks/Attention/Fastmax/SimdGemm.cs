@@ -160,9 +160,7 @@ public static unsafe class SimdGemm
                 }
                 finally { ArrayPool<float>.Shared.Return(tail); }
             }
-            // A second thread pays off from a few million multiply-adds (the chunk GEMMs are 10–20 million).
-            long work = Slices * M * N * (long)K;
-            int threads = (int)Math.Min(Math.Min(torch.get_num_threads(), items), Math.Max(1, work / (1 << 21)));
+            int threads = TokenLoops.ThreadsFor(items, (double)Slices * M * N * K);
             if (threads <= 1) Run(0, items);
             else
             {

@@ -147,11 +147,27 @@ internal static class TokenLoops
     /// <summary>A contiguous CPU tensor's elements, without a copy (the caller keeps the tensor alive).</summary>
     internal static Span<T> Elements<T>(Tensor x) where T : unmanaged => MemoryMarshal.Cast<byte, T>(x.bytes);
 
-    /// <summary>Tokens [0, n) in one contiguous range per intra-op thread (libtorch's count), run in parallel.</summary>
-    internal static void ForTokenRanges(long tokens, Action<long, long> body)
+    /// <summary>
+    /// Multiply-adds (or element visits) each extra thread must get before a loop is split (default 2^24). A parallel region right
+    /// after a libtorch op, whose own threads then still spin, took 12.6 µs (median) and up to 4 ms to start on the 2-core
+    /// machine this was measured on, against 5 µs after plain .NET work. With two threads against one (N = 4096, D = 32), the
+    /// previous thresholds (2^8 tokens, 2^21 multiply-adds) gave 0.84× (p = 2), 0.68× (p = 1) and 0.86× (p = 1 causal) for
+    /// one head; this one 0.90×, 0.79× and 0.98×, and for 32 heads 0.95×, 1.07× and 1.11× (p = 2 at 2^21: 0.87×). The rest of
+    /// the gap is libtorch's own ops, which run slower on two threads at these sizes.
+    /// </summary>
+    internal static long MinWorkPerThread { get; set; } = 1L << 24;   // settable for the tests of the split paths
+
+    /// <summary>How many threads (at most libtorch's intra-op count and <paramref name="items"/>) a loop of <paramref name="work"/> gets.</summary>
+    internal static int ThreadsFor(long items, double work) =>
+        (int)Math.Max(1, Math.Min(Math.Min(torch.get_num_threads(), items), work / MinWorkPerThread));
+
+    /// <summary>
+    /// Tokens [0, n) in contiguous ranges, one per thread that <see cref="ThreadsFor"/> grants for
+    /// <paramref name="workPerToken"/> operations a token, run in parallel.
+    /// </summary>
+    internal static void ForTokenRanges(long tokens, long workPerToken, Action<long, long> body)
     {
-        // Below a few hundred tokens a second thread costs more than it saves.
-        int parts = (int)Math.Clamp(tokens / 256, 1, torch.get_num_threads());
+        int parts = ThreadsFor(tokens, (double)tokens * workPerToken);
         long per = (tokens + parts - 1) / parts;
         if (parts == 1) { body(0, tokens); return; }
         Parallel.For(0, parts, p =>

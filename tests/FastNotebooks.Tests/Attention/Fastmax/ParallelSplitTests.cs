@@ -1,0 +1,45 @@
+using FastNotebooks.Attention.Fastmax;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FastNotebooks.Tests.Attention.Fastmax;
+
+/// <summary>
+/// The kernels' own loops split over threads only for large work (<see cref="TokenLoops.MinWorkPerThread"/>), which the other
+/// tests' shapes never reach. Here every loop is split: each output element is still computed by one thread in the same
+/// order, so the results must equal the unsplit ones exactly.
+/// </summary>
+[Collection("FastmaxFunction observer")]   // alone: the threshold is process-wide
+public class ParallelSplitTests
+{
+    [SkippableFact]
+    public void Split_loops_give_the_same_outputs_and_gradients()
+    {
+        Skip.If(torch.get_num_threads() < 2, "one intra-op thread: nothing is split");
+        foreach (int order in new[] { 1, 2 })
+            foreach (bool causal in new[] { false, true })
+                foreach (var dtype in new[] { ScalarType.Float32, ScalarType.Float64 })
+                {
+                    using var scope = NewDisposeScope();
+                    var generator = new Generator(21);
+                    var inputs = Enumerable.Range(0, 3).Select(_ => randn(new long[] { 2, 3, 700, 19 }, dtype: dtype, generator: generator)).ToArray();
+                    var weights = randn(new long[] { 2, 3, 700, 19 }, dtype: dtype, generator: generator);
+                    var options = new FastmaxOptions { Order = order, Causal = causal, ChunkSize = 64, Algorithm = FastmaxAlgorithm.Factorized };
+                    Tensor[] Run()
+                    {
+                        var x = inputs.Select(t => t.detach().requires_grad_()).ToArray();
+                        var o = FastNotebooks.Attention.Fastmax.Fastmax.Attention(x[0], x[1], x[2], options);
+                        var grads = autograd.grad(new[] { (o * weights).sum() }, x);
+                        return new[] { o.detach() }.Concat(grads).ToArray();
+                    }
+                    var whole = Run();
+                    long previous = TokenLoops.MinWorkPerThread;
+                    TokenLoops.MinWorkPerThread = 1;
+                    Tensor[] split;
+                    try { split = Run(); }
+                    finally { TokenLoops.MinWorkPerThread = previous; }
+                    for (int i = 0; i < whole.Length; i++)
+                        Assert.True(whole[i].eq(split[i]).all().item<bool>(), $"p={order} causal={causal} {dtype}: {"o dq dk dv".Split(' ')[i]} differs when the loops are split");
+                }
+    }
+}
