@@ -139,19 +139,14 @@ public static class FastmaxChunked
     static Tensor PrefixStates(PackedTaylorFeatures features, Tensor extendedBlocks, Tensor uBlocks, Tensor carry)
     {
         using var delta = SimdGemm.MatMul(uBlocks.transpose(-1, -2), features.Build(extendedBlocks)); // [B, H, G, C, F]
-        var before = delta.cumsum(2).sub_(delta).add_(carry.unsqueeze(2));                  // exclusive prefix + carry
-        carry.add_(delta.sum(2));
-        return features.Weigh(before.transpose(-1, -2));                                     // [B, H, G, F, C]
+        return features.RunningStates(delta, carry, reverse: false);                         // [B, H, G, F, C]
     }
 
     /// <summary>Weighted query states after each chunk of a group, w ⊙ (carry + Σ of the group's later chunks); the carry moves before the group.</summary>
     static Tensor SuffixStates(PackedTaylorFeatures features, Tensor extendedBlocks, Tensor uBlocks, Tensor carry)
     {
         using var delta = SimdGemm.MatMul(uBlocks.transpose(-1, -2), features.Build(extendedBlocks)); // [B, H, G, C, F]
-        using var total = delta.sum(2, keepdim: true);                                      // [B, H, 1, C, F]
-        var after = (total - delta.cumsum(2)).add_(carry.unsqueeze(2));                      // exclusive suffix + carry
-        carry.add_(total.squeeze(2));
-        return features.Weigh(after.transpose(-1, -2));                                      // [B, H, G, F, C]
+        return features.RunningStates(delta, carry, reverse: true);                          // [B, H, G, F, C]
     }
 
     /// <summary>

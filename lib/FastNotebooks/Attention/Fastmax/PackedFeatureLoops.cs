@@ -63,6 +63,57 @@ internal static class PackedFeatureLoops
         return dx;
     }
 
+    /// <summary>
+    /// <see cref="PackedTaylorFeatures.RunningStates"/> in one pass over the chunk states: for each slice and chunk in order
+    /// (reversed for suffix states), out[g, f, c] = w_f·running[c, f], then running += delta[g]. The tensor-op form reads and
+    /// writes the G chunk states six times (cumulative sum, difference, carry, sum, weights, transposed copy).
+    /// </summary>
+    public static Tensor RunningStates(Tensor delta, Tensor carry, double[] weights, bool reverse)
+    {
+        using var d = delta.contiguous();
+        var shape = delta.shape.ToArray();
+        (shape[^1], shape[^2]) = (shape[^2], shape[^1]);
+        var states = empty(shape, dtype: delta.dtype, device: delta.device);                 // [..., G, F, C]
+        long g = delta.shape[^3];
+        int c = (int)delta.shape[^2], f = (int)delta.shape[^1];
+        long slices = delta.numel() / Math.Max(1, g * c * f);
+        int threads = ThreadsFor(slices, (double)delta.numel());
+        void Slice(long slice)
+        {
+            if (d.dtype == ScalarType.Float32) RunningStates<float>(d, carry, states, weights, slice, g, c, f, reverse);
+            else RunningStates<double>(d, carry, states, weights, slice, g, c, f, reverse);
+        }
+        if (threads == 1) for (long slice = 0; slice < slices; slice++) Slice(slice);
+        else Parallel.For(0L, slices, new ParallelOptions { MaxDegreeOfParallelism = threads }, Slice);
+        return states;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void RunningStates<T>(Tensor deltaIn, Tensor carryIn, Tensor statesOut, double[] weights, long slice, long chunks, int c, int f, bool reverse)
+        where T : unmanaged, INumber<T>
+    {
+        int size = c * f;
+        var delta = Elements<T>(deltaIn).Slice((int)(slice * chunks * size), (int)(chunks * size));
+        var running = Elements<T>(carryIn).Slice((int)(slice * size), size);
+        var states = Elements<T>(statesOut).Slice((int)(slice * chunks * size), (int)(chunks * size));
+        Span<T> w = f <= 4096 ? stackalloc T[f] : new T[f];
+        for (int j = 0; j < f; j++) w[j] = T.CreateChecked(weights[j]);
+        for (long step = 0; step < chunks; step++)
+        {
+            long chunk = reverse ? chunks - 1 - step : step;
+            var state = states.Slice((int)(chunk * size), size);
+            var chunkDelta = delta.Slice((int)(chunk * size), size);
+            // The transposed writes go 16 features at a time, so the rows of the state they land in stay in L1.
+            for (int block = 0; block < f; block += 16)
+            {
+                int end = Math.Min(f, block + 16);
+                for (int column = 0; column < c; column++)
+                    for (int j = block; j < end; j++) state[j * c + column] = w[j] * running[column * f + j];
+            }
+            for (int column = 0; column < c; column++) Accumulate<T>(chunkDelta.Slice(column * f, f), running.Slice(column * f, f));
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Build<T>(Tensor extended, Tensor features, Tensor? column, Tensor? projection, long perSlice,
         long start, long count, int tilde, int rows)

@@ -117,6 +117,31 @@ public sealed class PackedTaylorFeatures
     public Tensor Weights(ScalarType dtype, Device device) =>
         tensor(_weights, dtype: dtype, device: device).unsqueeze(-1);
 
+    /// <summary>
+    /// The states before (or, <paramref name="reverse"/>, after) each of G chunks, weighted and transposed: for chunk
+    /// states delta [..., G, C, F] and a carry [..., C, F], w ⊙ (carry + Σ of the earlier (later) chunks)ᵀ [..., G, F, C];
+    /// the carry then moves past the group. One pass over the chunk states on the CPU where the token loops apply
+    /// (<see cref="PackedFeatureLoops.RunningStates"/>); else the tensor-op form (cumulative sum, weights, transposed copy),
+    /// its reference.
+    /// </summary>
+    public Tensor RunningStates(Tensor delta, Tensor carry, bool reverse)
+    {
+        if (UseLoops(delta.numel(), delta, carry) && carry.is_contiguous() && carry.dtype == delta.dtype)
+            return PackedFeatureLoops.RunningStates(delta, carry, _weights, reverse);
+        return RunningStatesByTensorOps(delta, carry, reverse);
+    }
+
+    /// <summary>The tensor-op form of <see cref="RunningStates"/>.</summary>
+    internal Tensor RunningStatesByTensorOps(Tensor delta, Tensor carry, bool reverse)
+    {
+        using var scope = NewDisposeScope();
+        using var total = delta.sum(-3);                                                       // [..., C, F]
+        var exclusive = reverse ? total.unsqueeze(-3) - delta.cumsum(-3) : delta.cumsum(-3).sub_(delta);
+        var states = exclusive.add_(carry.unsqueeze(-3));
+        carry.add_(total);
+        return Weigh(states.transpose(-1, -2)).MoveToOuterDisposeScope();                       // [..., G, F, C]
+    }
+
     /// <summary>w ⊙ S for a state S [..., F, C]: the query side of f, applied to a small matrix.</summary>
     public Tensor Weigh(Tensor state)
     {
