@@ -74,6 +74,24 @@ public class SimdGemmTests
         finally { SimdGemm.FallbackObserver = null; }
     }
 
+    /// <summary>A last panel of one column (N = 1, 33, 65: [v, 1]-shaped products) is a dot product per row of A; every tail of K.</summary>
+    [SkippableFact]
+    public void One_column_panels_equal_matmul()
+    {
+        Skip.IfNot(Vector512.IsHardwareAccelerated, "no AVX-512 on this CPU");
+        var generator = new Generator(17);
+        foreach (int n in new[] { 1, 33, 65 })
+            foreach (int k in new[] { 1, 5, 15, 16, 17, 31, 32, 33, 47, 48, 49, 100, 561 })
+                foreach (bool transposedA in new[] { false, true })
+                {
+                    using var scope = NewDisposeScope();
+                    var a = transposedA ? randn(new long[] { 2, k, 29 }, generator: generator).transpose(-1, -2) : randn(new long[] { 2, 29, k }, generator: generator);
+                    var b = randn(new long[] { 2, k, n }, generator: generator);
+                    var reference = a.to_type(ScalarType.Float64).matmul(b.to_type(ScalarType.Float64));
+                    ErrorReport.Of($"N={n} K={k} aT={transposedA}", SimdGemm.MatMul(a, b).to_type(ScalarType.Float64), reference).Require(1e-5);
+                }
+    }
+
     [SkippableFact]
     public void Empty_inner_dimension_gives_zeros()
     {
