@@ -37,10 +37,10 @@ public static class Fastmax
         }
         var algorithm = FastmaxAlgorithms.Choose(options.Algorithm, options.Order, options.Causal, q.shape[0] * q.shape[1], q.shape[2], k.shape[2], q.shape[3]);
         var o = regularize && options.Dropout == FastmaxDropout.QuadraticTerm
-            ? FastmaxDropoutKernel.QuadraticTerm(qHat, kHat, v, a, options.Causal, options.DropoutRate, options.ChunkSize)
+            ? FastmaxDropoutKernel.QuadraticTerm(qHat, kHat, v, a, options.Causal, options.DropoutRate, options.ResolvedChunkSize((int)q.shape[3]))
             : algorithm == FastmaxAlgorithm.Quadratic
                 ? FastmaxQuadratic.Attention(qHat, kHat, v, a, options.Causal)
-                : FastmaxFunction.Apply(qHat.contiguous(), kHat.contiguous(), v.contiguous(), a, options.Causal, options.ChunkSize);
+                : FastmaxFunction.Apply(qHat.contiguous(), kHat.contiguous(), v.contiguous(), a, options.Causal, options.ResolvedChunkSize((int)q.shape[3]));
         if (regularize && options.Dropout == FastmaxDropout.OutputNoise)
             o = o * (1 + options.DropoutRate * randn_like(o));
         return o.MoveToOuterDisposeScope();

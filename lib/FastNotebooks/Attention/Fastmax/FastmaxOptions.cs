@@ -53,12 +53,15 @@ public sealed record FastmaxOptions
     public double DropoutRate { get; init; }
 
     /// <summary>
-    /// Tokens per chunk of the causal kernel (a chunk×chunk dense block inside each chunk; chunks are batched in
-    /// groups). Of 16–256 at N = 4096 and 16384, one thread, 64 was within noise of the best for p = 1 (D = 32, 64) and
-    /// p = 2 (D = 32), forward and forward + backward; 256 took 1.5–2× as long for p = 1. The unmasked kernel uses at
-    /// least this many tokens per chunk and grows them to about 2^19 feature elements (README.md, "Unmasked"). Working memory stays O(chunk·F) per head, F = 1 + D + D(D+1)/2 for p = 2.
+    /// Tokens per chunk of the causal kernel (a chunk×chunk dense block inside each chunk; chunks are batched in groups);
+    /// null (the default) lets <see cref="FastmaxChunked.DefaultChunk"/> choose by the feature count. The unmasked kernel
+    /// uses at least this many tokens per chunk and grows them to about 2^19 feature elements (README.md, "Unmasked").
+    /// Working memory stays O(chunk·F) per head, F = 1 + D + D(D+1)/2 for p = 2.
     /// </summary>
-    public int ChunkSize { get; init; } = 64;
+    public int? ChunkSize { get; init; }
+
+    /// <summary>The chunk the kernels use for head size <paramref name="d"/>: <see cref="ChunkSize"/> if set, else the default for the order and D.</summary>
+    public int ResolvedChunkSize(int d) => ChunkSize ?? FastmaxChunked.DefaultChunk(Order, d);
 
     /// <summary>
     /// Factorized (default: the linear-time kernel), the N×N form, or Auto (the faster of the two for the shapes; what the
