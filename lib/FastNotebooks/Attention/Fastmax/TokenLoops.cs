@@ -150,10 +150,10 @@ internal static class TokenLoops
     /// <summary>
     /// Multiply-adds (or element visits) each extra thread must get before a loop is split (default 2^24). A parallel region right
     /// after a libtorch op, whose own threads then still spin, took 12.6 µs (median) and up to 4 ms to start on the 2-core
-    /// machine this was measured on, against 5 µs after plain .NET work. With two threads against one (N = 4096, D = 32), the
-    /// previous thresholds (2^8 tokens, 2^21 multiply-adds) gave 0.84× (p = 2), 0.68× (p = 1) and 0.86× (p = 1 causal) for
-    /// one head; this one 0.90×, 0.79× and 0.98×, and for 32 heads 0.95×, 1.07× and 1.11× (p = 2 at 2^21: 0.87×). The rest of
-    /// the gap is libtorch's own ops, which run slower on two threads at these sizes.
+    /// machine this was measured on, against 5 µs after plain .NET work. Two threads against one (N = 4096, D = 32), with the
+    /// previous splits (from 2^8 tokens and 2^21 multiply-adds): 0.81–0.83× (p = 2), 0.59–0.70× (p = 1), 0.80–0.86× (p = 1
+    /// causal) for one head, 0.82×, 1.19×, 1.18× for 32 heads; with this threshold 0.90×, 0.79×, 0.98× and 0.95×, 1.07×,
+    /// 1.11×. The rest of the gap is libtorch's own ops, which run slower on two threads at these sizes.
     /// </summary>
     internal static long MinWorkPerThread { get; set; } = 1L << 24;   // settable for the tests of the split paths
 
