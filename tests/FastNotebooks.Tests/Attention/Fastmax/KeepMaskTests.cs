@@ -39,20 +39,6 @@ public class KeepMaskTests
     }
 
     [Fact]
-    public void The_mask_does_not_depend_on_the_thread_count()
-    {
-        int threads = get_num_threads();
-        try
-        {
-            Tensor Draw(int count) { set_num_threads(count); manual_seed(9); return KeepMask.Draw(new long[] { 4, 777 }, 0.7, ScalarType.Float64); }
-            using var one = Draw(1);
-            using var two = Draw(2);
-            Assert.True(one.equal(two).all().item<bool>());
-        }
-        finally { set_num_threads(threads); }
-    }
-
-    [Fact]
     public void A_keep_probability_outside_zero_to_one_is_refused()
     {
         var error = Assert.Throws<ArgumentOutOfRangeException>(() => KeepMask.Draw(new long[] { 4 }, 0, ScalarType.Float32));

@@ -22,6 +22,27 @@ public class ParallelSplitTests
         finally { torch.set_num_threads(threads); }
     }
 
+    /// <summary>The dropout mask (<see cref="KeepMask"/>) is the same drawn on one thread or split over two.</summary>
+    [Fact]
+    public void The_keep_mask_does_not_depend_on_the_thread_count()
+    {
+        int threads = torch.get_num_threads();
+        long previous = TokenLoops.MinWorkPerThread;
+        TokenLoops.MinWorkPerThread = 1;
+        try
+        {
+            Tensor Draw(int count) { torch.set_num_threads(count); manual_seed(9); return KeepMask.Draw(new long[] { 4, 777 }, 0.7, ScalarType.Float64); }
+            using var one = Draw(1);
+            using var two = Draw(2);
+            Assert.True(one.equal(two).all().item<bool>());
+        }
+        finally
+        {
+            TokenLoops.MinWorkPerThread = previous;
+            torch.set_num_threads(threads);
+        }
+    }
+
     static void CompareSplitAndWhole()
     {
         foreach (int order in new[] { 1, 2 })
