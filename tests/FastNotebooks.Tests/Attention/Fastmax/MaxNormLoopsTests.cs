@@ -9,7 +9,7 @@ namespace FastNotebooks.Tests.Attention.Fastmax;
 public class MaxNormLoopsTests
 {
     /// <summary>
-    /// 60 random cases: D from 1 to 70, 1 to 3 leading dims, 1 to 1200 tokens (one and two threads), inputs scaled by
+    /// 60 random cases: D from 1 to 70, 1 to 3 leading dims, 1 to 1200 tokens (the loops split over threads in ParallelSplitTests), inputs scaled by
     /// 1e-3 to 1e3 around an offset (what centring removes), and every other case a non-contiguous view.
     /// </summary>
     [Theory]

@@ -10,7 +10,7 @@ public class PackedFeatureLoopsTests
     public static TheoryData<ScalarType> Dtypes() => new() { ScalarType.Float64, ScalarType.Float32 };
 
     /// <summary>
-    /// 60 random cases: D from 1 to 70 (odd and even D̃), 1 to 3 leading dims, 1 to 1200 tokens (one and two threads),
+    /// 60 random cases: D from 1 to 70 (odd and even D̃), 1 to 3 leading dims, 1 to 1200 tokens (split over threads in ParallelSplitTests),
     /// inputs scaled by 1e-3 to 1e3, and chunks narrowed from a longer sequence (not contiguous when B·H &gt; 1).
     /// </summary>
     [Theory]
