@@ -52,7 +52,7 @@ public static class FastmaxChunked
             var (qb, kb, vb) = (Blocks(q, start, count, size), Blocks(k, offset + start, count, size), Blocks(vOne, offset + start, count, size));
             var scores = SimdGemm.MatMul(qb, kb.transpose(-1, -2).contiguous());               // [B, H, G, c, c]
             var within = SimdGemm.MatMul(Polynomial(scores, a).tril_(), vb);                   // [B, H, G, c, Dv + 1]
-            var before = PrefixStates(features, Blocks(kx, offset + start, count, size), vb, carry); // [B, H, G, F, Dv + 1]
+            var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, carry, reverse: false); // [B, H, G, F, Dv + 1]
             within.add_(SimdGemm.MatMul(features.Build(Blocks(qx, start, count, size)), before.contiguous()));
             rows.Add(within.flatten(2, 3).MoveToOuterDisposeScope());                        // [B, H, G·c, Dv + 1]
         }
@@ -102,7 +102,7 @@ public static class FastmaxChunked
             var s = SimdGemm.MatMul(qb, kb.transpose(-1, -2).contiguous());               // [B, H, G, c, c]
             var f = Polynomial(s, a).tril_();
             var ds = Polynomial(s, b).tril_().mul_(SimdGemm.MatMul(gpb, vb.transpose(-1, -2).contiguous()));
-            var before = PrefixStates(features, Blocks(kx, offset + start, count, size), vb, keyCarry);
+            var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, keyCarry, reverse: false);
             var dqb = SimdGemm.MatMul(ds, kb).add_(features.Gradient(Blocks(qx, start, count, size), gpb, before));
             dq[i] = dqb.flatten(2, 3).MoveToOuterDisposeScope();
             dkWindow[i] = SimdGemm.MatMul(ds.transpose(-1, -2), qb).MoveToOuterDisposeScope();
@@ -115,7 +115,7 @@ public static class FastmaxChunked
         {
             using var step = NewDisposeScope();
             var (start, count, size) = groups[i];
-            var after = SuffixStates(features, Blocks(qx, start, count, size), Blocks(gPrime, start, count, size), queryCarry);
+            var after = ChunkStates(features, Blocks(qx, start, count, size), Blocks(gPrime, start, count, size), queryCarry, reverse: true);
             var kxb = Blocks(kx, offset + start, count, size);
             dkWindow[i].add_(features.Gradient(kxb, Blocks(vOne, offset + start, count, size), after));
             dvWindow[i].add_(SimdGemm.MatMul(features.Build(kxb), after.narrow(-1, 0, dv).contiguous()));
@@ -147,20 +147,14 @@ public static class FastmaxChunked
             : zeros(kx.shape[0], kx.shape[1], vOne.shape[3], features.Size, dtype: kx.dtype, device: kx.device);
 
     /// <summary>
-    /// Weighted key states before each chunk of a group, w ⊙ (carry + Σ of the group's earlier chunks) [B, H, G, F, C],
-    /// for extended keys [B, H, G, c, ·] and u [B, H, G, c, C]; the carry [B, H, C, F] then moves past the group.
+    /// Weighted states before each chunk of a group, w ⊙ (carry + Σ of the group's earlier chunks) [B, H, G, F, C] (the key
+    /// side), or after it, Σ of the later chunks when <paramref name="reverse"/> (the query side), for extended inputs
+    /// [B, H, G, c, ·] and u [B, H, G, c, C]; the carry [B, H, C, F] then moves past the group.
     /// </summary>
-    static Tensor PrefixStates(PackedTaylorFeatures features, Tensor extendedBlocks, Tensor uBlocks, Tensor carry)
+    static Tensor ChunkStates(PackedTaylorFeatures features, Tensor extendedBlocks, Tensor uBlocks, Tensor carry, bool reverse)
     {
         using var delta = SimdGemm.MatMul(uBlocks.transpose(-1, -2), features.Build(extendedBlocks)); // [B, H, G, C, F]
-        return features.RunningStates(delta, carry, reverse: false);                         // [B, H, G, F, C]
-    }
-
-    /// <summary>Weighted query states after each chunk of a group, w ⊙ (carry + Σ of the group's later chunks); the carry moves before the group.</summary>
-    static Tensor SuffixStates(PackedTaylorFeatures features, Tensor extendedBlocks, Tensor uBlocks, Tensor carry)
-    {
-        using var delta = SimdGemm.MatMul(uBlocks.transpose(-1, -2), features.Build(extendedBlocks)); // [B, H, G, C, F]
-        return features.RunningStates(delta, carry, reverse: true);                          // [B, H, G, F, C]
+        return features.RunningStates(delta, carry, reverse);                                 // [B, H, G, F, C]
     }
 
     /// <summary>

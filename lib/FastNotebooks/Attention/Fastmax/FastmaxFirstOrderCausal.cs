@@ -93,7 +93,7 @@ public static unsafe class FastmaxFirstOrderCausal
             int c = (int)x.shape[3];
             bool append = appended.HasValue;
             float one = appended ?? 0f;
-            ForItems(Slices, 1, (double)Nk * Rq, (slice, _) =>
+            ForItems(Slices, 1, (double)Nk * width, (slice, _) =>
             {
                 float* row = from + slice * n * c, target = to + slice * nk * width;
                 new Span<float>(target, (int)(first * width)).Clear();
@@ -118,7 +118,7 @@ public static unsafe class FastmaxFirstOrderCausal
             float* po = SimdGemm.Address(o), pg = SimdGemm.Address(g), pd = SimdGemm.Address(gradOutput);
             float* pp = SimdGemm.Address(gPrime), ph = SimdGemm.Address(gHat);
             var (nq, nk, offset, dv, rv, cv) = (Nq, Nk, Offset, Dv, Rv, Cv);
-            ForItems(Slices, 1, (double)Nk * Rq, (slice, _) =>
+            ForItems(Slices, 1, (double)Nk * (Rv + Cv), (slice, _) =>
             {
                 for (long i = 0; i < nq; i++)
                 {

@@ -47,9 +47,7 @@ internal static unsafe class FastmaxFirstOrderFused
         var o = empty(new[] { q.shape[0], q.shape[1], nq, dv }, dtype: ScalarType.Float32);
         var g = empty(new[] { q.shape[0], q.shape[1], nq }, dtype: ScalarType.Float32);
         float* pq = SimdGemm.Address(q), po = SimdGemm.Address(o), pg = SimdGemm.Address(g);
-        var ones = new float[slices * d];                                        // W[:D, Dv] per slice, contiguous
-        for (long slice = 0; slice < slices; slice++)
-            for (int r = 0; r < d; r++) ones[slice * d + r] = pw[(slice * (d + 1) + r) * width + dv];
+        var ones = OnesColumn(pw, slices, d, width);
         SimdGemm.MatMulRows(q, keyState.narrow(2, 0, d).narrow(3, 0, dv), 0, (slice, firstRow, rows, block, ld) =>
         {
             float* last = pw + (slice * (d + 1) + d) * width;
@@ -67,7 +65,6 @@ internal static unsafe class FastmaxFirstOrderFused
         return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope(), keyState.MoveToOuterDisposeScope());
     }
 
-
     /// <summary>
     /// <see cref="FastmaxFirstOrder.Backward"/> for the forward's key state W: with Ĝ = dL/do / g and r = Ĝ·o,
     /// R = [[a1·qᵀĜ, −a1·qᵀr], [a0·ΣĜ, −a0·Σr]]; dq_i = Ĝ_i·W[:D, :Dv]ᵀ − r_i·W[:D, Dv], dk_j = v_j·R[:D, :Dv]ᵀ + R[:D, Dv],
@@ -76,7 +73,7 @@ internal static unsafe class FastmaxFirstOrderFused
     public static (Tensor Dq, Tensor Dk, Tensor Dv) Backward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor g, Tensor gradOutput, double[] a, Tensor keyState)
     {
         using var scope = NewDisposeScope();
-        long slices = q.shape[0] * q.shape[1], nq = q.shape[2], nk = k.shape[2];
+        long slices = q.shape[0] * q.shape[1], nq = q.shape[2];
         int d = (int)q.shape[3], dv = (int)v.shape[3], width = dv + 1;
         var (a0, a1) = ((float)a[0], (float)a[1]);
         var (oc, gc, dO) = (o.contiguous(), g.contiguous(), gradOutput.contiguous());
@@ -84,7 +81,6 @@ internal static unsafe class FastmaxFirstOrderFused
         var r = new float[slices * nq];
         var queryR = new float[slices * d];      // Σ_i r_i·q_i
         var gHatSum = new float[slices * dv];    // Σ_i Ĝ_i
-        var rSum = new float[slices];
         float* pq = SimdGemm.Address(q), po = SimdGemm.Address(oc), pg = SimdGemm.Address(gc), pd = SimdGemm.Address(dO), ph = SimdGemm.Address(gHat);
         for (long slice = 0; slice < slices; slice++)
         {
@@ -97,7 +93,6 @@ internal static unsafe class FastmaxFirstOrderFused
                 TokenLoops.Divide(new ReadOnlySpan<float>(pd + token * dv, dv), pg[token], scaled);
                 float ri = TokenLoops.Dot<float>(scaled, new ReadOnlySpan<float>(po + token * dv, dv));
                 r[token] = ri;
-                rSum[slice] += ri;
                 TokenLoops.Combine<float>(qr, 1f, new ReadOnlySpan<float>(pq + token * d, d), ri, qr);
                 TokenLoops.Accumulate<float>(scaled, hs);
             }
@@ -105,10 +100,7 @@ internal static unsafe class FastmaxFirstOrderFused
         var queryGrad = SimdGemm.MatMul(q.transpose(-1, -2), gHat).mul_(a1);       // a1·qᵀĜ = R[:D, :Dv] [B, H, D, Dv]
         var queryGradT = queryGrad.transpose(-1, -2).contiguous();                  // [B, H, Dv, D]
         var stateT = keyState.narrow(2, 0, d).narrow(3, 0, dv).transpose(-1, -2).contiguous(); // W[:D, :Dv]ᵀ [B, H, Dv, D]
-        float* pw = SimdGemm.Address(keyState);
-        var ones = new float[slices * d];                                           // W[:D, Dv]
-        for (long slice = 0; slice < slices; slice++)
-            for (int j = 0; j < d; j++) ones[slice * d + j] = pw[(slice * (d + 1) + j) * width + dv];
+        var ones = OnesColumn(SimdGemm.Address(keyState), slices, d, width);
         for (long slice = 0; slice < slices; slice++)
         {
             TokenLoops.Scale<float>(new Span<float>(queryR, (int)(slice * d), d), -a1, new Span<float>(queryR, (int)(slice * d), d));
@@ -130,6 +122,15 @@ internal static unsafe class FastmaxFirstOrderFused
         var dV = PlusRow(k, queryGrad, gHatSum, dv);
         GC.KeepAlive(q); GC.KeepAlive(oc); GC.KeepAlive(gc); GC.KeepAlive(dO); GC.KeepAlive(gHat); GC.KeepAlive(keyState);
         return (dq.MoveToOuterDisposeScope(), dk.MoveToOuterDisposeScope(), dV.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>W[:D, Dv] of each slice's key state W [D + 1, width] as one contiguous row of D per slice.</summary>
+    static float[] OnesColumn(float* state, long slices, int d, int width)
+    {
+        var column = new float[slices * d];
+        for (long slice = 0; slice < slices; slice++)
+            for (int j = 0; j < d; j++) column[slice * d + j] = state[(slice * (d + 1) + j) * width + width - 1];
+        return column;
     }
 
     /// <summary>x·m + bias_slice for x [B, H, N, K] and m [B, H, K, C]; bias holds one row of C per slice.</summary>

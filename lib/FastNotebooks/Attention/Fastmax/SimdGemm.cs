@@ -225,7 +225,7 @@ public static unsafe class SimdGemm
                 // A last panel of one column ([v, 1], [Ĝ, −r]) as dot products along unit-stride rows of A: a padded
                 // 16-column tile would do 16 multiply-adds for each useful one.
                 for (int kk = 0; kk < k; kk++) packed[kk] = b[kk * ldb + column];
-                for (int row = 0; row < rowCount; row++) c[row * ldc + column] = Dot(a + row * rs, packed, k);
+                for (int row = 0; row < rowCount; row++) c[row * ldc + column] = TokenLoops.Dot<float>(new ReadOnlySpan<float>(a + row * rs, k), new ReadOnlySpan<float>(packed, k));
                 continue;
             }
             bool direct = width == PanelWidth, narrow = width <= PanelWidth / 2;
@@ -350,23 +350,6 @@ public static unsafe class SimdGemm
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector512<float> Fma(Vector512<float> x, Vector512<float> b, Vector512<float> acc) => Vector512.FusedMultiplyAdd(x, b, acc);
-
-    /// <summary>Σ_i x_i·y_i over k unit-stride floats, two 16-lane accumulators.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float Dot(float* x, float* y, int k)
-    {
-        Vector512<float> even = default, odd = default;
-        int i = 0;
-        for (; i + 32 <= k; i += 32)
-        {
-            even = Fma(Vector512.Load(x + i), Vector512.Load(y + i), even);
-            odd = Fma(Vector512.Load(x + i + 16), Vector512.Load(y + i + 16), odd);
-        }
-        if (i + 16 <= k) { even = Fma(Vector512.Load(x + i), Vector512.Load(y + i), even); i += 16; }
-        float sum = Vector512.Sum(even + odd);
-        for (; i < k; i++) sum += x[i] * y[i];
-        return sum;
-    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Store<TPanel>(float* c, Vector512<float> first, Vector512<float> second) where TPanel : struct, IPanel
