@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -135,85 +136,100 @@ internal static class PackedFeatureLoops
     }
 
     /// <summary>
-    /// The whole gradient of <see cref="PackedTaylorFeatures.Gradient"/> in float32 with AVX-512: the feature gradient
-    /// dφ = u·Wᵀ (u [..., n, C], the d-major state transposed, Wᵀ [..., C, F]) comes from <see cref="SimdGemm.MatMulRows"/>
-    /// in blocks of 12 tokens and each block is reduced to dx [..., n, D] by the chain rule while it is in L1: dφ
-    /// (n × F, 1.8 MB per 820-token chunk at D = 32) is never written out.
+    /// The whole gradient of <see cref="PackedTaylorFeatures.Gradient"/> in float32 with AVX-512, with tokens across the
+    /// vector lanes: for 32 tokens at a time, the transposed feature gradient dφᵀ = W·uᵀ comes in register tiles of up to
+    /// 12 features (i, d) of one i × 32 tokens (W [..., F, C] the weighted state in its own order, f = i·Rows + d) and each
+    /// tile goes straight into the chain rule, dx̃_i += dφ_f·x̃_j and dx̃_j += dφ_f·x̃_i with j = (i + d) mod D̃: whole aligned
+    /// vectors, four multiply-adds per feature and 32 tokens, where the token-major form (dφ rows against shifted windows
+    /// of x̃) read unaligned vectors and padded every sum to whole vectors. u [..., n, C], the extended x [..., n, 2D̃];
+    /// returns dx [..., n, D]. Measured at n = 832, D = 32, C = 33, one thread: 0.21 ms, of which the tiles take 0.15 and the
+    /// chain rule 0.035; the token-major form took 0.37 ms.
     /// </summary>
-    public static unsafe Tensor GradientByRowBlocks(Tensor u, Tensor stateTransposed, Tensor extended, int d, int rows)
+    public static unsafe Tensor GradientByTokenColumns(Tensor u, Tensor weightedState, Tensor extended, int d, int rows)
     {
-        int tilde = d + 1, size = tilde * rows;
+        const int strip = 32;
+        int tilde = d + 1, size = tilde * rows, c = (int)u.shape[^1], n = (int)u.shape[^2];
+        using var uc = u.contiguous();
+        using var w = weightedState.contiguous();
         using var x = extended.contiguous();
         var shape = extended.shape.ToArray();
         shape[^1] = d;
         var dx = empty(shape, dtype: extended.dtype, device: extended.device);
-        long perSlice = u.shape[^2];
-        fixed (float* xFixed = Elements<float>(x))
-        fixed (float* dxFixed = Elements<float>(dx))
+        long slices = n == 0 ? 0 : dx.numel() / ((long)n * Math.Max(1, d));
+        if (slices == 0 || d == 0) return dx;
+        int strips = (n + strip - 1) / strip;
+        int tiles = (rows + 11) / 12, perTile = (rows + tiles - 1) / tiles;   // a feature row's Rows features in even tiles: 17 as 9 + 8
+        float* us = (float*)SimdGemm.Address(uc), ws = (float*)SimdGemm.Address(w), xs = (float*)SimdGemm.Address(x), dxs = (float*)SimdGemm.Address(dx);
+        ForTokenRanges(slices * strips, (long)size * c * strip, (first, count) =>
         {
-            float* xs = xFixed, dxs = dxFixed;
-            // The chain rule reads up to D̃ + 16 floats past a row (ChainRuleRows).
-            SimdGemm.MatMulRows(u, stateTransposed, tilde + 16, (slice, first, count, block, ld) =>
-            {
-                long t = slice * perSlice + first;
-                ChainRuleRows(block, ld, count, xs + t * 2 * tilde, dxs + t * d, d, rows);
-            });
-        }
+            // Per strip: its u transposed [C, 32], x̃ [D̃, 32], dx̃ [D̃, 32] and one tile [12, 32], 64-byte aligned.
+            int scratch = (c + 2 * tilde + 12) * strip;
+            float[] buffer = ArrayPool<float>.Shared.Rent(scratch + 16);
+            using var pin = buffer.AsMemory().Pin();
+            float* uT = (float*)(((nint)pin.Pointer + 63) & ~(nint)63), xT = uT + c * strip, dxT = xT + tilde * strip, tile = dxT + tilde * strip;
+            try { Strips(first, count, uT, xT, dxT, tile); }
+            finally { ArrayPool<float>.Shared.Return(buffer); }
+        });
         return dx;
+
+        void Strips(long first, long count, float* uT, float* xT, float* dxT, float* tile)
+        {
+            for (long item = first; item < first + count; item++)
+            {
+                long slice = item / strips;
+                int start = (int)(item % strips) * strip, tokens = Math.Min(strip, n - start);
+                long token0 = slice * n + start;
+                if (tokens < strip)
+                {
+                    new Span<float>(uT, c * strip).Clear();
+                    new Span<float>(xT, tilde * strip).Clear();
+                }
+                for (int t = 0; t < tokens; t++)
+                {
+                    float* ut = us + (token0 + t) * c, xt = xs + (token0 + t) * 2 * tilde;
+                    for (int k = 0; k < c; k++) uT[k * strip + t] = ut[k];
+                    for (int i = 0; i < tilde; i++) xT[i * strip + t] = xt[i];
+                }
+                new Span<float>(dxT, tilde * strip).Clear();
+                float* state = ws + slice * size * c;
+                for (int i = 0; i < tilde; i++)
+                    for (int shift = 0; shift < rows; shift += perTile)
+                    {
+                        int tileRows = Math.Min(perTile, rows - shift);
+                        SimdGemm.TileProduct(tileRows, state + (long)(i * rows + shift) * c, c, 1, uT, strip, c, tile, strip);
+                        ChainRuleColumns(tile, tileRows, xT, dxT, i, (i + shift) % tilde, tilde);
+                    }
+                for (int t = 0; t < tokens; t++)
+                {
+                    float* dxt = dxs + (token0 + t) * d;
+                    for (int m = 0; m < d; m++) dxt[m] = dxT[m * strip + t];
+                }
+            }
+        }
     }
 
     /// <summary>
-    /// The chain rule for <paramref name="count"/> consecutive tokens with 16-lane vectors, each sum accumulated in
-    /// registers over the shifts d: first[m] = Σ_d dφ_(m,d)·x̃_(m+d), and second[m] = Σ_d dφ_(m−d,d)·x̃_(m−d) for
-    /// m &lt; 2D̃ − 1 (folded mod D̃ at the end). x̃ is copied with zeros in front (m − d &lt; 0) and behind (m − d ≥ D̃), so
-    /// lanes outside a term's range multiply a zero; their dφ reads end at most D̃ + 16 floats past the row, inside the
-    /// next row or the block's zero padding (<see cref="SimdGemm.MatMulRows"/>). Entries of first past D̃ are never read.
+    /// The chain rule for one tile of features (i, d), d = shift … shift + count − 1, and 32 tokens: dx̃_j += dφ·x̃_i for each
+    /// j = (i + d) mod D̃, and dx̃_i += Σ_d dφ·x̃_j summed in registers first (the diagonal d = 0, j = i, gets both terms).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static unsafe void ChainRuleRows(float* block, int ld, int count, float* x, float* dx, int d, int rows)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void ChainRuleColumns(float* tile, int count, float* xT, float* dxT, int i, int j, int tilde)
     {
-        const int lanes = 16;
-        int tilde = d + 1;
-        int firstWidth = (tilde + lanes - 1) / lanes * lanes, secondWidth = (2 * tilde - 1 + lanes - 1) / lanes * lanes;
-        int front = (rows + lanes - 1) / lanes * lanes;                  // zeros before x̃: m − d ≥ −(rows − 1)
-        float* doubled = stackalloc float[2 * tilde + lanes];            // [x̃, x̃, 0…]: the windows x̃_(m+d)
-        float* shifted = stackalloc float[front + secondWidth + lanes];  // [0…, x̃, 0…]: x̃_(m−d) at front + m − d
-        float* first = stackalloc float[firstWidth];
-        float* second = stackalloc float[secondWidth];
-        new Span<float>(doubled, 2 * tilde + lanes).Clear();
-        new Span<float>(shifted, front + secondWidth + lanes).Clear();
-        for (int r = 0; r < count; r++, x += 2 * tilde, dx += d)
+        const int strip = 32;
+        var (xi0, xi1) = (Vector512.Load(xT + i * strip), Vector512.Load(xT + i * strip + 16));
+        Vector512<float> sum0 = default, sum1 = default;
+        for (int r = 0; r < count; r++, j = j + 1 == tilde ? 0 : j + 1)
         {
-            float* g = block + (long)r * ld;
-            for (int j = 0; j < 2 * tilde; j++) doubled[j] = x[j];
-            for (int j = 0; j < tilde; j++) shifted[front + j] = x[j];
-            for (int j = 0; j < firstWidth; j += lanes)
-            {
-                // Two accumulators over alternate shifts: one would wait on each multiply-add's latency.
-                Vector512<float> even = default, odd = default;
-                int shift = 0;
-                for (; shift + 1 < rows; shift += 2)
-                {
-                    even = Vector512.FusedMultiplyAdd(Vector512.Load(g + shift * tilde + j), Vector512.Load(doubled + shift + j), even);
-                    odd = Vector512.FusedMultiplyAdd(Vector512.Load(g + (shift + 1) * tilde + j), Vector512.Load(doubled + shift + 1 + j), odd);
-                }
-                if (shift < rows) even = Vector512.FusedMultiplyAdd(Vector512.Load(g + shift * tilde + j), Vector512.Load(doubled + shift + j), even);
-                (even + odd).Store(first + j);
-            }
-            for (int j = 0; j < secondWidth; j += lanes)
-            {
-                Vector512<float> even = default, odd = default;
-                int shift = 0;
-                for (; shift + 1 < rows; shift += 2)
-                {
-                    even = Vector512.FusedMultiplyAdd(Vector512.Load(g + shift * (tilde - 1) + j), Vector512.Load(shifted + front - shift + j), even);
-                    odd = Vector512.FusedMultiplyAdd(Vector512.Load(g + (shift + 1) * (tilde - 1) + j), Vector512.Load(shifted + front - shift - 1 + j), odd);
-                }
-                if (shift < rows) even = Vector512.FusedMultiplyAdd(Vector512.Load(g + shift * (tilde - 1) + j), Vector512.Load(shifted + front - shift + j), even);
-                (even + odd).Store(second + j);
-            }
-            for (int m = 0; m < d; m++) dx[m] = first[m] + second[m] + second[m + tilde];
+            var (g0, g1) = (Vector512.Load(tile + r * strip), Vector512.Load(tile + r * strip + 16));
+            float* xj = xT + j * strip, dxj = dxT + j * strip;
+            sum0 = Vector512.FusedMultiplyAdd(g0, Vector512.Load(xj), sum0);
+            sum1 = Vector512.FusedMultiplyAdd(g1, Vector512.Load(xj + 16), sum1);
+            Vector512.FusedMultiplyAdd(g0, xi0, Vector512.Load(dxj)).Store(dxj);
+            Vector512.FusedMultiplyAdd(g1, xi1, Vector512.Load(dxj + 16)).Store(dxj + 16);
         }
+        float* dxi = dxT + i * strip;
+        (Vector512.Load(dxi) + sum0).Store(dxi);
+        (Vector512.Load(dxi + 16) + sum1).Store(dxi + 16);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

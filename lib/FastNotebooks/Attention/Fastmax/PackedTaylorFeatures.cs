@@ -159,13 +159,19 @@ public sealed class PackedTaylorFeatures
     /// <summary>
     /// ∂/∂x of Σ_c u_c Σ_f φ_f(x̃)·W_fc for a weighted state W = w ⊙ S [..., F, C], per token: [..., n, D] for an
     /// extended chunk [..., n, 2D̃] (as <see cref="Build"/> takes it; the constant coordinate is dropped) and u [..., n, C].
-    /// First the feature gradient dφ = u·Wᵀ [..., n, F] (one GEMM as large as the forward's output product), then the
-    /// chain rule through φ_(i,d) = x̃_i·x̃_(i+d) in a few elementwise passes (README.md, "Backward"); in float32 with
-    /// AVX-512 the two run together, 12 tokens at a time (<see cref="PackedFeatureLoops.GradientByRowBlocks"/>).
+    /// In float32 with AVX-512 the feature gradient dφ = u·Wᵀ comes transposed, 12 features × 32 tokens per register tile,
+    /// and goes straight into the chain rule (<see cref="PackedFeatureLoops.GradientByTokenColumns"/>; dφ is never stored).
+    /// Elsewhere dφ [..., n, F] is one GEMM as large as the forward's output product, then the chain rule through
+    /// φ_(i,d) = x̃_i·x̃_(i+d) runs as one loop per token or a few elementwise passes (README.md, "Backward").
     /// </summary>
     public Tensor Gradient(Tensor extended, Tensor u, Tensor weightedState)
     {
         if (Order == 1) return u.matmul(weightedState.narrow(-2, 0, D).transpose(-1, -2)); // [..., n, D]
+        if (extended.dtype == ScalarType.Float32 && u.dtype == ScalarType.Float32 && weightedState.dtype == ScalarType.Float32
+            && SimdGemm.Available && u.shape[..^2].SequenceEqual(extended.shape[..^2]) && weightedState.shape[..^2].SequenceEqual(u.shape[..^2])
+            && weightedState.shape[^1] == u.shape[^1] && weightedState.shape[^2] == Size
+            && UseLoops(u.numel() / Math.Max(1, u.shape[^1]) * Size, extended, u, weightedState))
+            return PackedFeatureLoops.GradientByTokenColumns(u, weightedState, extended, D, Rows);
         using var scope = NewDisposeScope();
         long e = Extended, rows = Rows;
         // The state transposed with its rows reordered d-major (f′ = d·D̃ + i; one small copy): every reduction below
@@ -173,10 +179,6 @@ public sealed class PackedTaylorFeatures
         var batch = weightedState.shape[..^2];
         var dMajorT = weightedState.unflatten(weightedState.dim() - 2, new[] { e, rows }).transpose(-3, -1)
             .reshape(batch.Concat(new[] { weightedState.shape[^1], Size }).ToArray());   // [..., C, F]
-        // float32 with AVX-512: dφ in 12-token blocks straight into the chain rule, never stored whole.
-        if (extended.dtype == ScalarType.Float32 && u.shape[..^2].SequenceEqual(extended.shape[..^2]) && SimdGemm.Applies(u, dMajorT)
-            && UseLoops(u.numel() / Math.Max(1, u.shape[^1]) * Size, extended, u, weightedState))
-            return PackedFeatureLoops.GradientByRowBlocks(u, dMajorT, extended, D, Rows).MoveToOuterDisposeScope();
         var featureGradient = SimdGemm.MatMul(u, dMajorT);                               // [..., n, F]
         bool sameTokens = featureGradient.numel() / Size == extended.numel() / (2 * e);   // no broadcast between them
         var dx = sameTokens && UseLoops(featureGradient.numel(), extended, u, weightedState)

@@ -21,6 +21,9 @@ public static unsafe class SimdGemm
     /// <summary>Whether the kernels may use these tiles (default true); the bench turns it off to time libtorch's GEMMs beside them.</summary>
     public static bool Enabled { get; set; } = true;
 
+    /// <summary>Whether the tiles may run here: <see cref="Enabled"/> and AVX-512.</summary>
+    internal static bool Available => Enabled && Vector512.IsHardwareAccelerated;
+
     /// <summary>Test hook: sees every product this thread's <see cref="MatMul"/> hands to libtorch.</summary>
     [ThreadStatic] internal static Action<Tensor, Tensor>? FallbackObserver;
 
@@ -261,6 +264,13 @@ public static unsafe class SimdGemm
             }
         }
     }
+
+    /// <summary>
+    /// C[rows × 32] = A[rows × k]·B[k × 32] for 1 ≤ rows ≤ 12: one register tile, for kernels that reduce the product
+    /// while it is in L1 (B's rows unit-stride with stride ldb; A's entries at row·rs + kk·cs).
+    /// </summary>
+    internal static void TileProduct(int rows, float* a, long rs, long cs, float* b, long ldb, int k, float* c, long ldc) =>
+        Tile<Whole>(rows, a, rs, cs, b, ldb, k, c, ldc);
 
     /// <summary>A panel's width as a type, so the JIT compiles each tile once per width without a branch inside.</summary>
     interface IPanel { static abstract bool TwoVectors { get; } }
