@@ -53,7 +53,7 @@ public static class FastmaxChunked
             var scores = SimdGemm.MatMul(qb, kb.transpose(-1, -2).contiguous());               // [B, H, G, c, c]
             var within = SimdGemm.MatMul(Polynomial(scores, a).tril_(), vb);                   // [B, H, G, c, Dv + 1]
             var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, carry, reverse: false); // [B, H, G, F, Dv + 1]
-            within.add_(SimdGemm.MatMul(features.Build(Blocks(qx, start, count, size)), before.contiguous()));
+            within.add_(features.Project(Blocks(qx, start, count, size), before));
             rows.Add(within.flatten(2, 3).MoveToOuterDisposeScope());                        // [B, H, G·c, Dv + 1]
         }
         var (o, g) = OutputAndDenominator(cat(rows, 2), v.shape[3]);
@@ -118,7 +118,7 @@ public static class FastmaxChunked
             var after = ChunkStates(features, Blocks(qx, start, count, size), Blocks(gPrime, start, count, size), queryCarry, reverse: true);
             var kxb = Blocks(kx, offset + start, count, size);
             dkWindow[i].add_(features.Gradient(kxb, Blocks(vOne, offset + start, count, size), after));
-            dvWindow[i].add_(SimdGemm.MatMul(features.Build(kxb), after.narrow(-1, 0, dv).contiguous()));
+            dvWindow[i].add_(features.Project(kxb, after.narrow(-1, 0, dv)));
             dkWindow[i] = dkWindow[i].flatten(2, 3).MoveToOuterDisposeScope();
             dvWindow[i] = dvWindow[i].flatten(2, 3).MoveToOuterDisposeScope();
         }
@@ -132,7 +132,7 @@ public static class FastmaxChunked
             foreach (var (kc, vc) in Chunks(kx, rows, 0, offset).Zip(Chunks(vOne, rows, 0, offset)))
             {
                 dkParts.Add(features.Gradient(kc, vc, weighted));
-                dvParts.Add(SimdGemm.MatMul(features.Build(kc), weighted.narrow(-1, 0, dv).contiguous()));
+                dvParts.Add(features.Project(kc, weighted.narrow(-1, 0, dv)));
             }
         }
         dkParts.AddRange(dkWindow);

@@ -55,21 +55,10 @@ public static class FastmaxFactorized
         using var scope = NewDisposeScope();
         int rows = TokensPerChunk(features, q, chunk);
         var weighted = features.Weigh(KeyValueState(features, features.Extend(k), AppendOnes(v), rows)); // [B, H, F, Dv + 1]
-        long dv = v.shape[3];
-        var (values, ones) = (weighted.narrow(-1, 0, dv), weighted.narrow(-1, dv, 1));  // [B, H, F, Dv], [B, H, F, 1]
-        var numerators = new List<Tensor>();
-        var denominators = new List<Tensor>();
-        foreach (var qc in Chunks(features.Extend(q), rows))
-        {
-            // The numerator as a GEMM with Dv = 32 or 64 columns (the BLAS kernel's full width; Dv + 1 columns ran
-            // slower), the denominator taken from each feature row as it is built.
-            var (phi, denominator) = features.BuildAndProject(qc, ones);         // [B, H, c, F], [B, H, c, 1]
-            using (phi) numerators.Add(SimdGemm.MatMul(phi, values));            // [B, H, c, Dv]
-            denominators.Add(denominator);
-        }
-        var g = cat(denominators, 2);                                             // [B, H, Nq, 1]
-        var o = cat(numerators, 2).div_(g);
-        g = g.squeeze(-1);
+        // [numerator, g] = φ(q̃)·(w ⊙ S), chunk by chunk where the features are built as rows.
+        var products = Chunks(features.Extend(q), rows).Select(qc => features.Project(qc, weighted)).ToList(); // [B, H, c, Dv + 1]
+        var (o, g) = OutputAndDenominator(products.Count == 1 ? products[0] : cat(products, 2), v.shape[3]);
+        g = g.contiguous();
         return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope(), weighted.MoveToOuterDisposeScope());
     }
 
@@ -115,7 +104,7 @@ public static class FastmaxFactorized
         {
             using var step = NewDisposeScope();
             dk.Add(features.Gradient(kc, vc, queryState).MoveToOuterDisposeScope());
-            dvParts.Add(SimdGemm.MatMul(features.Build(kc), valueState).MoveToOuterDisposeScope());
+            dvParts.Add(features.Project(kc, valueState).MoveToOuterDisposeScope());
         }
         return (dq.MoveToOuterDisposeScope(), cat(dk, 2).MoveToOuterDisposeScope(), cat(dvParts, 2).MoveToOuterDisposeScope());
     }

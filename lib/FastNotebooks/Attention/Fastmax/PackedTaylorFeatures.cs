@@ -83,19 +83,30 @@ public sealed class PackedTaylorFeatures
     }
 
     /// <summary>
-    /// <see cref="Build"/> and φ·c [..., n, 1] for a column c [..., F, 1] whose leading dims equal the chunk's
-    /// (the loop takes the product from each row as it is written; elsewhere a matrix-vector product).
+    /// φ(x̃)·W [..., n, C] for an extended chunk [..., n, 2D̃] and a weighted state W [..., F, C] with the chunk's leading
+    /// dims: in float32 with AVX-512 without storing the features (<see cref="TokenColumns.Project"/>), else <see cref="Build"/>
+    /// and a GEMM, its reference.
     /// </summary>
-    public (Tensor Features, Tensor Projection) BuildAndProject(Tensor extended, Tensor column)
+    public Tensor Project(Tensor extended, Tensor weightedState)
     {
-        bool sameSlices = column.numel() / Size == extended.numel() / Math.Max(1, extended.shape[^2] * extended.shape[^1]);
-        if (Order == 2 && sameSlices && UseLoops(extended.numel() / 2 * Rows, extended, column))
-        {
-            var (features, projection) = PackedFeatureLoops.BuildAndProject(extended, column, Extended, Rows);
-            return (features, projection!);
-        }
-        var phi = Build(extended);
-        return (phi, phi.matmul(column));
+        if (Order == 2 && TokenColumnsApply(extended, weightedState, null))
+            return TokenColumns.Project(extended, weightedState, D, Rows);
+        using var phi = Build(extended);
+        return SimdGemm.MatMul(phi, weightedState);
+    }
+
+    /// <summary>
+    /// Whether <see cref="TokenColumns"/> takes a product of an extended chunk [..., n, 2D̃] (and u [..., n, C]) with a state
+    /// [..., F, C]: float32 on a CPU with AVX-512 and the tiles enabled, equal leading dims, no autograd graph wanted.
+    /// </summary>
+    bool TokenColumnsApply(Tensor extended, Tensor weightedState, Tensor? u)
+    {
+        if (!SimdGemm.Available || extended.dtype != ScalarType.Float32 || weightedState.dtype != ScalarType.Float32) return false;
+        if (weightedState.shape[^2] != Size || !weightedState.shape[..^2].SequenceEqual(extended.shape[..^2])) return false;
+        if (u is not null && (u.dtype != ScalarType.Float32 || u.shape[^1] != weightedState.shape[^1] || !u.shape[..^2].SequenceEqual(extended.shape[..^2])))
+            return false;
+        long work = extended.numel() / Math.Max(1, extended.shape[^1]) * Size;
+        return u is null ? UseLoops(work, extended, weightedState) : UseLoops(work, extended, weightedState, u);
     }
 
     /// <summary><see cref="Build"/> as one broadcast multiply of x̃ with its cyclic shifts (the reference for the loop; autograd goes through it).</summary>
@@ -160,18 +171,14 @@ public sealed class PackedTaylorFeatures
     /// ∂/∂x of Σ_c u_c Σ_f φ_f(x̃)·W_fc for a weighted state W = w ⊙ S [..., F, C], per token: [..., n, D] for an
     /// extended chunk [..., n, 2D̃] (as <see cref="Build"/> takes it; the constant coordinate is dropped) and u [..., n, C].
     /// In float32 with AVX-512 the feature gradient dφ = u·Wᵀ comes transposed, 12 features × 32 tokens per register tile,
-    /// and goes straight into the chain rule (<see cref="PackedFeatureLoops.GradientByTokenColumns"/>; dφ is never stored).
+    /// and goes straight into the chain rule (<see cref="TokenColumns.Gradient"/>; dφ is never stored).
     /// Elsewhere dφ [..., n, F] is one GEMM as large as the forward's output product, then the chain rule through
     /// φ_(i,d) = x̃_i·x̃_(i+d) runs as one loop per token or a few elementwise passes (README.md, "Backward").
     /// </summary>
     public Tensor Gradient(Tensor extended, Tensor u, Tensor weightedState)
     {
         if (Order == 1) return u.matmul(weightedState.narrow(-2, 0, D).transpose(-1, -2)); // [..., n, D]
-        if (extended.dtype == ScalarType.Float32 && u.dtype == ScalarType.Float32 && weightedState.dtype == ScalarType.Float32
-            && SimdGemm.Available && u.shape[..^2].SequenceEqual(extended.shape[..^2]) && weightedState.shape[..^2].SequenceEqual(u.shape[..^2])
-            && weightedState.shape[^1] == u.shape[^1] && weightedState.shape[^2] == Size
-            && UseLoops(u.numel() / Math.Max(1, u.shape[^1]) * Size, extended, u, weightedState))
-            return PackedFeatureLoops.GradientByTokenColumns(u, weightedState, extended, D, Rows);
+        if (TokenColumnsApply(extended, weightedState, u)) return TokenColumns.Gradient(u, weightedState, extended, D, Rows);
         using var scope = NewDisposeScope();
         long e = Extended, rows = Rows;
         // The state transposed with its rows reordered d-major (f′ = d·D̃ + i; one small copy): every reduction below

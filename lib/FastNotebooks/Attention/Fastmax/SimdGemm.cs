@@ -196,7 +196,7 @@ public static unsafe class SimdGemm
     }
 
     /// <summary>Element offsets of each [M, K] (or [K, N]) slice of x over its leading dims, in row-major order.</summary>
-    static long[] SliceOffsets(Tensor x, int rank, long slices)
+    internal static long[] SliceOffsets(Tensor x, int rank, long slices)
     {
         var offsets = new long[slices];
         var strides = x.stride();
@@ -278,19 +278,19 @@ public static unsafe class SimdGemm
     struct Half : IPanel { public static bool TwoVectors => false; }
 
     /// <summary>A tile's row count as a type, so the JIT compiles one tile per count with only its rows' code.</summary>
-    interface IRows { static abstract int Count { get; } }
-    struct R1 : IRows { public static int Count => 1; }
-    struct R2 : IRows { public static int Count => 2; }
-    struct R3 : IRows { public static int Count => 3; }
-    struct R4 : IRows { public static int Count => 4; }
-    struct R5 : IRows { public static int Count => 5; }
-    struct R6 : IRows { public static int Count => 6; }
-    struct R7 : IRows { public static int Count => 7; }
-    struct R8 : IRows { public static int Count => 8; }
-    struct R9 : IRows { public static int Count => 9; }
-    struct R10 : IRows { public static int Count => 10; }
-    struct R11 : IRows { public static int Count => 11; }
-    struct R12 : IRows { public static int Count => 12; }
+    internal interface IRows { static abstract int Count { get; } }
+    internal struct R1 : IRows { public static int Count => 1; }
+    internal struct R2 : IRows { public static int Count => 2; }
+    internal struct R3 : IRows { public static int Count => 3; }
+    internal struct R4 : IRows { public static int Count => 4; }
+    internal struct R5 : IRows { public static int Count => 5; }
+    internal struct R6 : IRows { public static int Count => 6; }
+    internal struct R7 : IRows { public static int Count => 7; }
+    internal struct R8 : IRows { public static int Count => 8; }
+    internal struct R9 : IRows { public static int Count => 9; }
+    internal struct R10 : IRows { public static int Count => 10; }
+    internal struct R11 : IRows { public static int Count => 11; }
+    internal struct R12 : IRows { public static int Count => 12; }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Tile<TPanel>(int rows, float* a, long rs, long cs, float* b, long ldb, int k, float* c, long ldc)
