@@ -56,15 +56,15 @@ internal static class PackedFeatureLoops
 
     /// <summary>
     /// <see cref="PackedTaylorFeatures.RunningStates"/> in one pass over the chunk states: for each slice and chunk in order
-    /// (reversed for suffix states), out[g, f, c] = w_f·running[c, f], then running += delta[g]. The tensor-op form reads and
-    /// writes the G chunk states six times (cumulative sum, difference, carry, sum, weights, transposed copy).
+    /// (reversed for suffix states), out[g, c, :] = w ⊙ running[c, :], then running += delta[g]; all along contiguous rows of F.
+    /// The result is laid out [..., G, C, F] and returned as its transposed view [..., G, F, C], which the token-column kernels
+    /// read as it is. The tensor-op form reads and writes the G chunk states six times (cumulative sum, difference, carry,
+    /// sum, weights, transposed copy); a transposed copy here took 0.7 ms of the causal forward at N = 4096, D = 32.
     /// </summary>
     public static Tensor RunningStates(Tensor delta, Tensor carry, double[] weights, bool reverse)
     {
         using var d = delta.contiguous();
-        var shape = delta.shape.ToArray();
-        (shape[^1], shape[^2]) = (shape[^2], shape[^1]);
-        var states = empty(shape, dtype: delta.dtype, device: delta.device);                 // [..., G, F, C]
+        var states = empty(delta.shape, dtype: delta.dtype, device: delta.device);             // [..., G, C, F]
         long g = delta.shape[^3];
         int c = (int)delta.shape[^2], f = (int)delta.shape[^1];
         long slices = delta.numel() / Math.Max(1, g * c * f);
@@ -76,7 +76,7 @@ internal static class PackedFeatureLoops
         }
         if (threads == 1) for (long slice = 0; slice < slices; slice++) Slice(slice);
         else Parallel.For(0L, slices, new ParallelOptions { MaxDegreeOfParallelism = threads }, Slice);
-        return states;
+        return states.transpose(-1, -2);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -94,14 +94,12 @@ internal static class PackedFeatureLoops
             long chunk = reverse ? chunks - 1 - step : step;
             var state = states.Slice((int)(chunk * size), size);
             var chunkDelta = delta.Slice((int)(chunk * size), size);
-            // The transposed writes go 16 features at a time, so the rows of the state they land in stay in L1.
-            for (int block = 0; block < f; block += 16)
+            for (int column = 0; column < c; column++)
             {
-                int end = Math.Min(f, block + 16);
-                for (int column = 0; column < c; column++)
-                    for (int j = block; j < end; j++) state[j * c + column] = w[j] * running[column * f + j];
+                var row = running.Slice(column * f, f);
+                Multiply<T>(row, w, state.Slice(column * f, f));
+                Accumulate<T>(chunkDelta.Slice(column * f, f), row);
             }
-            for (int column = 0; column < c; column++) Accumulate<T>(chunkDelta.Slice(column * f, f), running.Slice(column * f, f));
         }
     }
 

@@ -132,8 +132,8 @@ public sealed class PackedTaylorFeatures
     /// The states before (or, <paramref name="reverse"/>, after) each of G chunks, weighted and transposed: for chunk
     /// states delta [..., G, C, F] and a carry [..., C, F], w ⊙ (carry + Σ of the earlier (later) chunks)ᵀ [..., G, F, C];
     /// the carry then moves past the group. One pass over the chunk states on the CPU where the token loops apply
-    /// (<see cref="PackedFeatureLoops.RunningStates"/>); else the tensor-op form (cumulative sum, weights, transposed copy),
-    /// its reference.
+    /// (<see cref="PackedFeatureLoops.RunningStates"/>: the result is the transposed view of a [..., G, C, F] tensor); else the
+    /// tensor-op form (cumulative sum, weights, transposed copy), its reference.
     /// </summary>
     public Tensor RunningStates(Tensor delta, Tensor carry, bool reverse)
     {
@@ -170,7 +170,7 @@ public sealed class PackedTaylorFeatures
     /// <summary>
     /// ∂/∂x of Σ_c u_c Σ_f φ_f(x̃)·W_fc for a weighted state W = w ⊙ S [..., F, C], per token: [..., n, D] for an
     /// extended chunk [..., n, 2D̃] (as <see cref="Build"/> takes it; the constant coordinate is dropped) and u [..., n, C].
-    /// In float32 with AVX-512 the feature gradient dφ = u·Wᵀ comes transposed, 12 features × 32 tokens per register tile,
+    /// In float32 with AVX-512 the feature gradient dφ = u·Wᵀ comes transposed, up to 12 features × 32 tokens per register tile,
     /// and goes straight into the chain rule (<see cref="TokenColumns.Gradient"/>; dφ is never stored).
     /// Elsewhere dφ [..., n, F] is one GEMM as large as the forward's output product, then the chain rule through
     /// φ_(i,d) = x̃_i·x̃_(i+d) runs as one loop per token or a few elementwise passes (README.md, "Backward").

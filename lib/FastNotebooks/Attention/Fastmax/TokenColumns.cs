@@ -27,14 +27,13 @@ internal static unsafe class TokenColumns
     {
         int tilde = d + 1, size = tilde * rows, columns = (int)weightedState.shape[^1], n = (int)extended.shape[^2];
         using var x = extended.contiguous();
-        using var w = weightedState.stride(-1) == 1 ? weightedState.alias() : weightedState.contiguous();
+        using var w = StateLayout(weightedState, out long rowStride, out long columnStride);
         var shape = extended.shape.ToArray();
         shape[^1] = columns;
         var output = empty(shape, dtype: ScalarType.Float32, device: extended.device);
         long slices = SliceCount(extended);
         if (slices == 0 || n == 0 || columns == 0) return output;
         var offsets = SliceOffsets(w, (int)w.dim(), slices);
-        long ldw = w.stride(-2);
         int blocks = (columns + 11) / 12, perBlock = (columns + blocks - 1) / blocks;
         float* xs = Address(x), ws = Address(w), outs = Address(output);
         ForStrips(slices, n, (long)size * columns, (tilde + columns) * Strip, (slice, start, tokens, scratch) =>
@@ -43,7 +42,7 @@ internal static unsafe class TokenColumns
             long token0 = slice * n + start;
             ToColumns(xs + token0 * 2 * tilde, 2 * tilde, tokens, tilde, xT);
             for (int c0 = 0; c0 < columns; c0 += perBlock)
-                ProjectTile(Math.Min(perBlock, columns - c0), ws + offsets[slice] + c0, ldw, xT, outT + c0 * Strip, tilde, rows);
+                ProjectTile(Math.Min(perBlock, columns - c0), ws + offsets[slice] + c0 * columnStride, rowStride, columnStride, xT, outT + c0 * Strip, tilde, rows);
             FromColumns(outT, tokens, columns, outs + token0 * columns, columns);
         });
         GC.KeepAlive(w);
@@ -62,7 +61,7 @@ internal static unsafe class TokenColumns
     {
         int tilde = d + 1, c = (int)u.shape[^1], n = (int)u.shape[^2];
         using var uc = u.contiguous();
-        using var w = weightedState.stride(-1) == 1 ? weightedState.alias() : weightedState.contiguous();
+        using var w = StateLayout(weightedState, out long rowStride, out long columnStride);
         using var x = extended.contiguous();
         var shape = extended.shape.ToArray();
         shape[^1] = d;
@@ -70,7 +69,6 @@ internal static unsafe class TokenColumns
         long slices = SliceCount(extended);
         if (slices == 0 || n == 0) return dx;
         var offsets = SliceOffsets(w, (int)w.dim(), slices);
-        long ldw = w.stride(-2);
         int tiles = (rows + 11) / 12, perTile = (rows + tiles - 1) / tiles;   // a feature row's Rows features in even tiles: 17 as 9 + 8
         float* us = Address(uc), ws = Address(w), xs = Address(x), dxs = Address(dx);
         ForStrips(slices, n, (long)tilde * rows * c, (c + 2 * tilde + 12) * Strip, (slice, start, tokens, scratch) =>
@@ -85,7 +83,7 @@ internal static unsafe class TokenColumns
                 for (int shift = 0; shift < rows; shift += perTile)
                 {
                     int count = Math.Min(perTile, rows - shift);
-                    TileProduct(count, state + (i * rows + shift) * ldw, ldw, 1, uT, Strip, c, tile, Strip);
+                    TileProduct(count, state + (i * rows + shift) * rowStride, rowStride, columnStride, uT, Strip, c, tile, Strip);
                     ChainRule(tile, count, xT, dxT, i, (i + shift) % tilde, tilde);
                 }
             FromColumns(dxT, tokens, d, dxs + token0 * d, d);
@@ -117,32 +115,32 @@ internal static unsafe class TokenColumns
         (Vector512.Load(dxi + 16) + sum1).Store(dxi + 16);
     }
 
-    static void ProjectTile(int count, float* w, long ldw, float* xT, float* outT, int tilde, int rows)
+    static void ProjectTile(int count, float* w, long ldw, long cs, float* xT, float* outT, int tilde, int rows)
     {
         switch (count)
         {
-            case 1: ProjectTile<R1>(w, ldw, xT, outT, tilde, rows); break;
-            case 2: ProjectTile<R2>(w, ldw, xT, outT, tilde, rows); break;
-            case 3: ProjectTile<R3>(w, ldw, xT, outT, tilde, rows); break;
-            case 4: ProjectTile<R4>(w, ldw, xT, outT, tilde, rows); break;
-            case 5: ProjectTile<R5>(w, ldw, xT, outT, tilde, rows); break;
-            case 6: ProjectTile<R6>(w, ldw, xT, outT, tilde, rows); break;
-            case 7: ProjectTile<R7>(w, ldw, xT, outT, tilde, rows); break;
-            case 8: ProjectTile<R8>(w, ldw, xT, outT, tilde, rows); break;
-            case 9: ProjectTile<R9>(w, ldw, xT, outT, tilde, rows); break;
-            case 10: ProjectTile<R10>(w, ldw, xT, outT, tilde, rows); break;
-            case 11: ProjectTile<R11>(w, ldw, xT, outT, tilde, rows); break;
-            case 12: ProjectTile<R12>(w, ldw, xT, outT, tilde, rows); break;
+            case 1: ProjectTile<R1>(w, ldw, cs, xT, outT, tilde, rows); break;
+            case 2: ProjectTile<R2>(w, ldw, cs, xT, outT, tilde, rows); break;
+            case 3: ProjectTile<R3>(w, ldw, cs, xT, outT, tilde, rows); break;
+            case 4: ProjectTile<R4>(w, ldw, cs, xT, outT, tilde, rows); break;
+            case 5: ProjectTile<R5>(w, ldw, cs, xT, outT, tilde, rows); break;
+            case 6: ProjectTile<R6>(w, ldw, cs, xT, outT, tilde, rows); break;
+            case 7: ProjectTile<R7>(w, ldw, cs, xT, outT, tilde, rows); break;
+            case 8: ProjectTile<R8>(w, ldw, cs, xT, outT, tilde, rows); break;
+            case 9: ProjectTile<R9>(w, ldw, cs, xT, outT, tilde, rows); break;
+            case 10: ProjectTile<R10>(w, ldw, cs, xT, outT, tilde, rows); break;
+            case 11: ProjectTile<R11>(w, ldw, cs, xT, outT, tilde, rows); break;
+            case 12: ProjectTile<R12>(w, ldw, cs, xT, outT, tilde, rows); break;
             default: throw new ArgumentOutOfRangeException(nameof(count), count, "a tile has 1 to 12 columns");
         }
     }
 
     /// <summary>
     /// outT[r, 0..32) = Σ_f W[f, r]·φ_f for the tile's columns r of W (at w, row stride ldw) and the strip's features
-    /// φ_(i,d) = x̃_i ⊙ x̃_(i+d), built in two registers per feature; 24 accumulators.
+    /// φ_(i,d) = x̃_i ⊙ x̃_(i+d), built in two registers per feature; 24 accumulators. W[f, c0 + r] is at w + f·ldw + r·cs.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void ProjectTile<TRows>(float* w, long ldw, float* xT, float* outT, int tilde, int rows) where TRows : struct, IRows
+    static void ProjectTile<TRows>(float* w, long ldw, long cs, float* xT, float* outT, int tilde, int rows) where TRows : struct, IRows
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
             c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
@@ -158,17 +156,17 @@ internal static unsafe class TokenColumns
                 var b1 = xi1 * Vector512.Load(xT + j * Strip + 16);
                 Vector512<float> s;
                 { s = Vector512.Create(a[0]); c00 = Fma(s, b0, c00); c01 = Fma(s, b1, c01); }
-                if (TRows.Count > 1) { s = Vector512.Create(a[1]); c10 = Fma(s, b0, c10); c11 = Fma(s, b1, c11); }
-                if (TRows.Count > 2) { s = Vector512.Create(a[2]); c20 = Fma(s, b0, c20); c21 = Fma(s, b1, c21); }
-                if (TRows.Count > 3) { s = Vector512.Create(a[3]); c30 = Fma(s, b0, c30); c31 = Fma(s, b1, c31); }
-                if (TRows.Count > 4) { s = Vector512.Create(a[4]); c40 = Fma(s, b0, c40); c41 = Fma(s, b1, c41); }
-                if (TRows.Count > 5) { s = Vector512.Create(a[5]); c50 = Fma(s, b0, c50); c51 = Fma(s, b1, c51); }
-                if (TRows.Count > 6) { s = Vector512.Create(a[6]); c60 = Fma(s, b0, c60); c61 = Fma(s, b1, c61); }
-                if (TRows.Count > 7) { s = Vector512.Create(a[7]); c70 = Fma(s, b0, c70); c71 = Fma(s, b1, c71); }
-                if (TRows.Count > 8) { s = Vector512.Create(a[8]); c80 = Fma(s, b0, c80); c81 = Fma(s, b1, c81); }
-                if (TRows.Count > 9) { s = Vector512.Create(a[9]); c90 = Fma(s, b0, c90); c91 = Fma(s, b1, c91); }
-                if (TRows.Count > 10) { s = Vector512.Create(a[10]); ca0 = Fma(s, b0, ca0); ca1 = Fma(s, b1, ca1); }
-                if (TRows.Count > 11) { s = Vector512.Create(a[11]); cb0 = Fma(s, b0, cb0); cb1 = Fma(s, b1, cb1); }
+                if (TRows.Count > 1) { s = Vector512.Create(a[1 * cs]); c10 = Fma(s, b0, c10); c11 = Fma(s, b1, c11); }
+                if (TRows.Count > 2) { s = Vector512.Create(a[2 * cs]); c20 = Fma(s, b0, c20); c21 = Fma(s, b1, c21); }
+                if (TRows.Count > 3) { s = Vector512.Create(a[3 * cs]); c30 = Fma(s, b0, c30); c31 = Fma(s, b1, c31); }
+                if (TRows.Count > 4) { s = Vector512.Create(a[4 * cs]); c40 = Fma(s, b0, c40); c41 = Fma(s, b1, c41); }
+                if (TRows.Count > 5) { s = Vector512.Create(a[5 * cs]); c50 = Fma(s, b0, c50); c51 = Fma(s, b1, c51); }
+                if (TRows.Count > 6) { s = Vector512.Create(a[6 * cs]); c60 = Fma(s, b0, c60); c61 = Fma(s, b1, c61); }
+                if (TRows.Count > 7) { s = Vector512.Create(a[7 * cs]); c70 = Fma(s, b0, c70); c71 = Fma(s, b1, c71); }
+                if (TRows.Count > 8) { s = Vector512.Create(a[8 * cs]); c80 = Fma(s, b0, c80); c81 = Fma(s, b1, c81); }
+                if (TRows.Count > 9) { s = Vector512.Create(a[9 * cs]); c90 = Fma(s, b0, c90); c91 = Fma(s, b1, c91); }
+                if (TRows.Count > 10) { s = Vector512.Create(a[10 * cs]); ca0 = Fma(s, b0, ca0); ca1 = Fma(s, b1, ca1); }
+                if (TRows.Count > 11) { s = Vector512.Create(a[11 * cs]); cb0 = Fma(s, b0, cb0); cb1 = Fma(s, b1, cb1); }
             }
         }
         Store(outT, c00, c01);
@@ -193,6 +191,17 @@ internal static unsafe class TokenColumns
     {
         first.Store(target);
         second.Store(target + 16);
+    }
+
+    /// <summary>
+    /// The state as the kernels read it: W [..., F, C] with unit-stride rows or unit-stride columns (as
+    /// <see cref="PackedTaylorFeatures.RunningStates"/> returns it) as it is, any other layout copied; W[f, c] at f·rowStride + c·columnStride.
+    /// </summary>
+    static Tensor StateLayout(Tensor state, out long rowStride, out long columnStride)
+    {
+        var w = state.stride(-1) == 1 || state.stride(-2) == 1 ? state.alias() : state.contiguous();
+        (rowStride, columnStride) = (w.stride(-2), w.stride(-1));
+        return w;
     }
 
     /// <summary>The first <paramref name="width"/> entries of <paramref name="tokens"/> rows (stride ld) as columns of a [width, 32] block, zeros past the last token.</summary>

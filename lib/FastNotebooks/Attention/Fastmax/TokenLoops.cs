@@ -36,6 +36,19 @@ internal static class TokenLoops
         for (; i < x.Length; i++) y[i] = x[i] * s;
     }
 
+    /// <summary>y = a ⊙ b.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Multiply<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> y) where T : unmanaged, INumber<T>
+    {
+        ref T ar = ref MemoryMarshal.GetReference(a);
+        ref T br = ref MemoryMarshal.GetReference(b);
+        ref T yr = ref MemoryMarshal.GetReference(y);
+        int i = 0;
+        for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count)
+            Vector.StoreUnsafe(Vector.LoadUnsafe(ref ar, (nuint)i) * Vector.LoadUnsafe(ref br, (nuint)i), ref yr, (nuint)i);
+        for (; i < a.Length; i++) y[i] = a[i] * b[i];
+    }
+
     /// <summary>a · b.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static T Dot<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b) where T : unmanaged, INumber<T>

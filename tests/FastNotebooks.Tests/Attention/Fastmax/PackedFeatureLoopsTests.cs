@@ -32,10 +32,16 @@ public class PackedFeatureLoopsTests
             Assert.Equal(phiReference.shape, phi.shape);
             ErrorReport.Of($"features ({name})", phi, phiReference).Require(dtype == ScalarType.Float64 ? 1e-15 : 1e-6);
 
-            // φ·W (float32 with AVX-512: features built inside the register tiles), W a column-narrowed view every other case.
+            // φ·W (float32 with AVX-512: features built inside the register tiles); W contiguous, a column-narrowed view, or
+            // a transposed view (unit-stride columns, as the causal kernels' running states come).
             int columns = random.Next(1, 40);
             var projected = randn(lead.Append(features.Size).Append(columns + 2).ToArray(), dtype: dtype, generator: generator);
-            var w = trial % 2 == 0 ? projected.narrow(-1, 1, columns) : projected.narrow(-1, 0, columns).contiguous();
+            var w = (trial % 3) switch
+            {
+                0 => projected.narrow(-1, 1, columns),
+                1 => projected.narrow(-1, 0, columns).contiguous(),
+                _ => projected.narrow(-1, 0, columns).transpose(-1, -2).contiguous().transpose(-1, -2),
+            };
             var projection = features.Project(extended, w);
             Assert.Equal(lead.Append(n).Append(columns).ToArray(), projection.shape);
             var projectionReference = phiReference.to_type(ScalarType.Float64).matmul(w.to_type(ScalarType.Float64));
