@@ -153,7 +153,7 @@ public static class FastmaxChunked
     /// </summary>
     static Tensor ChunkStates(PackedTaylorFeatures features, Tensor extendedBlocks, Tensor uBlocks, Tensor carry, bool reverse)
     {
-        using var delta = SimdGemm.MatMul(uBlocks.transpose(-1, -2), features.Build(extendedBlocks)); // [B, H, G, C, F]
+        using var delta = features.StateTransposed(extendedBlocks, uBlocks);                  // [B, H, G, C, F]
         return features.RunningStates(delta, carry, reverse);                                 // [B, H, G, F, C]
     }
 

@@ -96,6 +96,24 @@ public sealed class PackedTaylorFeatures
     }
 
     /// <summary>
+    /// uᵀ·φ(x̃) = Σ_t u_t ⊗ φ(x̃_t) [..., C, F] for an extended chunk [..., n, 2D̃] and u [..., n, C] with equal leading dims: in
+    /// float32 with AVX-512 with the features built block by block in cache (<see cref="FeatureStates"/>, any number of tokens
+    /// per call, see <see cref="StatesInCache"/>), else <see cref="Build"/> and a GEMM, its reference.
+    /// </summary>
+    public Tensor StateTransposed(Tensor extended, Tensor u)
+    {
+        if (StatesInCache(extended, u)) return FeatureStates.Transposed(extended, u, D, Rows);
+        using var phi = Build(extended);
+        return SimdGemm.MatMul(u.transpose(-1, -2), phi);
+    }
+
+    /// <summary>Whether <see cref="StateTransposed"/> runs without building the chunk's features as one tensor.</summary>
+    public bool StatesInCache(Tensor extended, Tensor u) =>
+        Order == 2 && SimdGemm.Available && extended.dtype == ScalarType.Float32 && u.dtype == ScalarType.Float32
+        && u.shape[..^1].SequenceEqual(extended.shape[..^1])
+        && UseLoops(extended.numel() / Math.Max(1, extended.shape[^1]) * Size, extended, u);
+
+    /// <summary>
     /// Whether <see cref="TokenColumns"/> takes a product of an extended chunk [..., n, 2D̃] (and u [..., n, C]) with a state
     /// [..., F, C]: float32 on a CPU with AVX-512 and the tiles enabled, equal leading dims, no autograd graph wanted.
     /// </summary>

@@ -266,6 +266,17 @@ public static unsafe class SimdGemm
     }
 
     /// <summary>
+    /// C [m × n] = A [m × k]·B [k × n] on raw memory (A's entries at row·rs + kk·cs, B's rows unit-stride with stride ldb,
+    /// C's with stride ldc), for kernels that build their operands in cache; <paramref name="packed"/> holds k × 32 floats.
+    /// </summary>
+    internal static void Product(float* a, long rs, long cs, float* b, long ldb, float* c, long ldc, int m, int k, int n, float* packed)
+    {
+        if (m == 0 || n == 0) return;
+        if (k == 0) { for (int row = 0; row < m; row++) new Span<float>(c + row * ldc, n).Clear(); return; }
+        Block(a, rs, cs, b, ldb, c, ldc, k, n, m, 0, (n + PanelWidth - 1) / PanelWidth, packed);
+    }
+
+    /// <summary>
     /// C[rows × 32] = A[rows × k]·B[k × 32] for 1 ≤ rows ≤ 12: one register tile, for kernels that reduce the product
     /// while it is in L1 (B's rows unit-stride with stride ldb; A's entries at row·rs + kk·cs).
     /// </summary>

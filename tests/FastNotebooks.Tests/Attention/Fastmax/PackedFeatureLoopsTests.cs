@@ -48,6 +48,14 @@ public class PackedFeatureLoopsTests
             ErrorReport.Of($"projection ({name}, C={columns})", projection.to_type(ScalarType.Float64), projectionReference)
                 .Require(dtype == ScalarType.Float64 ? 1e-12 : 1e-5);
 
+            // uᵀ·φ (float32 with AVX-512: features built 64 tokens at a time in cache), u a chunk of a longer sequence.
+            var uChunk = randn(lead.Append(n + 4).Append(columns).ToArray(), dtype: dtype, generator: generator).narrow(-2, 1, n);
+            var stateTransposed = features.StateTransposed(extended, uChunk);
+            Assert.Equal(lead.Append(columns).Append(features.Size).ToArray(), stateTransposed.shape);
+            var stateReference = uChunk.to_type(ScalarType.Float64).transpose(-1, -2).matmul(phiReference.to_type(ScalarType.Float64));
+            ErrorReport.Of($"state ({name}, C={columns})", stateTransposed.to_type(ScalarType.Float64), stateReference)
+                .Require(dtype == ScalarType.Float64 ? 1e-12 : 1e-5);
+
             // The d-major feature gradient as Gradient forms it; the loop and the broadcast passes reduce it alike.
             var featureGradient = u.matmul(state.transpose(-1, -2));
             var dx = PackedFeatureLoops.ChainRule(featureGradient, extended, d, features.Rows);
