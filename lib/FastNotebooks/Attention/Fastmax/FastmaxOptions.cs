@@ -55,7 +55,7 @@ public sealed record FastmaxOptions
     /// <summary>
     /// Tokens per chunk of the causal kernel (a chunk×chunk dense block inside each chunk; chunks are batched in groups);
     /// null (the default) lets <see cref="FastmaxChunked.DefaultChunk"/> choose by the feature count. The unmasked kernel
-    /// uses at least this many tokens per chunk and grows them to about 2^19 feature elements (README.md, "Unmasked").
+    /// uses at least this many tokens per chunk and grows them to about 2^22 feature elements (README.md, "Unmasked").
     /// Working memory stays O(chunk·F) per head, F = 1 + D + D(D+1)/2 for p = 2.
     /// </summary>
     public int? ChunkSize { get; init; }

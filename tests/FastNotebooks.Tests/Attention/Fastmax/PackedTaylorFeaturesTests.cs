@@ -59,26 +59,42 @@ public class PackedTaylorFeaturesTests
         ErrorReport.Of($"gradient (D={d}, p={a.Length - 1})", actual, expected).Require(1e-12);
     }
 
+    /// <summary>
+    /// Sets this thread's chunk budget to 2^19 feature elements (the default is 2^22) until disposed, so that the small inputs
+    /// below reach the kernels' chunk boundaries and head groups.
+    /// </summary>
+    static IDisposable SmallChunkBudget()
+    {
+        FastmaxFactorized.FeatureChunkElementsOverride = 1L << 19;
+        return new DefaultChunkBudget();
+    }
+
+    sealed class DefaultChunkBudget : IDisposable
+    {
+        public void Dispose() => FastmaxFactorized.FeatureChunkElementsOverride = null;
+    }
+
     public static TheoryData<int, int, bool, int> KernelCases()
     {
         var data = new TheoryData<int, int, bool, int>();
         foreach (int d in new[] { 7, 32 })
             foreach (int order in new[] { 1, 2 })
                 foreach (bool causal in new[] { false, true }) data.Add(d, order, causal, 2);
-        // 16 heads at D = 32 exceed the chunk budget: the kernels then run head by head.
+        // 16 heads at D = 32 exceed a budget of 2^19: the kernels then run head by head.
         data.Add(32, 2, false, 16);
         data.Add(32, 2, true, 16);
         return data;
     }
 
     /// <summary>
-    /// Several unmasked chunks (B·H = 2 at D = 32 gives about 470 tokens per chunk, so 1000 queries span three) and
+    /// Several unmasked chunks (with a budget of 2^19, B·H = 2 at D = 32 gives about 470 tokens per chunk, so 1000 queries span three) and
     /// causal chunks of 64 with a KV offset: packed forward and backward equal the gathered path. B·H = 16 goes head by head.
     /// </summary>
     [Theory]
     [MemberData(nameof(KernelCases))]
     public void Packed_kernels_match_the_gathered_kernels_across_chunk_boundaries(int d, int order, bool causal, int heads)
     {
+        using var budget = SmallChunkBudget();
         long batch = heads > 2 ? 2 : 1, h = heads / batch;
         Assert.Equal(heads > 2, FastmaxFactorized.SplitHeads(new PackedTaylorFeatures(d, new FastmaxOptions { Order = order }.ResolvedCoefficients()),
             zeros(batch, h, causal ? 200 : 1000, d), causal ? 64 : 256));
@@ -118,6 +134,7 @@ public class PackedTaylorFeaturesTests
     [InlineData(true)]
     public void Heads_grouped_for_short_sequences_match_the_gathered_kernels(bool causal)
     {
+        using var budget = SmallChunkBudget();
         var a = new FastmaxOptions { Order = 2 }.ResolvedCoefficients();
         const int chunk = 64;
         var generator = new Generator(11);
