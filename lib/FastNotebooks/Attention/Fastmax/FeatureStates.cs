@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Attention.Fastmax;
@@ -29,7 +30,7 @@ internal static unsafe class FeatureStates
         if (slices == 0 || n == 0 || c == 0) return sums;
         float* xs = SimdGemm.Address(x), us = SimdGemm.Address(uc), target = SimdGemm.Address(sums);
         // Threads take whole slices, so each sum is added up in the same order whatever their number.
-        TokenLoops.ForTokenRanges(slices, (long)n * size * c, (first, count) =>
+        TokenLoops.ForTokenRanges(slices, (long)n * size * c, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, count) =>
         {
             float[] buffer = ArrayPool<float>.Shared.Rent(Block * size + c * size + Block * 32);
             try
@@ -60,6 +61,7 @@ internal static unsafe class FeatureStates
     }
 
     /// <summary>φ rows [tokens, F] (f = i·Rows + d holds x̃_i·x̃_(i+d)) of consecutive extended tokens [x̃, x̃] into <paramref name="phi"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void BuildRows(float* x, int tokens, int tilde, int rows, float* phi)
     {
         int size = tilde * rows;
