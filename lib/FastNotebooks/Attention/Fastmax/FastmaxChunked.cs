@@ -51,7 +51,7 @@ public static class FastmaxChunked
             using var step = NewDisposeScope();
             var (qb, kb, vb) = (Blocks(q, start, count, size), Blocks(k, offset + start, count, size), Blocks(vOne, offset + start, count, size));
             var scores = SimdGemm.MatMul(qb, kb.transpose(-1, -2).contiguous());               // [B, H, G, c, c]
-            var within = SimdGemm.MatMul(Polynomial(scores, a).tril_(), vb);                   // [B, H, G, c, Dv + 1]
+            var within = SimdGemm.MatMul(MaskedPolynomial(scores, a), vb);                     // [B, H, G, c, Dv + 1]
             var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, carry, reverse: false); // [B, H, G, F, Dv + 1]
             within.add_(features.Project(Blocks(qx, start, count, size), before));
             rows.Add(within.flatten(2, 3).MoveToOuterDisposeScope());                        // [B, H, G·c, Dv + 1]
@@ -100,8 +100,7 @@ public static class FastmaxChunked
             var (qb, kb) = (Blocks(q, start, count, size), Blocks(k, offset + start, count, size));
             var (vb, gpb) = (Blocks(vOne, offset + start, count, size), Blocks(gPrime, start, count, size));
             var s = SimdGemm.MatMul(qb, kb.transpose(-1, -2).contiguous());               // [B, H, G, c, c]
-            var f = Polynomial(s, a).tril_();
-            var ds = Polynomial(s, b).tril_().mul_(SimdGemm.MatMul(gpb, vb.transpose(-1, -2).contiguous()));
+            var (f, ds) = MaskedPolynomialAndDerivative(s, SimdGemm.MatMul(gpb, vb.transpose(-1, -2).contiguous()), a, b);
             var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, keyCarry, reverse: false);
             var dqb = SimdGemm.MatMul(ds, kb).add_(features.Gradient(Blocks(qx, start, count, size), gpb, before));
             dq[i] = dqb.flatten(2, 3).MoveToOuterDisposeScope();
@@ -138,6 +137,23 @@ public static class FastmaxChunked
         dkParts.AddRange(dkWindow);
         dvParts.AddRange(dvWindow);
         return (cat(dq, 2).MoveToOuterDisposeScope(), cat(dkParts, 2).MoveToOuterDisposeScope(), cat(dvParts, 2).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>f(s) on and below each c × c block's diagonal, 0 above (in place where <see cref="MaskedPolynomialLoops"/> applies).</summary>
+    static Tensor MaskedPolynomial(Tensor scores, double[] a)
+    {
+        if (!MaskedPolynomialLoops.Applies(scores)) return Polynomial(scores, a).tril_();
+        MaskedPolynomialLoops.Polynomial(scores, a);
+        return scores;
+    }
+
+    /// <summary>(tril f(s), tril f′(s) ⊙ u) for the scores s and u = Ĝ′·v′ of each block (in place where the loops apply).</summary>
+    static (Tensor F, Tensor Ds) MaskedPolynomialAndDerivative(Tensor scores, Tensor upstream, double[] a, double[] b)
+    {
+        if (!MaskedPolynomialLoops.Applies(scores, upstream))
+            return (Polynomial(scores, a).tril_(), Polynomial(scores, b).tril_().mul_(upstream));
+        MaskedPolynomialLoops.PolynomialAndDerivative(scores, upstream, a, b);
+        return (scores, upstream);
     }
 
     /// <summary>Σ over the keys before the first query's window of [v, 1]ᵀ·φ(k̃): [B, H, Dv + 1, F] (zeros without a KV offset).</summary>
