@@ -22,8 +22,8 @@ internal static unsafe class TokenColumns
     const int Strip = 32;   // tokens per strip: two zmm of float32
 
     /// <summary>
-    /// φ(x̃)·W [..., n, C] for an extended x [..., n, 2D̃] and a weighted state W [..., F, C] with unit-stride rows (a
-    /// column-narrowed view is fine): per strip, register tiles of up to 12 columns of W × 32 tokens over all F features,
+    /// φ(x̃)·W [..., n, C] for an extended x [..., n, 2D̃] and a weighted state W [..., F, C] with unit-stride rows or
+    /// columns (column-narrowed and transposed views are read as they are): per strip, register tiles of up to 12 columns of W × 32 tokens over all F features,
     /// each feature built from x̃ in registers as the tile reaches it (two multiplies per 24 multiply-adds).
     /// </summary>
     public static Tensor Project(Tensor extended, Tensor weightedState, int d, int rows)
@@ -54,7 +54,7 @@ internal static unsafe class TokenColumns
 
     /// <summary>
     /// ∂/∂x of Σ_c u_c Σ_f φ_f(x̃)·W_fc: dx [..., n, D] for u [..., n, C], a weighted state W [..., F, C] with unit-stride rows
-    /// and an extended x [..., n, 2D̃] (<see cref="PackedTaylorFeatures.Gradient"/>). Per strip, dφᵀ = W·uᵀ comes in
+    /// or columns and an extended x [..., n, 2D̃] (<see cref="PackedTaylorFeatures.Gradient"/>). Per strip, dφᵀ = W·uᵀ comes in
     /// register tiles of up to 12 features (i, d) of one i × 32 tokens, and each tile goes straight into the chain rule
     /// (<see cref="ChainRule"/>). The token-major form before it (dφ rows of 12 tokens against shifted windows of x̃) read
     /// unaligned vectors and padded each sum to whole vectors: at n = 832, D = 32, C = 33, one thread, 0.37 ms against
