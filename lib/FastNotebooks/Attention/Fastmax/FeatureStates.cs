@@ -24,8 +24,7 @@ internal static unsafe class FeatureStates
         using var uc = u.contiguous();
         var shape = u.shape.ToArray();
         (shape[^2], shape[^1]) = (c, size);
-        long slices = 1;
-        for (int dim = 0; dim < u.dim() - 2; dim++) slices *= u.shape[dim];
+        long slices = TokenColumns.SliceCount(u);
         var sums = n == 0 ? zeros(shape, dtype: ScalarType.Float32, device: u.device) : empty(shape, dtype: ScalarType.Float32, device: u.device);   // every block but the first adds to what the first wrote
         if (slices == 0 || n == 0 || c == 0) return sums;
         float* xs = SimdGemm.Address(x), us = SimdGemm.Address(uc), target = SimdGemm.Address(sums);

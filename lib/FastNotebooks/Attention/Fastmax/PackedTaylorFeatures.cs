@@ -89,8 +89,7 @@ public sealed class PackedTaylorFeatures
     /// </summary>
     public Tensor Project(Tensor extended, Tensor weightedState)
     {
-        if (Order == 2 && TokenColumnsApply(extended, weightedState, null))
-            return TokenColumns.Project(extended, weightedState, D, Rows);
+        if (TokenColumnsApply(extended, weightedState, null)) return TokenColumns.Project(extended, weightedState, D, Rows);
         using var phi = Build(extended);
         return SimdGemm.MatMul(phi, weightedState);
     }
@@ -109,23 +108,24 @@ public sealed class PackedTaylorFeatures
 
     /// <summary>Whether <see cref="StateTransposed"/> runs without building the chunk's features as one tensor.</summary>
     public bool StatesInCache(Tensor extended, Tensor u) =>
-        Order == 2 && SimdGemm.Available && extended.dtype == ScalarType.Float32 && u.dtype == ScalarType.Float32
-        && u.shape[..^1].SequenceEqual(extended.shape[..^1])
-        && UseLoops(extended.numel() / Math.Max(1, extended.shape[^1]) * Size, extended, u);
+        u.shape[..^1].SequenceEqual(extended.shape[..^1]) && FusedKernelsApply(extended, u);
 
     /// <summary>
     /// Whether <see cref="TokenColumns"/> takes a product of an extended chunk [..., n, 2D̃] (and u [..., n, C]) with a state
-    /// [..., F, C]: float32 on a CPU with AVX-512 and the tiles enabled, equal leading dims, no autograd graph wanted.
+    /// [..., F, C] of the chunk's leading dims.
     /// </summary>
-    bool TokenColumnsApply(Tensor extended, Tensor weightedState, Tensor? u)
-    {
-        if (!SimdGemm.Available || extended.dtype != ScalarType.Float32 || weightedState.dtype != ScalarType.Float32) return false;
-        if (weightedState.shape[^2] != Size || !weightedState.shape[..^2].SequenceEqual(extended.shape[..^2])) return false;
-        if (u is not null && (u.dtype != ScalarType.Float32 || u.shape[^1] != weightedState.shape[^1] || !u.shape[..^2].SequenceEqual(extended.shape[..^2])))
-            return false;
-        long work = extended.numel() / Math.Max(1, extended.shape[^1]) * Size;
-        return u is null ? UseLoops(work, extended, weightedState) : UseLoops(work, extended, weightedState, u);
-    }
+    bool TokenColumnsApply(Tensor extended, Tensor weightedState, Tensor? u) =>
+        weightedState.shape[^2] == Size && weightedState.shape[..^2].SequenceEqual(extended.shape[..^2])
+        && (u is null || (u.shape[^1] == weightedState.shape[^1] && u.shape[..^2].SequenceEqual(extended.shape[..^2])))
+        && (u is null ? FusedKernelsApply(extended, weightedState) : FusedKernelsApply(extended, weightedState, u));
+
+    /// <summary>
+    /// What the fused order-2 kernels (<see cref="TokenColumns"/>, <see cref="FeatureStates"/>) need besides shapes: float32 operands
+    /// on a CPU with AVX-512 and the tiles enabled, no autograd graph wanted (<see cref="UseLoops"/>).
+    /// </summary>
+    bool FusedKernelsApply(Tensor extended, params Tensor[] others) =>
+        Order == 2 && SimdGemm.Available && extended.dtype == ScalarType.Float32 && others.All(t => t.dtype == ScalarType.Float32)
+        && UseLoops(extended.numel() / Math.Max(1, extended.shape[^1]) * Size, others.Prepend(extended).ToArray());
 
     /// <summary><see cref="Build"/> as one broadcast multiply of x̃ with its cyclic shifts (the reference for the loop; autograd goes through it).</summary>
     internal Tensor BuildByBroadcast(Tensor extended)

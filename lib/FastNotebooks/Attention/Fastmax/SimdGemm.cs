@@ -370,7 +370,7 @@ public static unsafe class SimdGemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector512<float> Fma(Vector512<float> x, Vector512<float> b, Vector512<float> acc) => Vector512.FusedMultiplyAdd(x, b, acc);
+    internal static Vector512<float> Fma(Vector512<float> x, Vector512<float> b, Vector512<float> acc) => Vector512.FusedMultiplyAdd(x, b, acc);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Store<TPanel>(float* c, Vector512<float> first, Vector512<float> second) where TPanel : struct, IPanel

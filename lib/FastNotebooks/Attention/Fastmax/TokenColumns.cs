@@ -158,18 +158,18 @@ internal static unsafe class TokenColumns
                 var b0 = xi0 * Vector512.Load(xT + j * Strip);
                 var b1 = xi1 * Vector512.Load(xT + j * Strip + 16);
                 Vector512<float> s;
-                { s = Vector512.Create(a[0]); c00 = Fma(s, b0, c00); c01 = Fma(s, b1, c01); }
-                if (TRows.Count > 1) { s = Vector512.Create(a[1 * cs]); c10 = Fma(s, b0, c10); c11 = Fma(s, b1, c11); }
-                if (TRows.Count > 2) { s = Vector512.Create(a[2 * cs]); c20 = Fma(s, b0, c20); c21 = Fma(s, b1, c21); }
-                if (TRows.Count > 3) { s = Vector512.Create(a[3 * cs]); c30 = Fma(s, b0, c30); c31 = Fma(s, b1, c31); }
-                if (TRows.Count > 4) { s = Vector512.Create(a[4 * cs]); c40 = Fma(s, b0, c40); c41 = Fma(s, b1, c41); }
-                if (TRows.Count > 5) { s = Vector512.Create(a[5 * cs]); c50 = Fma(s, b0, c50); c51 = Fma(s, b1, c51); }
-                if (TRows.Count > 6) { s = Vector512.Create(a[6 * cs]); c60 = Fma(s, b0, c60); c61 = Fma(s, b1, c61); }
-                if (TRows.Count > 7) { s = Vector512.Create(a[7 * cs]); c70 = Fma(s, b0, c70); c71 = Fma(s, b1, c71); }
-                if (TRows.Count > 8) { s = Vector512.Create(a[8 * cs]); c80 = Fma(s, b0, c80); c81 = Fma(s, b1, c81); }
-                if (TRows.Count > 9) { s = Vector512.Create(a[9 * cs]); c90 = Fma(s, b0, c90); c91 = Fma(s, b1, c91); }
-                if (TRows.Count > 10) { s = Vector512.Create(a[10 * cs]); ca0 = Fma(s, b0, ca0); ca1 = Fma(s, b1, ca1); }
-                if (TRows.Count > 11) { s = Vector512.Create(a[11 * cs]); cb0 = Fma(s, b0, cb0); cb1 = Fma(s, b1, cb1); }
+                { s = Vector512.Create(a[0]); c00 = SimdGemm.Fma(s, b0, c00); c01 = SimdGemm.Fma(s, b1, c01); }
+                if (TRows.Count > 1) { s = Vector512.Create(a[1 * cs]); c10 = SimdGemm.Fma(s, b0, c10); c11 = SimdGemm.Fma(s, b1, c11); }
+                if (TRows.Count > 2) { s = Vector512.Create(a[2 * cs]); c20 = SimdGemm.Fma(s, b0, c20); c21 = SimdGemm.Fma(s, b1, c21); }
+                if (TRows.Count > 3) { s = Vector512.Create(a[3 * cs]); c30 = SimdGemm.Fma(s, b0, c30); c31 = SimdGemm.Fma(s, b1, c31); }
+                if (TRows.Count > 4) { s = Vector512.Create(a[4 * cs]); c40 = SimdGemm.Fma(s, b0, c40); c41 = SimdGemm.Fma(s, b1, c41); }
+                if (TRows.Count > 5) { s = Vector512.Create(a[5 * cs]); c50 = SimdGemm.Fma(s, b0, c50); c51 = SimdGemm.Fma(s, b1, c51); }
+                if (TRows.Count > 6) { s = Vector512.Create(a[6 * cs]); c60 = SimdGemm.Fma(s, b0, c60); c61 = SimdGemm.Fma(s, b1, c61); }
+                if (TRows.Count > 7) { s = Vector512.Create(a[7 * cs]); c70 = SimdGemm.Fma(s, b0, c70); c71 = SimdGemm.Fma(s, b1, c71); }
+                if (TRows.Count > 8) { s = Vector512.Create(a[8 * cs]); c80 = SimdGemm.Fma(s, b0, c80); c81 = SimdGemm.Fma(s, b1, c81); }
+                if (TRows.Count > 9) { s = Vector512.Create(a[9 * cs]); c90 = SimdGemm.Fma(s, b0, c90); c91 = SimdGemm.Fma(s, b1, c91); }
+                if (TRows.Count > 10) { s = Vector512.Create(a[10 * cs]); ca0 = SimdGemm.Fma(s, b0, ca0); ca1 = SimdGemm.Fma(s, b1, ca1); }
+                if (TRows.Count > 11) { s = Vector512.Create(a[11 * cs]); cb0 = SimdGemm.Fma(s, b0, cb0); cb1 = SimdGemm.Fma(s, b1, cb1); }
             }
         }
         Store(outT, c00, c01);
@@ -185,9 +185,6 @@ internal static unsafe class TokenColumns
         if (TRows.Count > 10) Store(outT + 10 * Strip, ca0, ca1);
         if (TRows.Count > 11) Store(outT + 11 * Strip, cb0, cb1);
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector512<float> Fma(Vector512<float> x, Vector512<float> b, Vector512<float> acc) => Vector512.FusedMultiplyAdd(x, b, acc);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Store(float* target, Vector512<float> first, Vector512<float> second)
@@ -225,7 +222,7 @@ internal static unsafe class TokenColumns
     }
 
     /// <summary>Slices of x [..., n, ·] over its leading dims.</summary>
-    static long SliceCount(Tensor x)
+    internal static long SliceCount(Tensor x)
     {
         long slices = 1;
         for (int dim = 0; dim < x.dim() - 2; dim++) slices *= x.shape[dim];
