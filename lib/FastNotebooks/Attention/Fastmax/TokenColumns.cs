@@ -205,21 +205,12 @@ internal static unsafe class TokenColumns
     }
 
     /// <summary>The first <paramref name="width"/> entries of <paramref name="tokens"/> rows (stride ld) as columns of a [width, 32] block, zeros past the last token.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void ToColumns(float* rows, int ld, int tokens, int width, float* columns)
-    {
-        if (tokens < Strip) new Span<float>(columns, width * Strip).Clear();
-        for (int t = 0; t < tokens; t++)
-            for (int k = 0; k < width; k++) columns[k * Strip + t] = rows[t * ld + k];
-    }
+    static void ToColumns(float* rows, int ld, int tokens, int width, float* columns) =>
+        RegisterTranspose.ToColumns(rows, ld, tokens, width, columns, Strip);
 
     /// <summary>Columns [0, tokens) of a [width, 32] block back to rows (stride ld).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void FromColumns(float* columns, int tokens, int width, float* rows, int ld)
-    {
-        for (int t = 0; t < tokens; t++)
-            for (int k = 0; k < width; k++) rows[t * ld + k] = columns[k * Strip + t];
-    }
+    static void FromColumns(float* columns, int tokens, int width, float* rows, int ld) =>
+        RegisterTranspose.FromColumns(columns, Strip, tokens, width, rows, ld);
 
     /// <summary>Slices of x [..., n, ·] over its leading dims.</summary>
     internal static long SliceCount(Tensor x)
