@@ -56,7 +56,7 @@ public static class FastmaxChunked
             within.add_(features.Project(Blocks(qx, start, count, size), before));
             rows.Add(within.flatten(2, 3).MoveToOuterDisposeScope());                        // [B, H, G·c, Dv + 1]
         }
-        var (o, g) = OutputAndDenominator(cat(rows, 2), v.shape[3]);
+        var (o, g) = OutputAndDenominator(Joined(rows), v.shape[3]);
         return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope());
     }
 
@@ -136,7 +136,7 @@ public static class FastmaxChunked
         }
         dkParts.AddRange(dkWindow);
         dvParts.AddRange(dvWindow);
-        return (cat(dq, 2).MoveToOuterDisposeScope(), cat(dkParts, 2).MoveToOuterDisposeScope(), cat(dvParts, 2).MoveToOuterDisposeScope());
+        return (Joined(dq).MoveToOuterDisposeScope(), Joined(dkParts).MoveToOuterDisposeScope(), Joined(dvParts).MoveToOuterDisposeScope());
     }
 
     /// <summary>f(s) on and below each c × c block's diagonal, 0 above (in place where <see cref="MaskedPolynomialLoops"/> applies).</summary>

@@ -1,3 +1,4 @@
+using System.Numerics;
 using static TorchSharp.torch;
 using static FastNotebooks.Attention.Fastmax.TaylorFeatures;
 
@@ -69,7 +70,7 @@ public static class FastmaxFactorized
         var weighted = features.Weigh(KeyValueState(features, features.Extend(k), AppendOnes(v), rows)); // [B, H, F, Dv + 1]
         // [numerator, g] = φ(q̃)·(w ⊙ S), chunk by chunk where the features are built as rows.
         var products = Chunks(features.Extend(q), rows).Select(qc => features.Project(qc, weighted)).ToList(); // [B, H, c, Dv + 1]
-        var (o, g) = OutputAndDenominator(products.Count == 1 ? products[0] : cat(products, 2), v.shape[3]);
+        var (o, g) = OutputAndDenominator(Joined(products), v.shape[3]);
         g = g.contiguous();
         return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope(), weighted.MoveToOuterDisposeScope());
     }
@@ -108,8 +109,8 @@ public static class FastmaxFactorized
         var queryState = features.Weigh(KeyValueState(features, qx, gPrime, rows)); // w ⊙ R [B, H, F, Dv + 1]
         var valueState = queryState.narrow(-1, 0, dv);                                // [B, H, F, Dv]
 
-        var dq = cat(Chunks(qx, rows).Zip(Chunks(gPrime, rows))
-            .Select(t => features.Gradient(t.First, t.Second, keyState)).ToList(), 2);
+        var dq = Joined(Chunks(qx, rows).Zip(Chunks(gPrime, rows))
+            .Select(t => features.Gradient(t.First, t.Second, keyState)).ToList());
         var dk = new List<Tensor>();
         var dvParts = new List<Tensor>();
         foreach (var (kc, vc) in Chunks(kx, rows).Zip(Chunks(vOne, rows)))
@@ -118,7 +119,7 @@ public static class FastmaxFactorized
             dk.Add(features.Gradient(kc, vc, queryState).MoveToOuterDisposeScope());
             dvParts.Add(features.Project(kc, valueState).MoveToOuterDisposeScope());
         }
-        return (dq.MoveToOuterDisposeScope(), cat(dk, 2).MoveToOuterDisposeScope(), cat(dvParts, 2).MoveToOuterDisposeScope());
+        return (dq.MoveToOuterDisposeScope(), Joined(dk).MoveToOuterDisposeScope(), Joined(dvParts).MoveToOuterDisposeScope());
     }
 
     /// <summary>Σ_j φ(x̃_j)ᵀ u_j over all tokens of an extended x [B, H, N, ·] and u [B, H, N, C]: [B, H, F, C].</summary>
@@ -187,8 +188,42 @@ public static class FastmaxFactorized
         return outputs!.Select(parts => cat(parts, 1).unflatten(1, new[] { b, h }).squeeze(0).MoveToOuterDisposeScope()).ToArray();
     }
 
-    /// <summary>Ĝ = dO / g and Ĝ′ = [Ĝ, −Ĝ·o]; Ĝ′·[v, 1] = Ĝ·(v − o) is dL/df up to the factor f′.</summary>
+    /// <summary>
+    /// Ĝ = dO / g and Ĝ′ = [Ĝ, −Ĝ·o]; Ĝ′·[v, 1] = Ĝ·(v − o) is dL/df up to the factor f′. Ĝ is a view of Ĝ′'s first Dv columns.
+    /// On the CPU in float32 or float64 (no graph wanted) one pass over the tokens writes Ĝ′; elsewhere tensor ops
+    /// (<see cref="ScaledOutputGradientsByTensorOps"/>, the reference: five passes over [B, H, Nq, Dv] and a concatenation).
+    /// </summary>
     internal static (Tensor GHat, Tensor GPrime) ScaledOutputGradients(Tensor o, Tensor g, Tensor gradOutput)
+    {
+        long dv = o.shape[^1];
+        bool loop = TokenLoops.Applies(o) && g.dtype == o.dtype && gradOutput.dtype == o.dtype && o.numel() > 0
+            && (o.numel() + g.numel()) * o.ElementSize < int.MaxValue
+            && !(is_grad_enabled() && (o.requires_grad || g.requires_grad || gradOutput.requires_grad));
+        if (!loop) return ScaledOutputGradientsByTensorOps(o, g, gradOutput);
+        using var oc = o.contiguous();
+        using var gc = g.contiguous();
+        using var dc = gradOutput.contiguous();
+        var shape = o.shape.ToArray();
+        shape[^1] = dv + 1;
+        var gPrime = empty(shape, dtype: o.dtype, device: o.device);
+        if (o.dtype == ScalarType.Float32) ScaledOutputGradientRows<float>(oc, gc, dc, gPrime, (int)dv);
+        else ScaledOutputGradientRows<double>(oc, gc, dc, gPrime, (int)dv);
+        return (gPrime.narrow(-1, 0, dv), gPrime);
+    }
+
+    static void ScaledOutputGradientRows<T>(Tensor o, Tensor g, Tensor gradOutput, Tensor gPrime, int dv) where T : unmanaged, INumber<T>
+    {
+        Span<T> os = TokenLoops.Elements<T>(o), gs = TokenLoops.Elements<T>(g), ds = TokenLoops.Elements<T>(gradOutput), ps = TokenLoops.Elements<T>(gPrime);
+        for (int t = 0; t < gs.Length; t++)
+        {
+            var row = ps.Slice(t * (dv + 1), dv + 1);
+            TokenLoops.Divide<T>(ds.Slice(t * dv, dv), gs[t], row[..dv]);
+            row[dv] = -TokenLoops.Dot<T>(row[..dv], os.Slice(t * dv, dv));
+        }
+    }
+
+    /// <summary>The tensor-op form of <see cref="ScaledOutputGradients"/>.</summary>
+    internal static (Tensor GHat, Tensor GPrime) ScaledOutputGradientsByTensorOps(Tensor o, Tensor g, Tensor gradOutput)
     {
         var gHat = gradOutput / g.unsqueeze(-1);          // [B, H, Nq, Dv]
         using var r = (gHat * o).sum(-1, keepdim: true);  // [B, H, Nq, 1]
@@ -208,6 +243,9 @@ public static class FastmaxFactorized
         if (sum is null) sum = term;
         else sum.add_(term);
     }
+
+    /// <summary>Per-chunk results joined along the tokens (dim 2); one chunk's result as it is (a copy of the whole output otherwise).</summary>
+    internal static Tensor Joined(IReadOnlyList<Tensor> parts) => parts.Count == 1 ? parts[0] : cat(parts.ToArray(), 2);
 
     /// <summary>Views of consecutive token chunks along dim 2.</summary>
     internal static IEnumerable<Tensor> Chunks(Tensor x, int chunk, long start = 0, long end = -1)
