@@ -276,13 +276,6 @@ public static unsafe class SimdGemm
         Block(a, rs, cs, b, ldb, c, ldc, k, n, m, 0, (n + PanelWidth - 1) / PanelWidth, packed);
     }
 
-    /// <summary>
-    /// C[rows × 32] = A[rows × k]·B[k × 32] for 1 ≤ rows ≤ 12: one register tile, for kernels that reduce the product
-    /// while it is in L1 (B's rows unit-stride with stride ldb; A's entries at row·rs + kk·cs).
-    /// </summary>
-    internal static void TileProduct(int rows, float* a, long rs, long cs, float* b, long ldb, int k, float* c, long ldc) =>
-        Tile<Whole>(rows, a, rs, cs, b, ldb, k, c, ldc);
-
     /// <summary>A panel's width as a type, so the JIT compiles each tile once per width without a branch inside.</summary>
     interface IPanel { static abstract bool TwoVectors { get; } }
     struct Whole : IPanel { public static bool TwoVectors => true; }

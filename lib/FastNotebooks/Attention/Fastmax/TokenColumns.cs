@@ -14,7 +14,7 @@ namespace FastNotebooks.Attention.Fastmax;
 /// <see cref="Gradient"/> hands each tile of dφ to the chain rule. The token-major forms in <see cref="PackedTaylorFeatures"/>
 /// (features built as rows, then <see cref="SimdGemm"/>) are their reference.
 /// </summary>
-internal static unsafe class TokenColumns
+internal static unsafe partial class TokenColumns
 {
     // Every loop here is compiled fully optimized on first use (AggressiveOptimization): under tiered compilation, as in the
     // notebooks, the strip loops otherwise ran unoptimized code for their first calls (notebook 03, p = 2 at D = 8, N = 4096,
@@ -55,10 +55,10 @@ internal static unsafe class TokenColumns
     /// <summary>
     /// ∂/∂x of Σ_c u_c Σ_f φ_f(x̃)·W_fc: dx [..., n, D] for u [..., n, C], a weighted state W [..., F, C] with unit-stride rows
     /// or columns and an extended x [..., n, 2D̃] (<see cref="PackedTaylorFeatures.Gradient"/>). Per strip, dφᵀ = W·uᵀ comes in
-    /// register tiles of up to 12 features (i, d) of one i × 32 tokens, and each tile goes straight into the chain rule
-    /// (<see cref="ChainRule"/>). The token-major form before it (dφ rows of 12 tokens against shifted windows of x̃) read
-    /// unaligned vectors and padded each sum to whole vectors: at n = 832, D = 32, C = 33, one thread, 0.37 ms against
-    /// 0.21 ms here, of which the tiles take 0.15 and the chain rule 0.035.
+    /// register tiles of up to 12 features (i, d) of one i × 32 tokens, and each tile goes from its registers straight into the
+    /// chain rule (<see cref="GradientTile"/>). The token-major form before it (dφ rows of 12 tokens against shifted windows of x̃)
+    /// read unaligned vectors and padded each sum to whole vectors: at n = 832, D = 32, C = 33, one thread, 0.37 ms against
+    /// 0.21 ms for tiles stored and then reduced (0.15 for the tiles, 0.035 for the chain rule).
     /// </summary>
     public static Tensor Gradient(Tensor u, Tensor weightedState, Tensor extended, int d, int rows)
     {
@@ -74,9 +74,9 @@ internal static unsafe class TokenColumns
         var offsets = SliceOffsets(w, (int)w.dim(), slices);
         int tiles = (rows + 11) / 12, perTile = (rows + tiles - 1) / tiles;   // a feature row's Rows features in even tiles: 17 as 9 + 8
         float* us = Address(uc), ws = Address(w), xs = Address(x), dxs = Address(dx);
-        ForStrips(slices, n, (long)tilde * rows * c, (c + 2 * tilde + 12) * Strip, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (slice, start, tokens, scratch) =>
+        ForStrips(slices, n, (long)tilde * rows * c, (c + 2 * tilde) * Strip, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (slice, start, tokens, scratch) =>
         {
-            float* uT = scratch, xT = uT + c * Strip, dxT = xT + tilde * Strip, tile = dxT + tilde * Strip;
+            float* uT = scratch, xT = uT + c * Strip, dxT = xT + tilde * Strip;
             long token0 = slice * n + start;
             ToColumns(us + token0 * c, c, tokens, c, uT);
             ToColumns(xs + token0 * 2 * tilde, 2 * tilde, tokens, tilde, xT);
@@ -85,112 +85,12 @@ internal static unsafe class TokenColumns
             for (int i = 0; i < tilde; i++)
                 for (int shift = 0; shift < rows; shift += perTile)
                 {
-                    int count = Math.Min(perTile, rows - shift);
-                    TileProduct(count, state + (i * rows + shift) * rowStride, rowStride, columnStride, uT, Strip, c, tile, Strip);
-                    ChainRule(tile, count, xT, dxT, i, (i + shift) % tilde, tilde);
+                    GradientTile(Math.Min(perTile, rows - shift), state + (i * rows + shift) * rowStride, rowStride, columnStride, uT, c, xT, dxT, i, (i + shift) % tilde, tilde);
                 }
             FromColumns(dxT, tokens, d, dxs + token0 * d, d);
         });
         GC.KeepAlive(w);
         return dx;
-    }
-
-    /// <summary>
-    /// The chain rule for one tile of features (i, d), d = shift … shift + count − 1, and 32 tokens: dx̃_j += dφ·x̃_i for each
-    /// j = (i + d) mod D̃, and dx̃_i += Σ_d dφ·x̃_j summed in registers first (the diagonal d = 0, j = i, gets both terms).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
-    static void ChainRule(float* tile, int count, float* xT, float* dxT, int i, int j, int tilde)
-    {
-        var (xi0, xi1) = (Vector512.Load(xT + i * Strip), Vector512.Load(xT + i * Strip + 16));
-        Vector512<float> sum0 = default, sum1 = default;
-        for (int r = 0; r < count; r++, j = j + 1 == tilde ? 0 : j + 1)
-        {
-            var (g0, g1) = (Vector512.Load(tile + r * Strip), Vector512.Load(tile + r * Strip + 16));
-            float* xj = xT + j * Strip, dxj = dxT + j * Strip;
-            sum0 = Vector512.FusedMultiplyAdd(g0, Vector512.Load(xj), sum0);
-            sum1 = Vector512.FusedMultiplyAdd(g1, Vector512.Load(xj + 16), sum1);
-            Vector512.FusedMultiplyAdd(g0, xi0, Vector512.Load(dxj)).Store(dxj);
-            Vector512.FusedMultiplyAdd(g1, xi1, Vector512.Load(dxj + 16)).Store(dxj + 16);
-        }
-        float* dxi = dxT + i * Strip;
-        (Vector512.Load(dxi) + sum0).Store(dxi);
-        (Vector512.Load(dxi + 16) + sum1).Store(dxi + 16);
-    }
-
-    static void ProjectTile(int count, float* w, long ldw, long cs, float* xT, float* outT, int tilde, int rows)
-    {
-        switch (count)
-        {
-            case 1: ProjectTile<R1>(w, ldw, cs, xT, outT, tilde, rows); break;
-            case 2: ProjectTile<R2>(w, ldw, cs, xT, outT, tilde, rows); break;
-            case 3: ProjectTile<R3>(w, ldw, cs, xT, outT, tilde, rows); break;
-            case 4: ProjectTile<R4>(w, ldw, cs, xT, outT, tilde, rows); break;
-            case 5: ProjectTile<R5>(w, ldw, cs, xT, outT, tilde, rows); break;
-            case 6: ProjectTile<R6>(w, ldw, cs, xT, outT, tilde, rows); break;
-            case 7: ProjectTile<R7>(w, ldw, cs, xT, outT, tilde, rows); break;
-            case 8: ProjectTile<R8>(w, ldw, cs, xT, outT, tilde, rows); break;
-            case 9: ProjectTile<R9>(w, ldw, cs, xT, outT, tilde, rows); break;
-            case 10: ProjectTile<R10>(w, ldw, cs, xT, outT, tilde, rows); break;
-            case 11: ProjectTile<R11>(w, ldw, cs, xT, outT, tilde, rows); break;
-            case 12: ProjectTile<R12>(w, ldw, cs, xT, outT, tilde, rows); break;
-            default: throw new ArgumentOutOfRangeException(nameof(count), count, "a tile has 1 to 12 columns");
-        }
-    }
-
-    /// <summary>
-    /// outT[r, 0..32) = Σ_f W[f, r]·φ_f for the tile's columns r of W (at w, row stride ldw) and the strip's features
-    /// φ_(i,d) = x̃_i ⊙ x̃_(i+d), built in two registers per feature; 24 accumulators. W[f, c0 + r] is at w + f·ldw + r·cs.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void ProjectTile<TRows>(float* w, long ldw, long cs, float* xT, float* outT, int tilde, int rows) where TRows : struct, IRows
-    {
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
-            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
-            c60 = default, c61 = default, c70 = default, c71 = default, c80 = default, c81 = default,
-            c90 = default, c91 = default, ca0 = default, ca1 = default, cb0 = default, cb1 = default;
-        float* a = w;
-        for (int i = 0; i < tilde; i++)
-        {
-            var (xi0, xi1) = (Vector512.Load(xT + i * Strip), Vector512.Load(xT + i * Strip + 16));
-            for (int shift = 0, j = i; shift < rows; shift++, a += ldw, j = j + 1 == tilde ? 0 : j + 1)
-            {
-                var b0 = xi0 * Vector512.Load(xT + j * Strip);
-                var b1 = xi1 * Vector512.Load(xT + j * Strip + 16);
-                Vector512<float> s;
-                { s = Vector512.Create(a[0]); c00 = SimdGemm.Fma(s, b0, c00); c01 = SimdGemm.Fma(s, b1, c01); }
-                if (TRows.Count > 1) { s = Vector512.Create(a[1 * cs]); c10 = SimdGemm.Fma(s, b0, c10); c11 = SimdGemm.Fma(s, b1, c11); }
-                if (TRows.Count > 2) { s = Vector512.Create(a[2 * cs]); c20 = SimdGemm.Fma(s, b0, c20); c21 = SimdGemm.Fma(s, b1, c21); }
-                if (TRows.Count > 3) { s = Vector512.Create(a[3 * cs]); c30 = SimdGemm.Fma(s, b0, c30); c31 = SimdGemm.Fma(s, b1, c31); }
-                if (TRows.Count > 4) { s = Vector512.Create(a[4 * cs]); c40 = SimdGemm.Fma(s, b0, c40); c41 = SimdGemm.Fma(s, b1, c41); }
-                if (TRows.Count > 5) { s = Vector512.Create(a[5 * cs]); c50 = SimdGemm.Fma(s, b0, c50); c51 = SimdGemm.Fma(s, b1, c51); }
-                if (TRows.Count > 6) { s = Vector512.Create(a[6 * cs]); c60 = SimdGemm.Fma(s, b0, c60); c61 = SimdGemm.Fma(s, b1, c61); }
-                if (TRows.Count > 7) { s = Vector512.Create(a[7 * cs]); c70 = SimdGemm.Fma(s, b0, c70); c71 = SimdGemm.Fma(s, b1, c71); }
-                if (TRows.Count > 8) { s = Vector512.Create(a[8 * cs]); c80 = SimdGemm.Fma(s, b0, c80); c81 = SimdGemm.Fma(s, b1, c81); }
-                if (TRows.Count > 9) { s = Vector512.Create(a[9 * cs]); c90 = SimdGemm.Fma(s, b0, c90); c91 = SimdGemm.Fma(s, b1, c91); }
-                if (TRows.Count > 10) { s = Vector512.Create(a[10 * cs]); ca0 = SimdGemm.Fma(s, b0, ca0); ca1 = SimdGemm.Fma(s, b1, ca1); }
-                if (TRows.Count > 11) { s = Vector512.Create(a[11 * cs]); cb0 = SimdGemm.Fma(s, b0, cb0); cb1 = SimdGemm.Fma(s, b1, cb1); }
-            }
-        }
-        Store(outT, c00, c01);
-        if (TRows.Count > 1) Store(outT + 1 * Strip, c10, c11);
-        if (TRows.Count > 2) Store(outT + 2 * Strip, c20, c21);
-        if (TRows.Count > 3) Store(outT + 3 * Strip, c30, c31);
-        if (TRows.Count > 4) Store(outT + 4 * Strip, c40, c41);
-        if (TRows.Count > 5) Store(outT + 5 * Strip, c50, c51);
-        if (TRows.Count > 6) Store(outT + 6 * Strip, c60, c61);
-        if (TRows.Count > 7) Store(outT + 7 * Strip, c70, c71);
-        if (TRows.Count > 8) Store(outT + 8 * Strip, c80, c81);
-        if (TRows.Count > 9) Store(outT + 9 * Strip, c90, c91);
-        if (TRows.Count > 10) Store(outT + 10 * Strip, ca0, ca1);
-        if (TRows.Count > 11) Store(outT + 11 * Strip, cb0, cb1);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Store(float* target, Vector512<float> first, Vector512<float> second)
-    {
-        first.Store(target);
-        second.Store(target + 16);
     }
 
     /// <summary>
