@@ -24,6 +24,13 @@ public sealed class AttentionBench(BenchProfile profile, double gemmGflops, Acti
     /// <summary>Fastmax backward is timed up to this length (the 65536-token causal case is a memory check).</summary>
     const int BackwardMaxN = 16384;
 
+    /// <summary>
+    /// Cases faster than the profile's repeats fill are repeated until their samples add up to this (at most
+    /// <see cref="MaximumRepeats"/> times): 7 runs of a 0.3 ms case left its fastest, and so its ratios, to chance.
+    /// </summary>
+    public const double SampleBudgetMs = 250;
+    public const int MaximumRepeats = 200;
+
     /// <summary>SDPA runs only where B·H·N² stays below this (it is O(N²); larger cases would dominate the run).</summary>
     const double SoftmaxMaxWork = 16384.0 * 16384;
 
@@ -119,19 +126,19 @@ public sealed class AttentionBench(BenchProfile profile, double gemmGflops, Acti
     static Measured Measure(Func<Tensor, Tensor, Tensor, Tensor> attention, Tensor q, Tensor k, Tensor v, int repeats, bool backward)
     {
         double[] forward;
-        using (no_grad()) forward = Timing.Samples(() => { using var o = attention(q, k, v); }, repeats);
+        using (no_grad()) forward = Timing.SamplesFor(() => { using var o = attention(q, k, v); }, repeats, SampleBudgetMs, MaximumRepeats);
         double[]? forwardBackward = null;
         if (backward)
         {
             using var scope = NewDisposeScope();
             var inputs = new[] { q.detach().requires_grad_(), k.detach().requires_grad_(), v.detach().requires_grad_() };
             var weights = randn_like(q.narrow(-1, 0, v.shape[^1]));
-            forwardBackward = Timing.Samples(() =>
+            forwardBackward = Timing.SamplesFor(() =>
             {
                 using var step = NewDisposeScope();
                 var loss = (attention(inputs[0], inputs[1], inputs[2]) * weights).sum();
                 autograd.grad(new[] { loss }, inputs);
-            }, repeats);
+            }, repeats, SampleBudgetMs, MaximumRepeats);
         }
         return new Measured(forward.Min(), Timing.Median(forward), forwardBackward?.Min(),
             forwardBackward is null ? null : Timing.Median(forwardBackward));

@@ -19,6 +19,18 @@ public static class Timing
         return samples;
     }
 
+    /// <summary>
+    /// Every repeat's time in milliseconds: at least <paramref name="repeats"/> runs, and more (up to
+    /// <paramref name="maximumRepeats"/>) until they add up to <paramref name="totalMs"/>, so a sub-millisecond case gets as
+    /// many chances at an undisturbed run as a slow one gets time.
+    /// </summary>
+    public static double[] SamplesFor(Action action, int repeats, double totalMs, int maximumRepeats, int warmup = 1)
+    {
+        var samples = Samples(action, repeats, warmup).ToList();
+        while (samples.Count < maximumRepeats && samples.Sum() < totalMs) samples.AddRange(Samples(action, 1, 0));
+        return samples.ToArray();
+    }
+
     /// <summary>Median time in milliseconds of <paramref name="repeats"/> runs after <paramref name="warmup"/> untimed ones.</summary>
     public static double Median(Action action, int repeats = 5, int warmup = 1) => Median(Samples(action, repeats, warmup));
 
