@@ -42,53 +42,57 @@ internal static unsafe class StatePanels
                 float* dMajor = scratch, leftover = scratch + c * size;   // [C, Rows, D̃] and [C, rest, lanes]
                 for (long slice = first; slice < first + count; slice++)
                 {
-                    new Span<float>(scratch, c * (size + leftoverSize)).Clear();
                     float* x = xs + slice * n * 2 * tilde, u = us + slice * n * c;
                     for (int start = 0; start < n; start += Block)
                     {
                         int tokens = Math.Min(Block, n - start);
+                        bool firstBlock = start == 0;   // its tiles write the sums, later blocks' add to them: no clearing
                         float* xb = x + (long)start * 2 * tilde, ub = u + (long)start * c;
                         for (int shift = 0; shift < rows; shift++)
                             for (int i0 = 0; i0 < covered; i0 += Window)
                                 for (int c0 = 0; c0 < c; c0 += perBlock)
                                     Tile<ShiftedWindow>(Math.Min(perBlock, c - c0), xb + i0, 2 * tilde, shift, ub + c0, c, tokens,
-                                        dMajor + (long)c0 * size + shift * tilde + i0, size);
+                                        dMajor + (long)c0 * size + shift * tilde + i0, size, firstBlock);
                         for (int i = covered; i < tilde; i++)
                             for (int d0 = 0; d0 < rows; d0 += Window)
                                 for (int c0 = 0; c0 < c; c0 += perBlock)
                                     Tile<FixedFirst>(Math.Min(perBlock, c - c0), xb + i, 2 * tilde, d0, ub + c0, c, tokens,
-                                        leftover + (long)c0 * leftoverSize + (i - covered) * lanes + d0, leftoverSize);
+                                        leftover + (long)c0 * leftoverSize + (i - covered) * lanes + d0, leftoverSize, firstBlock);
                     }
+                    // Into the packed order f = i·Rows + d: per column of u, the windows' [Rows, covered] block transposed (16 × 16
+                    // register blocks; element by element this was a third of the time of a causal chunk's state), then the
+                    // leftover rows, already in d order.
                     float* sum = target + slice * c * size;
                     for (int column = 0; column < c; column++)
-                        for (int i = 0; i < tilde; i++)
-                            for (int shift = 0; shift < rows; shift++)
-                                sum[column * size + i * rows + shift] = i < covered
-                                    ? dMajor[column * size + shift * tilde + i]
-                                    : leftover[column * leftoverSize + (i - covered) * lanes + shift];
+                    {
+                        float* packed = sum + column * size;
+                        RegisterTranspose.FromColumns(dMajor + column * size, tilde, covered, rows, packed, rows);
+                        for (int i = covered; i < tilde; i++)
+                            new ReadOnlySpan<float>(leftover + column * leftoverSize + (i - covered) * lanes, rows).CopyTo(new Span<float>(packed + i * rows, rows));
+                    }
                 }
             }
         }
         finally { ArrayPool<float>.Shared.Return(buffer); }
     }
 
-    static void Tile<TWindow>(int count, float* x, int ldx, int shift, float* u, int ldu, int tokens, float* sum, long ldSum)
+    static void Tile<TWindow>(int count, float* x, int ldx, int shift, float* u, int ldu, int tokens, float* sum, long ldSum, bool write)
         where TWindow : struct, IWindow
     {
         switch (count)
         {
-            case 1: Tile<R1, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum); break;
-            case 2: Tile<R2, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum); break;
-            case 3: Tile<R3, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum); break;
-            case 4: Tile<R4, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum); break;
-            case 5: Tile<R5, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum); break;
-            case 6: Tile<R6, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum); break;
-            case 7: Tile<R7, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum); break;
-            case 8: Tile<R8, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum); break;
-            case 9: Tile<R9, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum); break;
-            case 10: Tile<R10, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum); break;
-            case 11: Tile<R11, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum); break;
-            case 12: Tile<R12, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum); break;
+            case 1: Tile<R1, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            case 2: Tile<R2, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            case 3: Tile<R3, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            case 4: Tile<R4, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            case 5: Tile<R5, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            case 6: Tile<R6, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            case 7: Tile<R7, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            case 8: Tile<R8, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            case 9: Tile<R9, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            case 10: Tile<R10, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            case 11: Tile<R11, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            case 12: Tile<R12, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
             default: throw new ArgumentOutOfRangeException(nameof(count), count, "a tile has 1 to 12 columns of u");
         }
     }
@@ -98,7 +102,7 @@ internal static unsafe class StatePanels
     /// first entry, rows ldx apart); 24 accumulators, loaded from and stored back to the d-major sum.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile<TRows, TWindow>(float* x, int ldx, int shift, float* u, int ldu, int tokens, float* sum, long ldSum)
+    static void Tile<TRows, TWindow>(float* x, int ldx, int shift, float* u, int ldu, int tokens, float* sum, long ldSum, bool write)
         where TRows : struct, IRows where TWindow : struct, IWindow
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
@@ -122,24 +126,33 @@ internal static unsafe class StatePanels
             if (TRows.Count > 10) { s = Vector512.Create(u[10]); ca0 = SimdGemm.Fma(s, b0, ca0); ca1 = SimdGemm.Fma(s, b1, ca1); }
             if (TRows.Count > 11) { s = Vector512.Create(u[11]); cb0 = SimdGemm.Fma(s, b0, cb0); cb1 = SimdGemm.Fma(s, b1, cb1); }
         }
-        AddTo(sum, c00, c01);
-        if (TRows.Count > 1) AddTo(sum + 1 * ldSum, c10, c11);
-        if (TRows.Count > 2) AddTo(sum + 2 * ldSum, c20, c21);
-        if (TRows.Count > 3) AddTo(sum + 3 * ldSum, c30, c31);
-        if (TRows.Count > 4) AddTo(sum + 4 * ldSum, c40, c41);
-        if (TRows.Count > 5) AddTo(sum + 5 * ldSum, c50, c51);
-        if (TRows.Count > 6) AddTo(sum + 6 * ldSum, c60, c61);
-        if (TRows.Count > 7) AddTo(sum + 7 * ldSum, c70, c71);
-        if (TRows.Count > 8) AddTo(sum + 8 * ldSum, c80, c81);
-        if (TRows.Count > 9) AddTo(sum + 9 * ldSum, c90, c91);
-        if (TRows.Count > 10) AddTo(sum + 10 * ldSum, ca0, ca1);
-        if (TRows.Count > 11) AddTo(sum + 11 * ldSum, cb0, cb1);
+        AddTo(sum, c00, c01, write);
+        if (TRows.Count > 1) AddTo(sum + 1 * ldSum, c10, c11, write);
+        if (TRows.Count > 2) AddTo(sum + 2 * ldSum, c20, c21, write);
+        if (TRows.Count > 3) AddTo(sum + 3 * ldSum, c30, c31, write);
+        if (TRows.Count > 4) AddTo(sum + 4 * ldSum, c40, c41, write);
+        if (TRows.Count > 5) AddTo(sum + 5 * ldSum, c50, c51, write);
+        if (TRows.Count > 6) AddTo(sum + 6 * ldSum, c60, c61, write);
+        if (TRows.Count > 7) AddTo(sum + 7 * ldSum, c70, c71, write);
+        if (TRows.Count > 8) AddTo(sum + 8 * ldSum, c80, c81, write);
+        if (TRows.Count > 9) AddTo(sum + 9 * ldSum, c90, c91, write);
+        if (TRows.Count > 10) AddTo(sum + 10 * ldSum, ca0, ca1, write);
+        if (TRows.Count > 11) AddTo(sum + 11 * ldSum, cb0, cb1, write);
     }
 
-    /// <summary>A block's sums are added to the running ones at its end: sums of 64 terms, then of the blocks (fewer rounding steps in a row than one running sum).</summary>
+    /// <summary>
+    /// A block's sums are written (the first block) or added to the running ones at its end: sums of 64 terms, then of the
+    /// blocks (fewer rounding steps in a row than one running sum).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void AddTo(float* target, Vector512<float> first, Vector512<float> second)
+    static void AddTo(float* target, Vector512<float> first, Vector512<float> second, bool write)
     {
+        if (write)
+        {
+            first.Store(target);
+            second.Store(target + 16);
+            return;
+        }
         (Vector512.Load(target) + first).Store(target);
         (Vector512.Load(target + 16) + second).Store(target + 16);
     }
