@@ -12,7 +12,8 @@ namespace FastNotebooks.Attention.Fastmax;
 /// register tile of up to 12 columns of u × 32 such features builds its operand with two loads and a multiply per vector and
 /// sums over a block of 64 tokens whose x̃ and u rows stay in L1. The tiles add into a d-major copy of the state (f′ = d·D̃ + i,
 /// 32 consecutive features per tile row), reordered to the packed order once per slice; the features past the last whole
-/// window of 32 (i ≥ 32·⌊D̃/32⌋, one per shift at D = 32 and 64) are summed per token. Building 64 tokens' feature rows first
+/// window of 32 (i ≥ 32·⌊D̃/32⌋, one per shift at D = 32 and 64) go through the same tiles with x̃_i broadcast and 32 shifts
+/// across the lanes (<see cref="FixedFirst"/>). Building 64 tokens' feature rows first
 /// (<see cref="FeatureStates"/>'s other path) spent a third of the time outside the product (writing the rows, two vectors
 /// for each run of Rows = 17 features at D = 32, and adding each block's product to the sum).
 /// </summary>
