@@ -156,7 +156,7 @@ public static unsafe class FastmaxFirstOrderCausal
                 for (long item = 0; item < items; item++) body(item / parts, (int)(item % parts));
                 return;
             }
-            Parallel.For(0L, items, new ParallelOptions { MaxDegreeOfParallelism = threads }, item => body(item / parts, (int)(item % parts)));
+            SharedPieces.For(items, threads, item => body(item / parts, (int)(item % parts)));
         }
     }
 }

@@ -92,7 +92,7 @@ internal static class MaxNormLoops
         }
         int threads = ThreadsFor(slices, (double)slices * n * d);
         if (threads == 1) for (long slice = 0; slice < slices; slice++) Slice(slice);
-        else Parallel.For(0L, slices, new ParallelOptions { MaxDegreeOfParallelism = threads }, Slice);
+        else SharedPieces.For(slices, threads, Slice);
         return result;
     }
 

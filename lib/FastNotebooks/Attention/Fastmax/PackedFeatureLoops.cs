@@ -75,7 +75,7 @@ internal static class PackedFeatureLoops
             else RunningStates<double>(d, carry, states, weights, slice, g, c, f, reverse);
         }
         if (threads == 1) for (long slice = 0; slice < slices; slice++) Slice(slice);
-        else Parallel.For(0L, slices, new ParallelOptions { MaxDegreeOfParallelism = threads }, Slice);
+        else SharedPieces.For(slices, threads, Slice);
         return states.transpose(-1, -2);
     }
 

@@ -150,7 +150,7 @@ public static unsafe class SimdGemm
             SimdGemm.Block(_pa + _aOffsets[slice] + rowStart * _rs, _rs, _cs, _pb + _bOffsets[slice], _ldb, c, ldc, K, N,
                 rowEnd - rowStart, panelStart, panelEnd, packed);
 
-        /// <summary>Runs <paramref name="body"/> for items [0, items), split in contiguous ranges over libtorch's intra-op threads.</summary>
+        /// <summary>Runs <paramref name="body"/> for items [0, items), in contiguous ranges shared by libtorch's intra-op thread count.</summary>
         public void ForItems(long items, ItemBody body)
         {
             void Run(long first, long count)
@@ -165,15 +165,7 @@ public static unsafe class SimdGemm
             }
             int threads = TokenLoops.ThreadsFor(items, (double)Slices * M * N * K);
             if (threads <= 1) Run(0, items);
-            else
-            {
-                long per = (items + threads - 1) / threads;
-                Parallel.For(0, threads, t =>
-                {
-                    long first = t * per;
-                    if (first < items) Run(first, Math.Min(per, items - first));
-                });
-            }
+            else TokenLoops.ForRanges(items, threads, Run);
         }
 
         public void Dispose()

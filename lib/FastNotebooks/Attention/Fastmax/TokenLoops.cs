@@ -175,18 +175,24 @@ internal static class TokenLoops
         (int)Math.Max(1, Math.Min(Math.Min(torch.get_num_threads(), items), work / MinWorkPerThread));
 
     /// <summary>
-    /// Tokens [0, n) in contiguous ranges, one per thread that <see cref="ThreadsFor"/> grants for
-    /// <paramref name="workPerToken"/> operations a token, run in parallel.
+    /// Tokens [0, n) in contiguous ranges run in parallel by the threads <see cref="ThreadsFor"/> grants for
+    /// <paramref name="workPerToken"/> operations a token: <see cref="PiecesPerThread"/> ranges per thread, taken in turn
+    /// (<see cref="SharedPieces"/>), or the whole range at once on one thread.
     /// </summary>
     internal static void ForTokenRanges(long tokens, long workPerToken, Action<long, long> body)
     {
-        int parts = ThreadsFor(tokens, (double)tokens * workPerToken);
-        long per = (tokens + parts - 1) / parts;
-        if (parts == 1) { body(0, tokens); return; }
-        Parallel.For(0, parts, p =>
-        {
-            long start = p * per;
-            if (start < tokens) body(start, Math.Min(per, tokens - start));
-        });
+        int threads = ThreadsFor(tokens, (double)tokens * workPerToken);
+        if (threads == 1) { body(0, tokens); return; }
+        ForRanges(tokens, threads, body);
     }
+
+    /// <summary>Items [0, n) as about <see cref="PiecesPerThread"/> contiguous ranges per thread, shared by <paramref name="threads"/> threads.</summary>
+    internal static void ForRanges(long items, int threads, Action<long, long> body)
+    {
+        long per = Math.Max(1, (items + threads * PiecesPerThread - 1) / (threads * PiecesPerThread));
+        SharedPieces.For((items + per - 1) / per, threads, piece => body(piece * per, Math.Min(per, items - piece * per)));
+    }
+
+    /// <summary>Ranges per thread in <see cref="ForTokenRanges"/>: enough that a thread starting late leaves its share to the others.</summary>
+    const int PiecesPerThread = 8;
 }
