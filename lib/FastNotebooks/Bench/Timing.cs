@@ -27,7 +27,8 @@ public static class Timing
     public static double[] SamplesFor(Action action, int repeats, double totalMs, int maximumRepeats, int warmup = 1)
     {
         var samples = Samples(action, repeats, warmup).ToList();
-        while (samples.Count < maximumRepeats && samples.Sum() < totalMs) samples.AddRange(Samples(action, 1, 0));
+        for (double total = samples.Sum(); samples.Count < maximumRepeats && total < totalMs; total += samples[^1])
+            samples.Add(Samples(action, 1, 0)[0]);
         return samples.ToArray();
     }
 

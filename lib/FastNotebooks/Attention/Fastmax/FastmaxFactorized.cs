@@ -196,9 +196,8 @@ public static class FastmaxFactorized
     internal static (Tensor GHat, Tensor GPrime) ScaledOutputGradients(Tensor o, Tensor g, Tensor gradOutput)
     {
         long dv = o.shape[^1];
-        bool loop = TokenLoops.Applies(o) && g.dtype == o.dtype && gradOutput.dtype == o.dtype && o.numel() > 0
-            && (o.numel() + g.numel()) * o.ElementSize < int.MaxValue
-            && !(is_grad_enabled() && (o.requires_grad || g.requires_grad || gradOutput.requires_grad));
+        bool loop = TokenLoops.Take(o, g, gradOutput) && g.dtype == o.dtype && gradOutput.dtype == o.dtype && o.numel() > 0
+            && (o.numel() + g.numel()) * o.ElementSize < int.MaxValue;   // Ĝ′ within one span too
         if (!loop) return ScaledOutputGradientsByTensorOps(o, g, gradOutput);
         using var oc = o.contiguous();
         using var gc = g.contiguous();

@@ -40,7 +40,7 @@ public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunct
     /// <summary>y and what the backward needs: token norms, the largest (running) norm, its holder, the floored scale.</summary>
     static (Tensor Y, Tensor Norms, Tensor Largest, Tensor Holder, Tensor Scale) Normalized(Tensor x, bool centre, bool causal)
     {
-        var (c, norms) = MaxNormLoops.Take(x) ? MaxNormLoops.CentreAndNorm(x, centre) : CentreAndNorm(x, centre);
+        var (c, norms) = TokenLoops.Take(x) ? MaxNormLoops.CentreAndNorm(x, centre) : CentreAndNorm(x, centre);
         var (largest, holder) = causal
             ? norms.cummax(-1)                                                           // [B, H, N] each
             : norms.max(-1, keepdim: true);                                              // [B, H, 1] each
@@ -53,7 +53,7 @@ public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunct
         var saved = ctx.get_saved_variables();
         var (y, norms, scale, holder, active) = (saved[0], saved[1], saved[2], saved[3], saved[4]);
         bool centre = (bool)ctx.get_data("centre");
-        bool loops = MaxNormLoops.Take(dy, y);
+        bool loops = TokenLoops.Take(dy, y);
         using var scope = NewDisposeScope();
         if (loops && scale.shape[^1] == 1)
             return new List<Tensor> { MaxNormLoops.SharedScaleGradient(dy, y, norms, scale, holder, active, centre).MoveToOuterDisposeScope(), null!, null! };

@@ -15,12 +15,6 @@ namespace FastNotebooks.Attention.Fastmax;
 /// </summary>
 internal static class MaxNormLoops
 {
-    /// <summary>True where the loops apply: switched on, a CPU float tensor within one span, no autograd graph asked of it.</summary>
-    public static bool Take(params Tensor[] inputs) =>
-        PackedTaylorFeatures.UseTokenLoops && inputs.All(TokenLoops.Applies)
-        && inputs.All(t => t.numel() * t.ElementSize < int.MaxValue)
-        && !(is_grad_enabled() && inputs.Any(t => t.requires_grad));
-
     /// <summary>c = x − mean(x) per token (a copy of x when not <paramref name="centre"/>) [..., N, D] and ‖c‖ [..., N].</summary>
     public static (Tensor Centred, Tensor Norms) CentreAndNorm(Tensor x, bool centre)
     {

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using static TorchSharp.torch;
 using static FastNotebooks.Attention.Fastmax.SimdGemm;
 
 namespace FastNotebooks.Attention.Fastmax;

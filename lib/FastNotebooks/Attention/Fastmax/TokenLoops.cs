@@ -12,6 +12,15 @@ namespace FastNotebooks.Attention.Fastmax;
 /// </summary>
 internal static class TokenLoops
 {
+    /// <summary>
+    /// True where a per-token loop takes these tensors: loops switched on (<see cref="PackedTaylorFeatures.UseTokenLoops"/>), CPU
+    /// float tensors within one span, no autograd graph asked of them.
+    /// </summary>
+    public static bool Take(params Tensor[] inputs) =>
+        PackedTaylorFeatures.UseTokenLoops && inputs.All(Applies)
+        && inputs.All(t => t.numel() * t.ElementSize < int.MaxValue)
+        && !(is_grad_enabled() && inputs.Any(t => t.requires_grad));
+
     /// <summary>True for tensors these loops can read directly: CPU memory in float32 or float64.</summary>
     public static bool Applies(Tensor x) =>
         x.device_type == DeviceType.CPU && x.dtype is ScalarType.Float32 or ScalarType.Float64;

@@ -90,9 +90,9 @@ public class MaxNormLoopsTests
     public void Tensors_that_need_autograd_take_the_tensor_op_forms()
     {
         using var x = randn(1, 1, 4, 3, dtype: ScalarType.Float64).requires_grad_();
-        Assert.False(MaxNormLoops.Take(x));
-        using (no_grad()) Assert.True(MaxNormLoops.Take(x));
+        Assert.False(TokenLoops.Take(x));
+        using (no_grad()) Assert.True(TokenLoops.Take(x));
         using var integers = ones(1, 1, 4, 3, dtype: ScalarType.Int32);
-        Assert.False(MaxNormLoops.Take(integers));
+        Assert.False(TokenLoops.Take(integers));
     }
 }
