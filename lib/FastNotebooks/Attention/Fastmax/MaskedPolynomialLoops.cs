@@ -16,9 +16,8 @@ internal static class MaskedPolynomialLoops
 {
     /// <summary>True for contiguous CPU float32/float64 blocks [..., c, c] that need no autograd graph.</summary>
     public static bool Applies(params Tensor[] blocks) =>
-        PackedTaylorFeatures.UseTokenLoops && blocks.All(b => TokenLoops.Applies(b) && b.is_contiguous() && b.dtype == blocks[0].dtype
-            && b.shape.SequenceEqual(blocks[0].shape) && !(is_grad_enabled() && b.requires_grad))
-        && blocks[0].dim() >= 2 && blocks[0].shape[^1] == blocks[0].shape[^2] && blocks[0].numel() * blocks[0].ElementSize < int.MaxValue;
+        TokenLoops.Take(blocks) && blocks.All(b => b.is_contiguous() && b.dtype == blocks[0].dtype && b.shape.SequenceEqual(blocks[0].shape))
+        && blocks[0].dim() >= 2 && blocks[0].shape[^1] == blocks[0].shape[^2];
 
     /// <summary>s ← f(s) on and below each block's diagonal, 0 above it (f's coefficients a_0..a_p).</summary>
     public static void Polynomial(Tensor scores, double[] a) => Run(scores, null, a, null);
