@@ -29,6 +29,7 @@ public static class Program
         var root = new RootCommand("FastNotebooks notebook runner: execute .NET C# notebooks, export them to offline HTML, and serve them as a Jupyter kernel.");
         root.Add(RunCommand());
         root.Add(ExportCommand());
+        root.Add(ResultsCommand());
         root.Add(ExecuteOneCommand());
         root.Add(Kernel.KernelCommands.Kernel());
         root.Add(Kernel.KernelCommands.KernelSpecCommand());
@@ -95,6 +96,24 @@ public static class Program
                 return NotebookFailed;
             }
             foreach (var page in pages) Console.WriteLine($"wrote {page} ({new FileInfo(page).Length / 1024.0 / 1024.0:0.00} MB)");
+            return Success;
+        });
+        return command;
+    }
+
+    static Command ResultsCommand()
+    {
+        var command = new Command("results", "Print the recorded results (results/<notebook>/<profile>.json): each claim of the paper with its recorded quick and full values and verdict.");
+        command.SetAction(_ =>
+        {
+            var rows = Reporting.RecordedRuns.Overview();
+            if (rows.Count == 0) { Console.WriteLine("No recorded results in results/."); return Success; }
+            var table = new Table().AddColumns("notebook", "claim", "required", "paper", "quick", "full", "verdict");
+            foreach (var r in rows)
+                table.AddRow(Markup.Escape(r.Notebook), Markup.Escape(r.Claim), Markup.Escape(r.Required), Markup.Escape(r.Paper),
+                    Markup.Escape(r.Quick), Markup.Escape(r.Full), r.Holds ? $"[green]{Markup.Escape(r.Verdict)}[/]" : $"[red]{Markup.Escape(r.Verdict)}[/]");
+            AnsiConsole.Write(table);
+            foreach (var run in Reporting.RecordedRuns.All()) Console.WriteLine($"{run.Notebook}: {run.ProvenanceLine.Replace("`", "")}");
             return Success;
         });
         return command;

@@ -1,3 +1,4 @@
+using FastNotebooks.Reporting;
 using System.Net;
 using System.Text;
 using Markdig;
@@ -27,6 +28,7 @@ public static class HtmlExport
         .stderr pre { background: #fff5f5; }
         .error pre { background: #fff0f0; border-color: #f99; color: #900; }
         table.index td, table.index th { padding: .2rem .8rem; text-align: left; }
+        tr.fails td:last-child { color: #a33; } tr.holds td:last-child { color: #262; }
         table.results { border-collapse: collapse; font-size: .85rem; }
         table.results td, table.results th { padding: .15rem .6rem; border-bottom: 1px solid #ddd; text-align: right; }
         table.results th { background: #f3f3f3; }
@@ -135,7 +137,20 @@ public static class HtmlExport
         var rows = string.Concat(entries.Select(e =>
             $"<tr><td><a href=\"{WebUtility.HtmlEncode(e.Page)}\">{WebUtility.HtmlEncode(e.Title)}</a></td><td>{WebUtility.HtmlEncode(e.Page)}</td><td>{WebUtility.HtmlEncode(e.Status)}</td></tr>\n"));
         return "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>FastNotebooks</title>\n<style>" + Style + "</style>\n</head>\n<body>\n" +
-               "<h1>FastNotebooks</h1>\n<table class=\"index\">\n<tr><th>notebook</th><th>file</th><th>status</th></tr>\n" + rows + "</table>\n</body>\n</html>\n";
+               "<h1>FastNotebooks</h1>\n" + RenderOverview(RecordedRuns.Overview()) +
+               "<h2>Notebooks</h2>\n<table class=\"index\">\n<tr><th>notebook</th><th>file</th><th>status</th></tr>\n" + rows + "</table>\n</body>\n</html>\n";
+    }
+
+    /// <summary>The results overview: one row per claim across notebooks, from the records in <c>results/</c>.</summary>
+    public static string RenderOverview(IReadOnlyList<OverviewRow> rows)
+    {
+        if (rows.Count == 0) return "<p>No recorded results (<code>results/</code> is empty).</p>\n";
+        static string Cell(string text) => $"<td>{WebUtility.HtmlEncode(text)}</td>";
+        var body = string.Concat(rows.Select(r => $"<tr class=\"{(r.Holds ? "holds" : "fails")}\">" + Cell(r.Notebook) + Cell(r.Claim) + Cell(r.Required) +
+            Cell(r.Paper) + Cell(r.Quick) + Cell(r.Full) + Cell(r.Verdict) + "</tr>\n"));
+        return "<h2>Results: the paper's claims, as recorded</h2>\n<p>From the records in <code>results/</code> (each notebook's last recorded " +
+               "<code>quick</code> and <code>full</code> runs; the verdict is the full run's where there is one).</p>\n<table class=\"index\">\n" +
+               "<tr><th>notebook</th><th>claim</th><th>required</th><th>paper</th><th>quick</th><th>full</th><th>verdict</th></tr>\n" + body + "</table>\n";
     }
 
     static string? TitleOf(Notebook notebook)

@@ -8,7 +8,7 @@ namespace FastNotebooks.Attention;
 /// Attention mechanisms by name, so models and notebooks can swap them with a string:
 /// <c>softmax</c> (libtorch SDPA), <c>softmax-dense</c>, <c>linear</c> (elu + 1 features), <c>linear-dense</c>, and <c>fastmax{p}[-normalization][-dense]</c> with
 /// p ∈ {1, 2, 3} and normalization one of mean-centered (default), zero-centered, none, squared-norm —
-/// e.g. <c>fastmax2</c>, <c>fastmax1-zero-centered</c>, <c>fastmax2-dense</c>.
+/// e.g. <c>fastmax2</c>, <c>fastmax1-zero-centered</c>, <c>fastmax2-dense</c>; and <c>none</c>, the no-attention control.
 /// </summary>
 public static partial class AttentionRegistry
 {
@@ -16,7 +16,7 @@ public static partial class AttentionRegistry
     public static readonly IReadOnlyList<string> Names = new[]
     {
         "softmax", "softmax-dense", "linear", "linear-dense", "fastmax1", "fastmax2", "fastmax3", "fastmax2-zero-centered", "fastmax2-none",
-        "fastmax2-squared-norm", "fastmax2-dense",
+        "fastmax2-squared-norm", "fastmax2-dense", "none",
     };
 
     /// <summary>
@@ -65,6 +65,7 @@ public static partial class AttentionRegistry
             case "softmax-dense": return new SoftmaxDense(causal, dropout);
             case "linear": return new Linear.LinearAttention(causal);
             case "linear-dense": return new Linear.LinearDense(causal);
+            case "none": return new NoAttention(causal);
         }
         var match = FastmaxName().Match(name);
         if (!match.Success)

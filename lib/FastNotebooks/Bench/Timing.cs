@@ -48,4 +48,44 @@ public static class Timing
         int m = sorted.Length / 2;
         return sorted.Length % 2 == 1 ? sorted[m] : (sorted[m - 1] + sorted[m]) / 2;
     }
+
+    /// <summary>
+    /// Times one case per size: <paramref name="warmup"/> untimed runs (so the JIT has promoted the timed code to its
+    /// optimized tier and the allocator has its pages), then <paramref name="repeats"/> timed ones, reporting the fastest
+    /// (the least disturbed on a shared machine) and the median. A size whose fastest time is more than
+    /// <paramref name="outlierFactor"/> off the geometric mean of its neighbours' is measured once more and the better
+    /// of the two kept — a chart never shows a point 5× off its neighbours from one disturbed measurement.
+    /// </summary>
+    /// <param name="sizes">The sizes, in increasing order.</param>
+    /// <param name="prepare">Builds the timed action for one size (untimed).</param>
+    /// <param name="repeats">Timed runs per size.</param>
+    /// <param name="warmup">Untimed runs per size before them.</param>
+    /// <param name="outlierFactor">How far off its neighbours a size may be before it is measured again.</param>
+    public static IReadOnlyList<SizedTiming> Sweep(IReadOnlyList<int> sizes, Func<int, Action> prepare, int repeats = 5, int warmup = 2, double outlierFactor = 5)
+    {
+        if (repeats < 1) throw new ArgumentOutOfRangeException(nameof(repeats), repeats, "must be at least 1.");
+        SizedTiming Measure(int size)
+        {
+            var action = prepare(size);
+            var samples = Samples(action, repeats, warmup);
+            return new SizedTiming(size, samples.Min(), Median(samples), samples.Length);
+        }
+        var results = sizes.Select(Measure).ToList();
+        for (int i = 0; i < results.Count; i++)
+        {
+            var neighbours = new[] { i - 1, i + 1 }.Where(j => j >= 0 && j < results.Count).Select(j => results[j].Fastest).ToList();
+            if (neighbours.Count == 0) continue;
+            double typical = Math.Exp(neighbours.Average(Math.Log));
+            double ratio = results[i].Fastest / typical;
+            if (ratio > outlierFactor || ratio < 1 / outlierFactor)
+            {
+                var again = Measure(results[i].Size);
+                if (again.Fastest < results[i].Fastest || ratio < 1 / outlierFactor) results[i] = again with { Remeasured = true };
+            }
+        }
+        return results;
+    }
 }
+
+/// <summary>One size of a <see cref="Timing.Sweep"/>: fastest and median milliseconds over the timed runs.</summary>
+public sealed record SizedTiming(int Size, double Fastest, double Median, int Runs, bool Remeasured = false);

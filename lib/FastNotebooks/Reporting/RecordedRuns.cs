@@ -17,6 +17,11 @@ public sealed record RecordedRun(string Notebook, Provenance Provenance, IReadOn
     /// <summary>A metric deserialized as <typeparamref name="T"/>, or default when the record lacks it.</summary>
     public T? Metric<T>(string name) => Metrics[name] is { } node ? node.Deserialize<T>(RunRecord.Json) : default;
 
+    /// <summary>Every curve whose name starts with <paramref name="prefix"/>: (name without the prefix, x, y).</summary>
+    public IReadOnlyList<(string Name, double[] X, double[] Y)> Curves(string prefix) =>
+        Metrics.Where(m => m.Key.StartsWith(prefix, StringComparison.Ordinal))
+            .Select(m => { var (x, y) = Curve(m.Key); return (m.Key[prefix.Length..], x, y); }).ToList();
+
     /// <summary>A curve stored by <see cref="RunRecord.Curve"/>: its x and y values.</summary>
     public (double[] X, double[] Y) Curve(string name)
     {

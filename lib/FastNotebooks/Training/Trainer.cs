@@ -26,7 +26,7 @@ public sealed class Trainer(nn.Module model, TrainingOptions options)
         using var optimizer = optim.AdamW(model.parameters(), options.LearningRate, weight_decay: options.WeightDecay);
         var steps = new List<StepRecord>();
         var evaluations = new List<EvaluationRecord>();
-        if (options.OutputDirectory is { } directory && Checkpoint.TryLoad(directory, model, optimizer) is { } resumed)
+        if (options.OutputDirectory is { } directory && Checkpoint.TryLoad(directory, model, optimizer, options.Settings) is { } resumed)
         {
             steps.AddRange(resumed.Steps);
             evaluations.AddRange(resumed.Evaluations);
@@ -41,7 +41,7 @@ public sealed class Trainer(nn.Module model, TrainingOptions options)
                 {
                     // Stopped from outside (a kernel interrupt): keep every finished step for a resume.
                     if (options.OutputDirectory != null && step > 0)
-                        Checkpoint.Save(options.OutputDirectory, step, model, optimizer, new TrainingRun(steps, evaluations));
+                        Checkpoint.Save(options.OutputDirectory, step, model, optimizer, new TrainingRun(steps, evaluations), options.Settings);
                     Interruption.ThrowIfRequested();
                 }
                 var record = Step(step, optimizer, lossAt);
@@ -51,7 +51,7 @@ public sealed class Trainer(nn.Module model, TrainingOptions options)
                 if (evaluate != null && (last || options.EvaluateEvery > 0 && (step + 1) % options.EvaluateEvery == 0))
                     evaluations.Add(Evaluate(step + 1, evaluate));
                 if (options.OutputDirectory != null && (last || options.CheckpointEvery > 0 && (step + 1) % options.CheckpointEvery == 0))
-                    Checkpoint.Save(options.OutputDirectory, step + 1, model, optimizer, new TrainingRun(steps, evaluations));
+                    Checkpoint.Save(options.OutputDirectory, step + 1, model, optimizer, new TrainingRun(steps, evaluations), options.Settings);
             }
         }
 
@@ -80,6 +80,8 @@ public sealed class Trainer(nn.Module model, TrainingOptions options)
         manual_seed(Seeds.Mix(options.Seed, step));
         var clock = Stopwatch.StartNew();
         model.train();
+        double rate = options.RateAt(step);
+        foreach (var group in optimizer.ParamGroups) group.LearningRate = rate;
         optimizer.zero_grad();
         var (loss, accuracy) = lossAt(step);
         loss.backward();

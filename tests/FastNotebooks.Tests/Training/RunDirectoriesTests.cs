@@ -24,7 +24,7 @@ public class RunDirectoriesTests
         var (images, labels) = SyntheticData.Digits(96, 1);
         var (testImages, testLabels) = SyntheticData.Digits(32, 2);
         var (train, test) = (new ImageBatches(images, labels), new ImageBatches(testImages, testLabels));
-        var variant = DropoutExperiment.Variants(Profile.Smoke)[1];
+        var variant = DropoutExperiment.Sweep(Profile.Smoke)[2];
         var folder = Path.Combine(Path.GetTempPath(), $"dropout-{Guid.NewGuid():N}");
 
         var first = DropoutExperiment.Train(variant, Profile.Smoke, train, test, outputDirectory: folder);
