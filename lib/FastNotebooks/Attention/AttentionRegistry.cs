@@ -52,7 +52,9 @@ public static partial class AttentionRegistry
         {
             if (headDim < 1 || maxLength < 1)
                 throw new ArgumentException($"'{name}' needs headDim and maxLength; got headDim {headDim}, maxLength {maxLength}.", nameof(headDim));
-            int blockSize = Math.Min(32, maxLength);
+            // Blocks of 32 tokens, or an eighth of the length where that is shorter, so that every length has at least two
+            // coarse levels (with m = n/4 or more there are none and FMA is plain local attention).
+            int blockSize = Math.Min(32, Math.Max(2, maxLength / 8));
             return new Fma.FmaAttention(new Fma.FmaOptions
             {
                 HeadDim = headDim, MaxLength = maxLength, BlockSize = blockSize, Rank = Math.Min(2, blockSize), Causal = causal, Dropout = dropout,

@@ -86,7 +86,7 @@ public static class RecordedRuns
             var any = columns.SelectMany(c => c.Claims).First(c => c.Claim == name);
             text.Append($"| {name} | {any.Requirement} |");
             foreach (var (_, claims) in columns)
-                text.Append(claims.FirstOrDefault(c => c.Claim == name) is { } c ? $" {c.MeasuredText}: {(c.Holds ? "holds" : "does not hold")} |" : " — |");
+                text.Append(claims.FirstOrDefault(c => c.Claim == name) is { } c ? $" {c.MeasuredText}: {c.Outcome} |" : " — |");
             text.AppendLine();
         }
         text.AppendLine();
@@ -114,7 +114,7 @@ public static class RecordedRuns
                 var decided = f ?? q!;
                 rows.Add(new OverviewRow(group.Key, name, decided.Requirement, decided.Paper ?? "—",
                     q is null ? "—" : q.MeasuredText, f is null ? "—" : f.MeasuredText,
-                    (f is null ? "quick: " : "full: ") + (decided.Holds ? "holds" : "does not hold"), decided.Holds));
+                    (f is null ? "quick: " : "full: ") + decided.Outcome, decided.Holds));
             }
         }
         return rows;

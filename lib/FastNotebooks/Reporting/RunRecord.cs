@@ -53,16 +53,18 @@ public sealed class RunRecord
     /// <param name="threshold">The limit (for <see cref="Comparison.Within"/>: the tolerance on |measured|).</param>
     /// <param name="unit">Unit shown after the numbers ("points", "nats", "×").</param>
     /// <param name="paper">The paper's value, where the paper or its notes give one.</param>
-    public Verdict Claim(string claim, double measured, Comparison comparison, double threshold, string unit = "", string? paper = null)
+    /// <param name="decidable">False when the run did not reach the regime the claim needs (e.g. the models did not learn the
+    /// task): the claim is recorded as undecided rather than as holding or not.</param>
+    public Verdict Claim(string claim, double measured, Comparison comparison, double threshold, string unit = "", string? paper = null, bool decidable = true)
     {
-        bool holds = !double.IsNaN(measured) && comparison switch
+        bool holds = decidable && !double.IsNaN(measured) && comparison switch
         {
             Comparison.AtLeast => measured >= threshold,
             Comparison.AtMost => measured <= threshold,
             Comparison.Within => Math.Abs(measured) <= threshold,
             _ => throw new ArgumentOutOfRangeException(nameof(comparison), comparison, "unknown comparison"),
         };
-        var record = new ClaimRecord(claim, measured, comparison, threshold, unit, holds, paper);
+        var record = new ClaimRecord(claim, measured, comparison, threshold, unit, holds, paper, decidable);
         claims.RemoveAll(c => c.Claim == claim);   // a re-run cell replaces its claim
         claims.Add(record);
         return new Verdict(record, Profile);
@@ -145,8 +147,11 @@ public sealed class RunRecord
 public enum Comparison { AtLeast, AtMost, Within }
 
 /// <summary>One claim as recorded.</summary>
-public sealed record ClaimRecord(string Claim, double Measured, Comparison Comparison, double Threshold, string Unit, bool Holds, string? Paper)
+public sealed record ClaimRecord(string Claim, double Measured, Comparison Comparison, double Threshold, string Unit, bool Holds, string? Paper, bool Decided = true)
 {
+    /// <summary>"holds", "does not hold" or "undecided".</summary>
+    public string Outcome => !Decided ? "undecided" : Holds ? "holds" : "does not hold";
+
     /// <summary>"≥ 95", "≤ 1.8", "within ±1.5".</summary>
     public string Requirement => Comparison switch
     {
@@ -163,8 +168,8 @@ public sealed record Verdict(ClaimRecord Record, string Profile)
 {
     public bool Holds => Record.Holds;
 
-    public string Text => $"**{(Holds ? "holds" : "does not hold")}** at profile `{Profile}`: {Record.Claim} — measured {Record.MeasuredText}, required {Record.Requirement}" +
-        (Record.Paper is { } paper ? $" (paper: {paper})" : "");
+    public string Text => $"**{Record.Outcome}** at profile `{Profile}`: {Record.Claim} — measured {Record.MeasuredText}, required {Record.Requirement}" +
+        (Record.Decided ? "" : " (the run did not reach the regime this claim needs)") + (Record.Paper is { } paper ? $" (paper: {paper})" : "");
 
     public override string ToString() => Text;
 }
