@@ -81,11 +81,12 @@ public sealed class RunRecord
         Metric(name, Thin(points, CurvePoints));
     }
 
-    /// <summary>Every <c>⌈n/max⌉</c>-th element and the last one.</summary>
+    /// <summary>Every k-th item and the last one, k chosen so that at most <paramref name="max"/> are kept.</summary>
     public static IReadOnlyList<T> Thin<T>(IReadOnlyList<T> items, int max)
     {
         if (items.Count <= max) return items;
-        int stride = (items.Count + max - 1) / max;
+        if (max < 2) throw new ArgumentOutOfRangeException(nameof(max), max, "must keep at least the first and the last item.");
+        int stride = (items.Count - 1 + max - 2) / (max - 1);   // ⌈(n − 1)/(max − 1)⌉: with the last item, at most max kept
         var kept = items.Where((_, i) => i % stride == 0).ToList();
         if ((items.Count - 1) % stride != 0) kept.Add(items[^1]);
         return kept;

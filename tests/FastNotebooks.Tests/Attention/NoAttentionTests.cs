@@ -9,7 +9,8 @@ public class NoAttentionTests
     public void The_control_outputs_zeros_of_the_value_width_and_dtype()
     {
         using var control = AttentionRegistry.Create("none", causal: true);
-        using var o = control.forward(randn(2, 3, 5, 4), randn(2, 3, 7, 4), randn(2, 3, 7, 6, dtype: ScalarType.Float64) + 1);
+        var f64 = ScalarType.Float64;
+        using var o = control.forward(randn(2, 3, 5, 4, dtype: f64), randn(2, 3, 7, 4, dtype: f64), randn(2, 3, 7, 6, dtype: f64) + 1);
         Assert.Equal(new long[] { 2, 3, 5, 6 }, o.shape);
         Assert.Equal(ScalarType.Float64, o.dtype);
         Assert.Equal(0.0, o.abs().max().item<double>());
