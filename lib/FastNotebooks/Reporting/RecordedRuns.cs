@@ -41,6 +41,7 @@ public static class RecordedRuns
         var folder = Path.Combine(root ?? DataCache.RepositoryRoot, RunRecord.Folder, notebook);
         if (!Directory.Exists(folder)) return Array.Empty<RecordedRun>();
         return Directory.GetFiles(folder, "*.json")
+            .Where(path => Path.GetFileNameWithoutExtension(path) != "smoke")   // smoke records are the tests' scratch, not results
             .Select(path => Read(notebook, path))
             .OrderBy(r => Array.IndexOf(ProfileOrder, r.Profile))
             .ToList();
