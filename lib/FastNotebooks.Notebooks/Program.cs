@@ -112,6 +112,8 @@ public static class Program
             foreach (var r in rows)
                 table.AddRow(Markup.Escape(r.Notebook), Markup.Escape(r.Claim), Markup.Escape(r.Required), Markup.Escape(r.Paper),
                     Markup.Escape(r.Quick), Markup.Escape(r.Full), r.Holds ? $"[green]{Markup.Escape(r.Verdict)}[/]" : $"[red]{Markup.Escape(r.Verdict)}[/]");
+            // Piped output has no terminal width; give the claims room instead of Spectre's 80 columns.
+            if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
             AnsiConsole.Write(table);
             foreach (var run in Reporting.RecordedRuns.All()) Console.WriteLine($"{run.Notebook}: {run.ProvenanceLine.Replace("`", "")}");
             return Success;
