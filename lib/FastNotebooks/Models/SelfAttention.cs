@@ -4,6 +4,7 @@ using FastNotebooks.Attention.Linear;
 using FastNotebooks.Attention.Softmax;
 using TorchSharp;
 using TorchSharp.Modules;
+using FastNotebooks.Attention.Fastmax.Reference;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Models;

@@ -2,6 +2,7 @@ using System.Runtime.Intrinsics;
 using FastNotebooks.Attention.Fastmax;
 using FastNotebooks.Verification;
 using TorchSharp;
+using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Tests.Attention.Fastmax;

@@ -3,6 +3,7 @@ using FastNotebooks.Attention;
 using FastNotebooks.Attention.Fastmax;
 using FastNotebooks.Verification;
 using TorchSharp;
+using FastNotebooks.Attention.Fastmax.Reference;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Tests.Attention.Fastmax;
@@ -13,7 +14,7 @@ public class FastmaxQuadraticTests
     const int Iterations = 200;
 
     static Tensor Quadratic(Tensor q, Tensor k, Tensor v, FastmaxOptions options) =>
-        FastNotebooks.Attention.Fastmax.Fastmax.Attention(q, k, v, options with { Algorithm = FastmaxAlgorithm.Quadratic });
+        FastmaxFunctional.Attention(q, k, v, options with { Algorithm = FastmaxAlgorithm.Quadratic });
 
     [Theory]
     [InlineData(ScalarType.Float64, 1e-10)]
@@ -42,7 +43,7 @@ public class FastmaxQuadraticTests
     static Tensor[] Gradients(FastmaxOptions options, Tensor q, Tensor k, Tensor v, Tensor weights)
     {
         var (qq, kk, vv) = (q.detach().requires_grad_(), k.detach().requires_grad_(), v.detach().requires_grad_());
-        using var loss = (FastNotebooks.Attention.Fastmax.Fastmax.Attention(qq, kk, vv, options) * weights).sum();
+        using var loss = (FastmaxFunctional.Attention(qq, kk, vv, options) * weights).sum();
         return autograd.grad(new[] { loss }, new[] { qq, kk, vv }).ToArray();
     }
 
@@ -59,15 +60,15 @@ public class FastmaxQuadraticTests
     [InlineData(1, true, 1, 64, 32, FastmaxAlgorithm.Quadratic)]
     [InlineData(1, true, 1, 65, 32, FastmaxAlgorithm.Factorized)]
     public void Auto_picks_the_quadratic_form_only_for_short_sequences(int order, bool causal, long heads, long n, long d, FastmaxAlgorithm expected) =>
-        Assert.Equal(expected, FastmaxAlgorithms.Choose(FastmaxAlgorithm.Auto, order, causal, heads, n, n, d));
+        Assert.Equal(expected, FastmaxDispatch.Algorithm(FastmaxAlgorithm.Auto, order, causal, heads, n, n, d));
 
     [Theory]
     [InlineData(FastmaxAlgorithm.Factorized)]
     [InlineData(FastmaxAlgorithm.Quadratic)]
     public void An_explicit_algorithm_is_kept_at_any_size(FastmaxAlgorithm requested)
     {
-        Assert.Equal(requested, FastmaxAlgorithms.Choose(requested, 2, false, 1, 4, 4, 8));
-        Assert.Equal(requested, FastmaxAlgorithms.Choose(requested, 2, false, 1, 100_000, 100_000, 8));
+        Assert.Equal(requested, FastmaxDispatch.Algorithm(requested, 2, false, 1, 4, 4, 8));
+        Assert.Equal(requested, FastmaxDispatch.Algorithm(requested, 2, false, 1, 100_000, 100_000, 8));
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using FastNotebooks.Attention.Fastmax;
 using TorchSharp;
+using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Tests.Attention.Fastmax;

@@ -1,4 +1,5 @@
 using FastNotebooks.Attention.Fastmax;
+using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Tests.Attention.Fastmax;

@@ -1,6 +1,7 @@
 using CsCheck;
 using FastNotebooks.Attention.Fastmax;
 using TorchSharp;
+using FastNotebooks.Attention.Fastmax.Reference;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Tests.Attention.Fastmax;

@@ -1,5 +1,7 @@
 using FastNotebooks.Attention.Fastmax;
 using FastNotebooks.Verification;
+using FastNotebooks.Attention.Fastmax.Cpu;
+using FastNotebooks.Attention.Fastmax.Reference;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Tests.Attention.Fastmax;
@@ -31,7 +33,7 @@ public class MaskedPolynomialLoopsTests
             var u = randn(shape, dtype: dtype, generator: generator);
             string name = $"shape=[{string.Join(",", shape)}] p={a.Length - 1} scale={scale:g1} {dtype}";
             double tolerance = dtype == ScalarType.Float64 ? 1e-14 : 1e-6;
-            Assert.True(MaskedPolynomialLoops.Applies(s, u), name);
+            Assert.True(MaskedPolynomialLoops.Supports(s, u), name);
 
             var f = s.clone();
             MaskedPolynomialLoops.Polynomial(f, a);

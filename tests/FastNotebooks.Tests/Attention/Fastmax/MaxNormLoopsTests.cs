@@ -1,6 +1,9 @@
 using FastNotebooks.Attention.Fastmax;
 using FastNotebooks.Verification;
 using TorchSharp;
+using FastNotebooks.Attention.Fastmax.Cpu;
+using FastNotebooks.Attention.Fastmax.Reference;
+using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Tests.Attention.Fastmax;
@@ -90,9 +93,9 @@ public class MaxNormLoopsTests
     public void Tensors_that_need_autograd_take_the_tensor_op_forms()
     {
         using var x = randn(1, 1, 4, 3, dtype: ScalarType.Float64).requires_grad_();
-        Assert.False(TokenLoops.Take(x));
-        using (no_grad()) Assert.True(TokenLoops.Take(x));
+        Assert.False(TokenLoops.Supports(x));
+        using (no_grad()) Assert.True(TokenLoops.Supports(x));
         using var integers = ones(1, 1, 4, 3, dtype: ScalarType.Int32);
-        Assert.False(TokenLoops.Take(integers));
+        Assert.False(TokenLoops.Supports(integers));
     }
 }

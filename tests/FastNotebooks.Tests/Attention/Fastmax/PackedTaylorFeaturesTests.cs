@@ -1,6 +1,8 @@
 using FastNotebooks.Attention.Fastmax;
 using FastNotebooks.Verification;
 using TorchSharp;
+using FastNotebooks.Attention.Fastmax.Reference;
+using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Tests.Attention.Fastmax;
@@ -107,12 +109,12 @@ public class PackedTaylorFeaturesTests
         var v = randn(new long[] { batch, h, nk, 3 }, dtype: ScalarType.Float64, generator: generator);
         var dO = randn(new long[] { batch, h, nq, 3 }, dtype: ScalarType.Float64, generator: generator);
         var (o, g) = causal ? FastmaxChunked.Forward(q, k, v, a, chunk) : FastmaxFactorized.Forward(q, k, v, a, chunk);
-        var (oRef, gRef) = causal ? FastmaxChunkedGathered.Forward(q, k, v, a, chunk) : FastmaxGathered.Forward(q, k, v, a, chunk);
+        var (oRef, gRef) = causal ? ChunkedReference.Forward(q, k, v, a, chunk) : FactorizedReference.Forward(q, k, v, a, chunk);
         string name = $"D={d} p={order} causal={causal} B·H={heads}";
         ErrorReport.Of($"o ({name})", o, oRef).Require(1e-12);
         ErrorReport.Of($"g ({name})", g, gRef).Require(1e-12);
         var grads = causal ? FastmaxChunked.Backward(q, k, v, o, g, dO, a, chunk) : FastmaxFactorized.Backward(q, k, v, o, g, dO, a, chunk);
-        var gradsRef = causal ? FastmaxChunkedGathered.Backward(q, k, v, o, g, dO, a, chunk) : FastmaxGathered.Backward(q, k, v, o, g, dO, a, chunk);
+        var gradsRef = causal ? ChunkedReference.Backward(q, k, v, o, g, dO, a, chunk) : FactorizedReference.Backward(q, k, v, o, g, dO, a, chunk);
         ErrorReport.Of($"dq ({name})", grads.Dq, gradsRef.Dq).Require(1e-10);
         ErrorReport.Of($"dk ({name})", grads.Dk, gradsRef.Dk).Require(1e-10);
         ErrorReport.Of($"dv ({name})", grads.Dv, gradsRef.Dv).Require(1e-10);
@@ -148,11 +150,11 @@ public class PackedTaylorFeaturesTests
         Assert.NotEqual(0, 40 % group);
 
         var (o, g) = causal ? FastmaxChunked.Forward(q, k, v, a, chunk) : FastmaxFactorized.Forward(q, k, v, a, chunk);
-        var (oRef, gRef) = causal ? FastmaxChunkedGathered.Forward(q, k, v, a, chunk) : FastmaxGathered.Forward(q, k, v, a, chunk);
+        var (oRef, gRef) = causal ? ChunkedReference.Forward(q, k, v, a, chunk) : FactorizedReference.Forward(q, k, v, a, chunk);
         ErrorReport.Of("o", o, oRef).Require(1e-12);
         ErrorReport.Of("g", g, gRef).Require(1e-12);
         var grads = causal ? FastmaxChunked.Backward(q, k, v, o, g, dO, a, chunk) : FastmaxFactorized.Backward(q, k, v, o, g, dO, a, chunk);
-        var gradsRef = causal ? FastmaxChunkedGathered.Backward(q, k, v, o, g, dO, a, chunk) : FastmaxGathered.Backward(q, k, v, o, g, dO, a, chunk);
+        var gradsRef = causal ? ChunkedReference.Backward(q, k, v, o, g, dO, a, chunk) : FactorizedReference.Backward(q, k, v, o, g, dO, a, chunk);
         ErrorReport.Of("dq", grads.Dq, gradsRef.Dq).Require(1e-10);
         ErrorReport.Of("dk", grads.Dk, gradsRef.Dk).Require(1e-10);
         ErrorReport.Of("dv", grads.Dv, gradsRef.Dv).Require(1e-10);

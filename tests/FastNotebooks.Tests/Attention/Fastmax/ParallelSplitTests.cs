@@ -1,5 +1,7 @@
 using FastNotebooks.Attention.Fastmax;
 using TorchSharp;
+using FastNotebooks.Attention.Fastmax.Cpu;
+using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Tests.Attention.Fastmax;
@@ -57,7 +59,7 @@ public class ParallelSplitTests
                     Tensor[] Run()
                     {
                         var x = inputs.Select(t => t.detach().requires_grad_()).ToArray();
-                        var o = FastNotebooks.Attention.Fastmax.Fastmax.Attention(x[0], x[1], x[2], options);
+                        var o = FastmaxFunctional.Attention(x[0], x[1], x[2], options);
                         var grads = autograd.grad(new[] { (o * weights).sum() }, x);
                         return new[] { o.detach() }.Concat(grads).ToArray();
                     }

@@ -1,4 +1,5 @@
 using FastNotebooks.Attention.Fastmax;
+using FastNotebooks.Attention.Fastmax.Cpu;
 
 namespace FastNotebooks.Tests.Attention.Fastmax;
 

@@ -1,5 +1,6 @@
 using FastNotebooks.Attention.Fastmax;
 using FastNotebooks.Verification;
+using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Tests.Attention.Fastmax;

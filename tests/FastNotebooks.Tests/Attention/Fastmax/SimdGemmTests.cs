@@ -1,6 +1,7 @@
 using System.Runtime.Intrinsics;
 using FastNotebooks.Attention.Fastmax;
 using FastNotebooks.Verification;
+using FastNotebooks.Attention.Fastmax.Cpu;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Tests.Attention.Fastmax;
@@ -37,7 +38,7 @@ public class SimdGemmTests
             if (leadPermuted) (a, b) = (a.transpose(0, 1), b.transpose(0, 1));
             a = a * scale;
             string name = $"M={m} K={k} N={n} lead=[{string.Join(",", lead)}] aT={transposedA} permuted={leadPermuted} scale={scale:g1}";
-            Assert.True(SimdGemm.Applies(a, b), name);
+            Assert.True(SimdGemm.Supports(a, b), name);
 
             var c = SimdGemm.MatMul(a, b);
             var reference = a.to_type(ScalarType.Float64).matmul(b.to_type(ScalarType.Float64));
@@ -65,7 +66,7 @@ public class SimdGemmTests
                     {
                         using var scope = NewDisposeScope();
                         var inputs = Enumerable.Range(0, 3).Select(_ => randn(1, heads, 700, 32).requires_grad_()).ToArray();
-                        var o = FastNotebooks.Attention.Fastmax.Fastmax.Attention(inputs[0], inputs[1], inputs[2],
+                        var o = FastmaxFunctional.Attention(inputs[0], inputs[1], inputs[2],
                             new FastmaxOptions { Order = order, Causal = causal, Algorithm = FastmaxAlgorithm.Factorized });
                         TorchSharp.torch.autograd.grad(new[] { o.sum() }, inputs);
                         Assert.True(fallbacks.Count == 0, $"H={heads} p={order} causal={causal}: {string.Join("; ", fallbacks)}");
@@ -108,16 +109,16 @@ public class SimdGemmTests
     {
         using var a64 = randn(4, 3, dtype: ScalarType.Float64);
         using var b64 = randn(3, 5, dtype: ScalarType.Float64);
-        Assert.False(SimdGemm.Applies(a64, b64));
+        Assert.False(SimdGemm.Supports(a64, b64));
         ErrorReport.Of("float64", SimdGemm.MatMul(a64, b64), a64.matmul(b64)).Require(0);
 
         using var a = randn(4, 3).requires_grad_();
         using var b = randn(3, 5);
-        Assert.False(SimdGemm.Applies(a, b));
+        Assert.False(SimdGemm.Supports(a, b));
         using var c = SimdGemm.MatMul(a, b);
         Assert.True(c.requires_grad);
 
         using var columns = randn(5, 3).transpose(0, 1);   // b's rows not unit-stride
-        Assert.False(SimdGemm.Applies(b.transpose(0, 1), columns));
+        Assert.False(SimdGemm.Supports(b.transpose(0, 1), columns));
     }
 }

@@ -1,8 +1,10 @@
+using FastNotebooks.Attention.Fastmax.Cpu;
+using FastNotebooks.Attention.Fastmax.Reference;
 using static TorchSharp.torch;
-using static FastNotebooks.Attention.Fastmax.FastmaxFactorized;
-using static FastNotebooks.Attention.Fastmax.TaylorFeatures;
+using static FastNotebooks.Attention.Fastmax.TensorOps.FastmaxFactorized;
+using static FastNotebooks.Attention.Fastmax.Reference.TaylorFeatures;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.TensorOps;
 
 /// <summary>
 /// Causal Fastmax in chunks (README.md, "Causal"): query i sees keys j ≤ off + i, off = Nk − Nq. Query chunk
@@ -10,9 +12,10 @@ namespace FastNotebooks.Attention.Fastmax;
 /// <see cref="PackedTaylorFeatures"/>; weights applied to the state) and the keys of its
 /// own window [off + i0, off + i1) through a dense chunk×chunk block with a lower-triangular mask. The
 /// N·D^(p+1) prefix sums are never materialized: memory is O(chunk·F + F·Dv) per head. Chunks go in groups of G
-/// (G·chunk·F ≈ <see cref="FastmaxFactorized.FeatureChunkElements"/>): one batched op serves G chunks, and the
+/// (G·chunk·F ≈ <see cref="KernelPlan.FeatureChunkElements"/>): one batched op serves G chunks, and the
 /// state before each chunk of a group is an exclusive cumulative sum of the group's chunk states plus the carry.
-/// Orders above 2 go to <see cref="FastmaxChunkedGathered"/>.
+/// Orders 1 and 2 (<see cref="FastmaxDispatch"/> sends order 3 to <see cref="ChunkedReference"/>); each piece that has a CPU
+/// kernel is chosen by the <see cref="KernelPlan"/>.
 /// </summary>
 public static class FastmaxChunked
 {
@@ -31,13 +34,13 @@ public static class FastmaxChunked
     }
 
     /// <summary>o [B, H, Nq, Dv] and the denominator g [B, H, Nq].</summary>
-    public static (Tensor Output, Tensor Denominator) Forward(Tensor q, Tensor k, Tensor v, double[] a, int chunk)
+    public static (Tensor Output, Tensor Denominator) Forward(Tensor q, Tensor k, Tensor v, double[] a, int chunk, KernelPlan? plan = null)
     {
-        if (a.Length > 3) return FastmaxChunkedGathered.Forward(q, k, v, a, chunk);
-        var features = new PackedTaylorFeatures((int)q.shape[3], a);
+        plan ??= KernelPlan.TensorOps;
+        var features = new PackedTaylorFeatures((int)q.shape[3], a, plan);
         if (HeadsPerGroup(features, q, chunk) is var group && group < q.shape[0] * q.shape[1])
         {
-            var perHead = InHeadGroups(new[] { q, k, v }, group, t => { var (o1, g1) = Forward(t[0], t[1], t[2], a, chunk); return new[] { o1, g1 }; });
+            var perHead = InHeadGroups(new[] { q, k, v }, group, t => { var (o1, g1) = Forward(t[0], t[1], t[2], a, chunk, plan); return new[] { o1, g1 }; });
             return (perHead[0], perHead[1]);
         }
         using var scope = NewDisposeScope();
@@ -50,8 +53,8 @@ public static class FastmaxChunked
         {
             using var step = NewDisposeScope();
             var (qb, kb, vb) = (Blocks(q, start, count, size), Blocks(k, offset + start, count, size), Blocks(vOne, offset + start, count, size));
-            var scores = SimdGemm.MatMul(qb, kb.transpose(-1, -2).contiguous());               // [B, H, G, c, c]
-            var within = SimdGemm.MatMul(MaskedPolynomial(scores, a), vb);                     // [B, H, G, c, Dv + 1]
+            var scores = plan.MatMul(qb, kb.transpose(-1, -2).contiguous());               // [B, H, G, c, c]
+            var within = plan.MatMul(plan.MaskedPolynomial(scores, a), vb);                     // [B, H, G, c, Dv + 1]
             var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, carry, reverse: false); // [B, H, G, F, Dv + 1]
             within.add_(features.Project(Blocks(qx, start, count, size), before));
             rows.Add(within.flatten(2, 3).MoveToOuterDisposeScope());                        // [B, H, G·c, Dv + 1]
@@ -66,15 +69,15 @@ public static class FastmaxChunked
     /// block inside each chunk; G chunks per batched op.
     /// </summary>
     public static (Tensor Dq, Tensor Dk, Tensor Dv) Backward(
-        Tensor q, Tensor k, Tensor v, Tensor o, Tensor g, Tensor gradOutput, double[] a, int chunk)
+        Tensor q, Tensor k, Tensor v, Tensor o, Tensor g, Tensor gradOutput, double[] a, int chunk, KernelPlan? plan = null)
     {
-        if (a.Length > 3) return FastmaxChunkedGathered.Backward(q, k, v, o, g, gradOutput, a, chunk);
-        var features = new PackedTaylorFeatures((int)q.shape[3], a);
+        plan ??= KernelPlan.TensorOps;
+        var features = new PackedTaylorFeatures((int)q.shape[3], a, plan);
         if (HeadsPerGroup(features, q, chunk) is var group && group < q.shape[0] * q.shape[1])
         {
             var perHead = InHeadGroups(new[] { q, k, v, o, g, gradOutput }, group, t =>
             {
-                var (dq1, dk1, dv1) = Backward(t[0], t[1], t[2], t[3], t[4], t[5], a, chunk);
+                var (dq1, dk1, dv1) = Backward(t[0], t[1], t[2], t[3], t[4], t[5], a, chunk, plan);
                 return new[] { dq1, dk1, dv1 };
             });
             return (perHead[0], perHead[1], perHead[2]);
@@ -82,7 +85,7 @@ public static class FastmaxChunked
         using var scope = NewDisposeScope();
         var b = Derivative(a);
         long nq = q.shape[2], offset = k.shape[2] - nq, dv = v.shape[3];
-        var (gHat, gPrime) = ScaledOutputGradients(o, g, gradOutput);
+        var (gHat, gPrime) = plan.ScaledOutputGradients(o, g, gradOutput);
         var (qx, kx, vOne) = (features.Extend(q), features.Extend(k), AppendOnes(v));
         var groups = Groups(features, q, chunk).ToArray();
         int rows = TokensPerChunk(features, k, chunk);
@@ -99,13 +102,13 @@ public static class FastmaxChunked
             var (start, count, size) = groups[i];
             var (qb, kb) = (Blocks(q, start, count, size), Blocks(k, offset + start, count, size));
             var (vb, gpb) = (Blocks(vOne, offset + start, count, size), Blocks(gPrime, start, count, size));
-            var s = SimdGemm.MatMul(qb, kb.transpose(-1, -2).contiguous());               // [B, H, G, c, c]
-            var (f, ds) = MaskedPolynomialAndDerivative(s, SimdGemm.MatMul(gpb, vb.transpose(-1, -2).contiguous()), a, b);
+            var s = plan.MatMul(qb, kb.transpose(-1, -2).contiguous());               // [B, H, G, c, c]
+            var (f, ds) = plan.MaskedPolynomialAndDerivative(s, plan.MatMul(gpb, vb.transpose(-1, -2).contiguous()), a, b);
             var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, keyCarry, reverse: false);
-            var dqb = SimdGemm.MatMul(ds, kb).add_(features.Gradient(Blocks(qx, start, count, size), gpb, before));
+            var dqb = plan.MatMul(ds, kb).add_(features.Gradient(Blocks(qx, start, count, size), gpb, before));
             dq[i] = dqb.flatten(2, 3).MoveToOuterDisposeScope();
-            dkWindow[i] = SimdGemm.MatMul(ds.transpose(-1, -2), qb).MoveToOuterDisposeScope();
-            dvWindow[i] = SimdGemm.MatMul(f.transpose(-1, -2), Blocks(gHat, start, count, size)).MoveToOuterDisposeScope();
+            dkWindow[i] = plan.MatMul(ds.transpose(-1, -2), qb).MoveToOuterDisposeScope();
+            dvWindow[i] = plan.MatMul(f.transpose(-1, -2), Blocks(gHat, start, count, size)).MoveToOuterDisposeScope();
         }
 
         // Backward in the sequence: dk, dv from the queries after the chunk, R = Σ_i φ(q̃_i)ᵀ Ĝ′_i.
@@ -139,23 +142,6 @@ public static class FastmaxChunked
         return (Joined(dq).MoveToOuterDisposeScope(), Joined(dkParts).MoveToOuterDisposeScope(), Joined(dvParts).MoveToOuterDisposeScope());
     }
 
-    /// <summary>f(s) on and below each c × c block's diagonal, 0 above (in place where <see cref="MaskedPolynomialLoops"/> applies).</summary>
-    static Tensor MaskedPolynomial(Tensor scores, double[] a)
-    {
-        if (!MaskedPolynomialLoops.Applies(scores)) return Polynomial(scores, a).tril_();
-        MaskedPolynomialLoops.Polynomial(scores, a);
-        return scores;
-    }
-
-    /// <summary>(tril f(s), tril f′(s) ⊙ u) for the scores s and u = Ĝ′·v′ of each block (in place where the loops apply).</summary>
-    static (Tensor F, Tensor Ds) MaskedPolynomialAndDerivative(Tensor scores, Tensor upstream, double[] a, double[] b)
-    {
-        if (!MaskedPolynomialLoops.Applies(scores, upstream))
-            return (Polynomial(scores, a).tril_(), Polynomial(scores, b).tril_().mul_(upstream));
-        MaskedPolynomialLoops.PolynomialAndDerivative(scores, upstream, a, b);
-        return (scores, upstream);
-    }
-
     /// <summary>Σ over the keys before the first query's window of [v, 1]ᵀ·φ(k̃): [B, H, Dv + 1, F] (zeros without a KV offset).</summary>
     static Tensor InitialState(PackedTaylorFeatures features, Tensor kx, Tensor vOne, long offset, int rows) =>
         offset > 0
@@ -174,13 +160,13 @@ public static class FastmaxChunked
     }
 
     /// <summary>
-    /// Groups of whole chunks, (start, chunks G, chunk length c), G·c·F·B·H ≈ <see cref="FastmaxFactorized.FeatureChunkElements"/>;
+    /// Groups of whole chunks, (start, chunks G, chunk length c), G·c·F·B·H ≈ <see cref="KernelPlan.FeatureChunkElements"/>;
     /// a last partial chunk forms a group of its own.
     /// </summary>
     static IEnumerable<(long Start, long Count, long Size)> Groups(PackedTaylorFeatures features, Tensor q, int chunk)
     {
         long n = q.shape[2];
-        long perGroup = Math.Max(1, FeatureChunkElements / Math.Max(1, q.shape[0] * q.shape[1] * features.Size * chunk));
+        long perGroup = Math.Max(1, features.Plan.FeatureChunkElements / Math.Max(1, q.shape[0] * q.shape[1] * features.Size * chunk));
         for (long start = 0; start < n;)
         {
             long whole = (n - start) / chunk;

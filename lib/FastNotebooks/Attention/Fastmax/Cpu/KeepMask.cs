@@ -2,9 +2,9 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
-using static FastNotebooks.Attention.Fastmax.TokenLoops;
+using static FastNotebooks.Attention.Fastmax.Cpu.TokenLoops;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.Cpu;
 
 /// <summary>
 /// Inverted-dropout masks (entries 0 or 1/keep, each kept with probability keep) drawn by a counter-based hash
@@ -14,6 +14,9 @@ namespace FastNotebooks.Attention.Fastmax;
 /// </summary>
 internal static class KeepMask
 {
+    /// <summary>True where a mask for <paramref name="x"/> is drawn here: CPU float32 or float64 within one span.</summary>
+    public static bool Supports(Tensor x) => Readable(x) && x.numel() * x.ElementSize < int.MaxValue;
+
     /// <summary>A mask of <paramref name="shape"/> in <paramref name="dtype"/> on the CPU; keep in (0, 1].</summary>
     public static Tensor Draw(long[] shape, double keep, ScalarType dtype)
     {

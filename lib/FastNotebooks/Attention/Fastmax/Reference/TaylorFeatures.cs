@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.Reference;
 
 /// <summary>
 /// Symmetric polynomial feature maps with φ_q(x)·φ_k(y) = Σ_l c_l (x·y)^l.

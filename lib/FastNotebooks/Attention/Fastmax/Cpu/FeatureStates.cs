@@ -1,8 +1,9 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
+using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.Cpu;
 
 /// <summary>
 /// The sums over tokens Σ_t u_t ⊗ φ(x̃_t) — the key state [v, 1]ᵀ·φ(k̃), the query state [Ĝ, −r]ᵀ·φ(q̃), the causal chunk
@@ -15,6 +16,13 @@ namespace FastNotebooks.Attention.Fastmax;
 /// </summary>
 internal static unsafe class FeatureStates
 {
+    /// <summary>
+    /// True where <see cref="Transposed"/> takes an extended chunk [..., n, 2D̃] and u [..., n, C]: equal leading dims, and
+    /// what every fused order-2 kernel needs (<see cref="TokenColumns.SupportsFused"/>).
+    /// </summary>
+    public static bool Supports(PackedTaylorFeatures features, Tensor extended, Tensor u) =>
+        u.shape[..^1].SequenceEqual(extended.shape[..^1]) && TokenColumns.SupportsFused(features, extended, u);
+
     const int Block = 64;   // tokens whose features are built and multiplied together
 
     /// <summary>uᵀ·φ(x̃) [..., C, F] for an extended x [..., n, 2D̃] and u [..., n, C] with equal leading dims.</summary>
@@ -32,7 +40,7 @@ internal static unsafe class FeatureStates
         // Threads take whole slices, so each sum is added up in the same order whatever their number.
         TokenLoops.ForTokenRanges(slices, (long)n * size * c, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, count) =>
         {
-            if (StatePanels.Applies(d))
+            if (StatePanels.Supports(d))
             {
                 StatePanels.Slices(xs, us, target, first, count, n, c, d, rows);
                 return;

@@ -1,9 +1,9 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using static FastNotebooks.Attention.Fastmax.SimdGemm;
+using static FastNotebooks.Attention.Fastmax.Cpu.SimdGemm;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.Cpu;
 
 /// <summary>
 /// uᵀ·φ(x̃) for D̃ ≥ 32 without a feature buffer: taken shift by shift, the features of one token are products of two
@@ -22,7 +22,7 @@ internal static unsafe class StatePanels
     const int Block = 64;    // tokens per pass over the tiles
 
     /// <summary>Whether the windows cover most features: D̃ ≥ 32 (then at most 31 of every D̃ features per shift are left over).</summary>
-    public static bool Applies(int d) => d + 1 >= Window && Vector512.IsHardwareAccelerated;
+    public static bool Supports(int d) => d + 1 >= Window && Vector512.IsHardwareAccelerated;
 
     /// <summary>
     /// Slices [first, first + count) of uᵀ·φ(x̃) into <paramref name="target"/> ([slices, C, F], packed order) for extended

@@ -1,12 +1,12 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.Cpu;
 
 /// <summary>
 /// The causal product out_t = Σ_{s ≤ t} (x_t·y_s) w_s (or Σ_{s ≥ t} when reversed) as one pass over the tokens with the
 /// running state Σ_s y_sᵀ w_s in AVX-512 registers: order-1 causal Fastmax and its three gradients are all of this form
-/// (<see cref="FastmaxFirstOrderCausal"/>). Per token it does the same multiply-adds as the unmasked closed form
+/// (<see cref="FirstOrderCausalScans"/>). Per token it does the same multiply-adds as the unmasked closed form
 /// (one rank-1 state update and one vector-matrix product), with no chunk blocks and no mask. Float32 only; the state's
 /// rows go 8 at a time (x and y padded with zero rows to a multiple of 8) and its columns 16 at a time (w and out padded
 /// with zero columns to a multiple of 16). <see cref="Reference"/> is the same sum written as loops over s ≤ t.

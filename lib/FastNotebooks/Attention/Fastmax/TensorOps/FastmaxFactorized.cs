@@ -1,44 +1,28 @@
 using System.Numerics;
+using FastNotebooks.Attention.Fastmax.Cpu;
+using FastNotebooks.Attention.Fastmax.Reference;
 using static TorchSharp.torch;
-using static FastNotebooks.Attention.Fastmax.TaylorFeatures;
+using static FastNotebooks.Attention.Fastmax.Reference.TaylorFeatures;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.TensorOps;
 
 /// <summary>
 /// Unmasked Fastmax by factorized moments (README.md, "Unmasked"): with φ the packed Taylor features
 /// (<see cref="PackedTaylorFeatures"/>), w their weights and v′ = [v, 1], S = Σ_j φ(k̃_j)ᵀ v′_j is one
 /// [F, Dv + 1] matrix and [numerator, g]_i = φ(q̃_i)·(w ⊙ S). O(N·F·Dv) work in a few large GEMMs; features
 /// exist for one chunk of tokens at a time. Inputs are already normalized (q may carry 1/temperature).
-/// Order 1 goes to <see cref="FastmaxFirstOrder"/> (closed form, no features), orders above 2 to <see cref="FastmaxGathered"/>.
+/// Orders 1 and 2 (order 1 in closed form is <see cref="FastmaxFirstOrder"/>; <see cref="FastmaxDispatch"/> chooses). Each piece
+/// that has a CPU kernel is chosen by the <see cref="KernelPlan"/>; with <see cref="KernelPlan.TensorOps"/> all of it is libtorch ops.
 /// </summary>
 public static class FastmaxFactorized
 {
-    /// <summary>
-    /// Working-set target of one chunk of heads and tokens, in feature elements over all batches and heads (2^22: 16 MiB in
-    /// float32; about 7500 tokens of one head at D = 32). The unmasked path uses chunks of at least the caller's <c>chunk</c>
-    /// tokens and at most this many feature elements; the causal path batches that many chunks' states; heads beyond it
-    /// run in groups. Where the float32 kernels never store the features (<see cref="TokenColumns"/>, <see cref="FeatureStates"/>)
-    /// it bounds the per-chunk states and blocks; elsewhere the features themselves. It was 2^19 while every path stored
-    /// the features: at [64, 8, 512, 32] (one thread) that left one head per group, and 2^22 took forward + backward from
-    /// 1.22 to 0.98 s causal and from 0.79 to 0.57 s unmasked (N = 4096, one head: 9.2 → 8.3 ms unmasked).
-    /// </summary>
-    public static long FeatureChunkElements => _featureChunkOverride ?? (1L << 22);
-
-    /// <summary>
-    /// This thread's <see cref="FeatureChunkElements"/> (null: the default), so tests can reach the chunk and head splits
-    /// with small inputs; the kernels read it only on the calling thread.
-    /// </summary>
-    internal static long? FeatureChunkElementsOverride { get => _featureChunkOverride; set => _featureChunkOverride = value; }
-
-    [ThreadStatic] static long? _featureChunkOverride;
-
     /// <summary>Fewest tokens per unmasked chunk: below this the GEMMs get too thin (large D or many heads).</summary>
     const int MinimumTokensPerChunk = 256;
 
     /// <summary>o [B, H, Nq, Dv] and the denominator g [B, H, Nq] for q [B, H, Nq, D], k [B, H, Nk, D], v [B, H, Nk, Dv].</summary>
-    public static (Tensor Output, Tensor Denominator) Forward(Tensor q, Tensor k, Tensor v, double[] a, int chunk)
+    public static (Tensor Output, Tensor Denominator) Forward(Tensor q, Tensor k, Tensor v, double[] a, int chunk, KernelPlan? plan = null)
     {
-        var (o, g, keyState) = ForwardKeepingState(q, k, v, a, chunk);
+        var (o, g, keyState) = ForwardKeepingState(q, k, v, a, chunk, plan);
         keyState?.Dispose();
         return (o, g);
     }
@@ -47,20 +31,16 @@ public static class FastmaxFactorized
     /// <see cref="Forward"/>, also returning the weighted key state w ⊙ S [B, H, F, Dv + 1] (null for orders above 2)
     /// for <see cref="Backward"/>: O(F·Dv) per head, independent of N, and it spares the backward one pass over the keys.
     /// </summary>
-    public static (Tensor Output, Tensor Denominator, Tensor? KeyState) ForwardKeepingState(Tensor q, Tensor k, Tensor v, double[] a, int chunk)
+    public static (Tensor Output, Tensor Denominator, Tensor? KeyState) ForwardKeepingState(Tensor q, Tensor k, Tensor v, double[] a, int chunk, KernelPlan? plan = null)
     {
-        if (a.Length > 3)
-        {
-            var (og, gg) = FastmaxGathered.Forward(q, k, v, a, chunk);
-            return (og, gg, null);
-        }
-        if (a.Length == 2) return FastmaxFirstOrder.Forward(q, k, v, a);
-        var features = new PackedTaylorFeatures((int)q.shape[3], a);
+        plan ??= KernelPlan.TensorOps;
+        if (a.Length == 2) return FastmaxFirstOrder.Forward(q, k, v, a, plan);
+        var features = new PackedTaylorFeatures((int)q.shape[3], a, plan);
         if (HeadsPerGroup(features, q, MinimumTokensPerChunk) is var group && group < q.shape[0] * q.shape[1])
         {
             var perHead = InHeadGroups(new[] { q, k, v }, group, t =>
             {
-                var (o1, g1, s1) = ForwardKeepingState(t[0], t[1], t[2], a, chunk);
+                var (o1, g1, s1) = ForwardKeepingState(t[0], t[1], t[2], a, chunk, plan);
                 return new[] { o1, g1, s1! };
             });
             return (perHead[0], perHead[1], perHead[2]);
@@ -84,24 +64,24 @@ public static class FastmaxFactorized
     /// forward's (<see cref="ForwardKeepingState"/>) when given, else recomputed.
     /// </summary>
     public static (Tensor Dq, Tensor Dk, Tensor Dv) Backward(
-        Tensor q, Tensor k, Tensor v, Tensor o, Tensor g, Tensor gradOutput, double[] a, int chunk, Tensor? keyState = null)
+        Tensor q, Tensor k, Tensor v, Tensor o, Tensor g, Tensor gradOutput, double[] a, int chunk, Tensor? keyState = null, KernelPlan? plan = null)
     {
-        if (a.Length > 3) return FastmaxGathered.Backward(q, k, v, o, g, gradOutput, a, chunk);
-        if (a.Length == 2) return FastmaxFirstOrder.Backward(q, k, v, o, g, gradOutput, a, keyState);
-        var features = new PackedTaylorFeatures((int)q.shape[3], a);
+        plan ??= KernelPlan.TensorOps;
+        if (a.Length == 2) return FastmaxFirstOrder.Backward(q, k, v, o, g, gradOutput, a, keyState, plan);
+        var features = new PackedTaylorFeatures((int)q.shape[3], a, plan);
         if (HeadsPerGroup(features, q, MinimumTokensPerChunk) is var group && group < q.shape[0] * q.shape[1])
         {
             var inputs = new[] { q, k, v, o, g, gradOutput };
             var perHead = InHeadGroups(keyState is null ? inputs : inputs.Append(keyState).ToArray(), group, t =>
             {
-                var (dq1, dk1, dv1) = Backward(t[0], t[1], t[2], t[3], t[4], t[5], a, chunk, t.Length > 6 ? t[6] : null);
+                var (dq1, dk1, dv1) = Backward(t[0], t[1], t[2], t[3], t[4], t[5], a, chunk, t.Length > 6 ? t[6] : null, plan);
                 return new[] { dq1, dk1, dv1 };
             });
             return (perHead[0], perHead[1], perHead[2]);
         }
         using var scope = NewDisposeScope();
         int rows = TokensPerChunk(features, q, chunk);
-        var (_, gPrime) = ScaledOutputGradients(o, g, gradOutput);
+        var (_, gPrime) = plan.ScaledOutputGradients(o, g, gradOutput);
         var (qx, kx, vOne) = (features.Extend(q), features.Extend(k), AppendOnes(v));
         long dv = v.shape[3];
 
@@ -129,7 +109,7 @@ public static class FastmaxFactorized
         Tensor? state = null;
         // uᵀ·φ [C, F] rather than φᵀ·u [F, C]: the same product, but BLAS runs it markedly faster (measured). Chunk by chunk
         // unless the features are built in cache anyway.
-        if (features.StatesInCache(extended, u)) state = features.StateTransposed(extended, u);
+        if (features.Plan.StatesInCache(features, extended, u)) state = features.StateTransposed(extended, u);
         else
             foreach (var (xc, uc) in Chunks(extended, rows).Zip(Chunks(u, rows)))
             {
@@ -140,11 +120,11 @@ public static class FastmaxFactorized
         return state!.transpose(-1, -2).contiguous().MoveToOuterDisposeScope();  // [B, H, F, C]
     }
 
-    /// <summary>Chunk length for the unmasked path: the caller's chunk, grown until one chunk holds about <see cref="FeatureChunkElements"/> features.</summary>
+    /// <summary>Chunk length for the unmasked path: the caller's chunk, grown until one chunk holds about <see cref="KernelPlan.FeatureChunkElements"/> features.</summary>
     internal static int TokensPerChunk(PackedTaylorFeatures features, Tensor x, int chunk)
     {
         long heads = x.shape[0] * x.shape[1], n = Math.Max(1, x.shape[2]);
-        long budget = FeatureChunkElements / Math.Max(1, heads * features.Size);
+        long budget = features.Plan.FeatureChunkElements / Math.Max(1, heads * features.Size);
         long longest = Math.Clamp(Math.Max(Math.Max(chunk, budget), MinimumTokensPerChunk), 1, n);
         long chunks = (n + longest - 1) / longest;
         return (int)((n + chunks - 1) / chunks);   // equal chunks: 1024 tokens as 2 × 512, not 934 + 90
@@ -152,15 +132,16 @@ public static class FastmaxFactorized
 
     /// <summary>
     /// How many (batch, head) slices to run together so one feature chunk stays near
-    /// <see cref="FeatureChunkElements"/>: all of them when their chunks fit; else as many whole sequences as fit
+    /// <see cref="KernelPlan.FeatureChunkElements"/>: all of them when their chunks fit; else as many whole sequences as fit
     /// (short sequences in large batches: one head at a time would be B·H tiny GEMMs); else one at a time, each with
     /// full-size chunks (B·H = 32 at D = 32 would otherwise leave 29 tokens per chunk, or an 18 MB chunk at 256).
     /// </summary>
     internal static long HeadsPerGroup(PackedTaylorFeatures features, Tensor x, long tokens)
     {
         long heads = x.shape[0] * x.shape[1], n = Math.Max(1, x.shape[2]);
-        if (heads * features.Size * Math.Min(tokens, n) <= FeatureChunkElements) return heads;
-        return Math.Clamp(FeatureChunkElements / (features.Size * n), 1, heads);
+        long budget = features.Plan.FeatureChunkElements;
+        if (heads * features.Size * Math.Min(tokens, n) <= budget) return heads;
+        return Math.Clamp(budget / (features.Size * n), 1, heads);
     }
 
     /// <summary>True when <see cref="HeadsPerGroup"/> splits the heads.</summary>
@@ -189,39 +170,9 @@ public static class FastmaxFactorized
     }
 
     /// <summary>
-    /// Ĝ = dO / g and Ĝ′ = [Ĝ, −Ĝ·o]; Ĝ′·[v, 1] = Ĝ·(v − o) is dL/df up to the factor f′. Ĝ is a view of Ĝ′'s first Dv columns.
-    /// On the CPU in float32 or float64 (no graph wanted) one pass over the tokens writes Ĝ′; elsewhere tensor ops
-    /// (<see cref="ScaledOutputGradientsByTensorOps"/>, the reference: five passes over [B, H, Nq, Dv] and a concatenation).
+    /// Ĝ = dO / g and Ĝ′ = [Ĝ, −Ĝ·o] by tensor ops: Ĝ′·[v, 1] = Ĝ·(v − o) is dL/df up to the factor f′. The reference of
+    /// <see cref="TokenLoops.ScaledOutputGradients"/> (five passes over [B, H, Nq, Dv] and a concatenation).
     /// </summary>
-    internal static (Tensor GHat, Tensor GPrime) ScaledOutputGradients(Tensor o, Tensor g, Tensor gradOutput)
-    {
-        long dv = o.shape[^1];
-        bool loop = TokenLoops.Take(o, g, gradOutput) && g.dtype == o.dtype && gradOutput.dtype == o.dtype && o.numel() > 0
-            && (o.numel() + g.numel()) * o.ElementSize < int.MaxValue;   // Ĝ′ within one span too
-        if (!loop) return ScaledOutputGradientsByTensorOps(o, g, gradOutput);
-        using var oc = o.contiguous();
-        using var gc = g.contiguous();
-        using var dc = gradOutput.contiguous();
-        var shape = o.shape.ToArray();
-        shape[^1] = dv + 1;
-        var gPrime = empty(shape, dtype: o.dtype, device: o.device);
-        if (o.dtype == ScalarType.Float32) ScaledOutputGradientRows<float>(oc, gc, dc, gPrime, (int)dv);
-        else ScaledOutputGradientRows<double>(oc, gc, dc, gPrime, (int)dv);
-        return (gPrime.narrow(-1, 0, dv), gPrime);
-    }
-
-    static void ScaledOutputGradientRows<T>(Tensor o, Tensor g, Tensor gradOutput, Tensor gPrime, int dv) where T : unmanaged, INumber<T>
-    {
-        Span<T> os = TokenLoops.Elements<T>(o), gs = TokenLoops.Elements<T>(g), ds = TokenLoops.Elements<T>(gradOutput), ps = TokenLoops.Elements<T>(gPrime);
-        for (int t = 0; t < gs.Length; t++)
-        {
-            var row = ps.Slice(t * (dv + 1), dv + 1);
-            TokenLoops.Divide<T>(ds.Slice(t * dv, dv), gs[t], row[..dv]);
-            row[dv] = -TokenLoops.Dot<T>(row[..dv], os.Slice(t * dv, dv));
-        }
-    }
-
-    /// <summary>The tensor-op form of <see cref="ScaledOutputGradients"/>.</summary>
     internal static (Tensor GHat, Tensor GPrime) ScaledOutputGradientsByTensorOps(Tensor o, Tensor g, Tensor gradOutput)
     {
         var gHat = gradOutput / g.unsqueeze(-1);          // [B, H, Nq, Dv]

@@ -1,6 +1,7 @@
+using FastNotebooks.Attention.Fastmax.Cpu;
 using static TorchSharp.torch;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.TensorOps;
 
 /// <summary>
 /// Taylor features of order p ≤ 2 built without index gathers (README.md, "Packed features"). Append a constant
@@ -32,10 +33,18 @@ public sealed class PackedTaylorFeatures
 
     readonly double[] _weights;
 
+    /// <summary>The weights w as numbers (the CPU loops apply them to the states).</summary>
+    internal double[] WeightValues => _weights;
+
+    /// <summary>What this call may run (the CPU kernels or libtorch ops only) and its working-set budget.</summary>
+    public KernelPlan Plan { get; }
+
     /// <param name="d">Coordinates D of x.</param>
     /// <param name="coefficients">a_0..a_p with p ∈ {1, 2}.</param>
-    public PackedTaylorFeatures(int d, IReadOnlyList<double> coefficients)
+    /// <param name="plan">The kernel plan (<see cref="FastmaxDispatch"/>); null means libtorch ops only.</param>
+    public PackedTaylorFeatures(int d, IReadOnlyList<double> coefficients, KernelPlan? plan = null)
     {
+        Plan = plan ?? KernelPlan.TensorOps;
         if (coefficients.Count is < 2 or > 3)
             throw new ArgumentException($"packed features cover orders 1 and 2; got {coefficients.Count - 1}", nameof(coefficients));
         D = d;
@@ -72,60 +81,23 @@ public sealed class PackedTaylorFeatures
 
     /// <summary>
     /// Bare features φ(x̃) [..., n, F] from an extended chunk [..., n, 2D̃]: one loop over the tokens
-    /// (<see cref="PackedFeatureLoops"/>) where it applies, else <see cref="BuildByBroadcast"/>.
+    /// (<see cref="PackedFeatureLoops"/>) where the plan allows it, else <see cref="BuildByBroadcast"/>.
     /// </summary>
-    public Tensor Build(Tensor extended)
-    {
-        if (Order == 1) return extended.contiguous();
-        return UseLoops(extended.numel() / 2 * Rows, extended)
-            ? PackedFeatureLoops.Build(extended, Extended, Rows)
-            : BuildByBroadcast(extended);
-    }
+    public Tensor Build(Tensor extended) => Plan.Build(this, extended);
 
     /// <summary>
     /// φ(x̃)·W [..., n, C] for an extended chunk [..., n, 2D̃] and a weighted state W [..., F, C] with the chunk's leading
-    /// dims: in float32 with AVX-512 without storing the features (<see cref="TokenColumns.Project"/>), else <see cref="Build"/>
+    /// dims: on the CPU kernels without storing the features (<see cref="TokenColumns.Project"/>), else <see cref="Build"/>
     /// and a GEMM, its reference.
     /// </summary>
-    public Tensor Project(Tensor extended, Tensor weightedState)
-    {
-        if (TokenColumnsApply(extended, weightedState, null)) return TokenColumns.Project(extended, weightedState, D, Rows);
-        using var phi = Build(extended);
-        return SimdGemm.MatMul(phi, weightedState);
-    }
+    public Tensor Project(Tensor extended, Tensor weightedState) => Plan.Project(this, extended, weightedState);
 
     /// <summary>
-    /// uᵀ·φ(x̃) = Σ_t u_t ⊗ φ(x̃_t) [..., C, F] for an extended chunk [..., n, 2D̃] and u [..., n, C] with equal leading dims: in
-    /// float32 with AVX-512 with the features built block by block in cache (<see cref="FeatureStates"/>, any number of tokens
-    /// per call, see <see cref="StatesInCache"/>), else <see cref="Build"/> and a GEMM, its reference.
+    /// uᵀ·φ(x̃) = Σ_t u_t ⊗ φ(x̃_t) [..., C, F] for an extended chunk [..., n, 2D̃] and u [..., n, C] with equal leading dims: on
+    /// the CPU kernels with the features built block by block in cache (<see cref="FeatureStates"/>, any number of tokens
+    /// per call), else <see cref="Build"/> and a GEMM, its reference.
     /// </summary>
-    public Tensor StateTransposed(Tensor extended, Tensor u)
-    {
-        if (StatesInCache(extended, u)) return FeatureStates.Transposed(extended, u, D, Rows);
-        using var phi = Build(extended);
-        return SimdGemm.MatMul(u.transpose(-1, -2), phi);
-    }
-
-    /// <summary>Whether <see cref="StateTransposed"/> runs without building the chunk's features as one tensor.</summary>
-    public bool StatesInCache(Tensor extended, Tensor u) =>
-        u.shape[..^1].SequenceEqual(extended.shape[..^1]) && FusedKernelsApply(extended, u);
-
-    /// <summary>
-    /// Whether <see cref="TokenColumns"/> takes a product of an extended chunk [..., n, 2D̃] (and u [..., n, C]) with a state
-    /// [..., F, C] of the chunk's leading dims.
-    /// </summary>
-    bool TokenColumnsApply(Tensor extended, Tensor weightedState, Tensor? u) =>
-        weightedState.shape[^2] == Size && weightedState.shape[..^2].SequenceEqual(extended.shape[..^2])
-        && (u is null || (u.shape[^1] == weightedState.shape[^1] && u.shape[..^2].SequenceEqual(extended.shape[..^2])))
-        && (u is null ? FusedKernelsApply(extended, weightedState) : FusedKernelsApply(extended, weightedState, u));
-
-    /// <summary>
-    /// What the fused order-2 kernels (<see cref="TokenColumns"/>, <see cref="FeatureStates"/>) need besides shapes: float32 operands
-    /// on a CPU with AVX-512 and the tiles enabled, no autograd graph wanted (<see cref="UseLoops"/>).
-    /// </summary>
-    bool FusedKernelsApply(Tensor extended, params Tensor[] others) =>
-        Order == 2 && SimdGemm.Available && extended.dtype == ScalarType.Float32 && others.All(t => t.dtype == ScalarType.Float32)
-        && UseLoops(extended.numel() / Math.Max(1, extended.shape[^1]) * Size, others.Prepend(extended).ToArray());
+    public Tensor StateTransposed(Tensor extended, Tensor u) => Plan.StateTransposed(this, extended, u);
 
     /// <summary><see cref="Build"/> as one broadcast multiply of x̃ with its cyclic shifts (the reference for the loop; autograd goes through it).</summary>
     internal Tensor BuildByBroadcast(Tensor extended)
@@ -153,12 +125,7 @@ public sealed class PackedTaylorFeatures
     /// (<see cref="PackedFeatureLoops.RunningStates"/>: the result is the transposed view of a [..., G, C, F] tensor); else the
     /// tensor-op form (cumulative sum, weights, transposed copy), its reference.
     /// </summary>
-    public Tensor RunningStates(Tensor delta, Tensor carry, bool reverse)
-    {
-        if (UseLoops(delta.numel(), delta, carry) && carry.is_contiguous() && carry.dtype == delta.dtype)
-            return PackedFeatureLoops.RunningStates(delta, carry, _weights, reverse);
-        return RunningStatesByTensorOps(delta, carry, reverse);
-    }
+    public Tensor RunningStates(Tensor delta, Tensor carry, bool reverse) => Plan.RunningStates(this, delta, carry, reverse);
 
     /// <summary>The tensor-op form of <see cref="RunningStates"/>.</summary>
     internal Tensor RunningStatesByTensorOps(Tensor delta, Tensor carry, bool reverse)
@@ -193,23 +160,17 @@ public sealed class PackedTaylorFeatures
     /// Elsewhere dφ [..., n, F] is one GEMM as large as the forward's output product, then the chain rule through
     /// φ_(i,d) = x̃_i·x̃_(i+d) runs as one loop per token or a few elementwise passes (README.md, "Backward").
     /// </summary>
-    public Tensor Gradient(Tensor extended, Tensor u, Tensor weightedState)
+    public Tensor Gradient(Tensor extended, Tensor u, Tensor weightedState) => Plan.Gradient(this, extended, u, weightedState);
+
+    /// <summary>
+    /// The weighted state W [..., F, C] transposed with its rows reordered d-major (f′ = d·D̃ + i; one small copy) [..., C, F]:
+    /// every reduction of the chain rule then runs over whole contiguous rows of D̃ entries, and u·Wᵀ reads unit-stride rows.
+    /// </summary>
+    internal Tensor DMajorTransposed(Tensor weightedState)
     {
-        if (Order == 1) return u.matmul(weightedState.narrow(-2, 0, D).transpose(-1, -2)); // [..., n, D]
-        if (TokenColumnsApply(extended, weightedState, u)) return TokenColumns.Gradient(u, weightedState, extended, D, Rows);
-        using var scope = NewDisposeScope();
-        long e = Extended, rows = Rows;
-        // The state transposed with its rows reordered d-major (f′ = d·D̃ + i; one small copy): every reduction below
-        // then runs over whole contiguous rows of D̃ entries, and the product u·Wᵀ reads unit-stride rows.
         var batch = weightedState.shape[..^2];
-        var dMajorT = weightedState.unflatten(weightedState.dim() - 2, new[] { e, rows }).transpose(-3, -1)
+        return weightedState.unflatten(weightedState.dim() - 2, new long[] { Extended, Rows }).transpose(-3, -1)
             .reshape(batch.Concat(new[] { weightedState.shape[^1], Size }).ToArray());   // [..., C, F]
-        var featureGradient = SimdGemm.MatMul(u, dMajorT);                               // [..., n, F]
-        bool sameTokens = featureGradient.numel() / Size == extended.numel() / (2 * e);   // no broadcast between them
-        var dx = sameTokens && UseLoops(featureGradient.numel(), extended, u, weightedState)
-            ? PackedFeatureLoops.ChainRule(featureGradient, extended, D, Rows)
-            : ChainRuleByBroadcast(featureGradient, extended);
-        return dx.MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -228,22 +189,6 @@ public sealed class PackedTaylorFeatures
         var asSecond = SkewSum(cat(new[] { partnerTerms, partnerTerms }, -1));            // Σ_d dφ_(m−d,d)·x̃_(m−d)
         return asFirst.add_(asSecond).narrow(-1, 0, D).MoveToOuterDisposeScope();
     }
-
-    /// <summary>
-    /// Whether <see cref="Build"/> and <see cref="Gradient"/> may use <see cref="PackedFeatureLoops"/>, and the max-norm
-    /// normalization <see cref="MaxNormLoops"/> (default true);
-    /// the bench turns it off to time the broadcast forms side by side. Process-wide.
-    /// </summary>
-    public static bool UseTokenLoops { get; set; } = true;
-
-    /// <summary>
-    /// The loops take plain CPU tensors that fit one span (2 GiB) and need no autograd graph: the broadcast forms
-    /// remain for everything else (a test differentiates through <see cref="BuildByBroadcast"/>).
-    /// </summary>
-    static bool UseLoops(long outputElements, params Tensor[] inputs) =>
-        UseTokenLoops && TokenLoops.Applies(inputs[0])
-        && outputElements * inputs[0].ElementSize < int.MaxValue && inputs[0].numel() * inputs[0].ElementSize < int.MaxValue
-        && !(is_grad_enabled() && inputs.Any(t => t.requires_grad));
 
     /// <summary>
     /// Σ_d T[d, (m − d) mod D̃] for each m, from T doubled along i (T2 [..., n, Rows, 2D̃], contiguous): the entry

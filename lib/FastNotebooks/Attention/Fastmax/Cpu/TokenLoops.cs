@@ -2,9 +2,10 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using TorchSharp;
+using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.Cpu;
 
 /// <summary>
 /// What the per-token loops (<see cref="PackedFeatureLoops"/>, <see cref="MaxNormLoops"/>) share: which tensors they
@@ -13,17 +14,59 @@ namespace FastNotebooks.Attention.Fastmax;
 internal static class TokenLoops
 {
     /// <summary>
-    /// True where a per-token loop takes these tensors: loops switched on (<see cref="PackedTaylorFeatures.UseTokenLoops"/>), CPU
-    /// float tensors within one span, no autograd graph asked of them.
+    /// True where a per-token loop takes these tensors: CPU float tensors within one span, no autograd graph asked of them.
     /// </summary>
-    public static bool Take(params Tensor[] inputs) =>
-        PackedTaylorFeatures.UseTokenLoops && inputs.All(Applies)
+    public static bool Supports(params Tensor[] inputs) =>
+        inputs.All(Readable)
         && inputs.All(t => t.numel() * t.ElementSize < int.MaxValue)
         && !(is_grad_enabled() && inputs.Any(t => t.requires_grad));
 
+    /// <summary>
+    /// True where a loop writing <paramref name="outputElements"/> entries takes these inputs: the first is readable (CPU,
+    /// float32 or float64), it and the output fit one span, and no autograd graph is asked of any input.
+    /// </summary>
+    public static bool SupportsOutput(long outputElements, params Tensor[] inputs) =>
+        Readable(inputs[0])
+        && outputElements * inputs[0].ElementSize < int.MaxValue && inputs[0].numel() * inputs[0].ElementSize < int.MaxValue
+        && !(is_grad_enabled() && inputs.Any(t => t.requires_grad));
+
     /// <summary>True for tensors these loops can read directly: CPU memory in float32 or float64.</summary>
-    public static bool Applies(Tensor x) =>
+    public static bool Readable(Tensor x) =>
         x.device_type == DeviceType.CPU && x.dtype is ScalarType.Float32 or ScalarType.Float64;
+
+    /// <summary>Whether <see cref="ScaledOutputGradients"/> takes o, g, dL/do: one dtype, and Ĝ′ within one span too.</summary>
+    public static bool SupportsScaledOutputGradients(Tensor o, Tensor g, Tensor gradOutput) =>
+        Supports(o, g, gradOutput) && g.dtype == o.dtype && gradOutput.dtype == o.dtype && o.numel() > 0
+        && (o.numel() + g.numel()) * o.ElementSize < int.MaxValue;
+
+    /// <summary>
+    /// Ĝ = dO / g and Ĝ′ = [Ĝ, −Ĝ·o] in one pass over the tokens (Ĝ is a view of Ĝ′'s first Dv columns);
+    /// <see cref="FastmaxFactorized.ScaledOutputGradientsByTensorOps"/> is the reference.
+    /// </summary>
+    public static (Tensor GHat, Tensor GPrime) ScaledOutputGradients(Tensor o, Tensor g, Tensor gradOutput)
+    {
+        long dv = o.shape[^1];
+        using var oc = o.contiguous();
+        using var gc = g.contiguous();
+        using var dc = gradOutput.contiguous();
+        var shape = o.shape.ToArray();
+        shape[^1] = dv + 1;
+        var gPrime = empty(shape, dtype: o.dtype, device: o.device);
+        if (o.dtype == ScalarType.Float32) ScaledOutputGradientRows<float>(oc, gc, dc, gPrime, (int)dv);
+        else ScaledOutputGradientRows<double>(oc, gc, dc, gPrime, (int)dv);
+        return (gPrime.narrow(-1, 0, dv), gPrime);
+    }
+
+    static void ScaledOutputGradientRows<T>(Tensor o, Tensor g, Tensor gradOutput, Tensor gPrime, int dv) where T : unmanaged, INumber<T>
+    {
+        Span<T> os = Elements<T>(o), gs = Elements<T>(g), ds = Elements<T>(gradOutput), ps = Elements<T>(gPrime);
+        for (int t = 0; t < gs.Length; t++)
+        {
+            var row = ps.Slice(t * (dv + 1), dv + 1);
+            Divide<T>(ds.Slice(t * dv, dv), gs[t], row[..dv]);
+            row[dv] = -Dot<T>(row[..dv], os.Slice(t * dv, dv));
+        }
+    }
 
     // The arithmetic is written out as System.Numerics vector loops rather than calls to TensorPrimitives
     // (System.Numerics.Tensors). The spans are short (Rows = 17 and D̃ = 33 entries at D = 32), where its fixed cost per

@@ -1,8 +1,9 @@
 using System.Runtime.Intrinsics;
 using TorchSharp;
+using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.Cpu;
 
 /// <summary>
 /// Causal Fastmax of order 1 as running-state scans (<see cref="CausalScan"/>). With q′ = [a1·q, a0] and k′ = [k, 1],
@@ -10,13 +11,13 @@ namespace FastNotebooks.Attention.Fastmax;
 /// gradients are three more scans of the same form, with Ĝ′ = [Ĝ, −r] and v′ = [v, 1] (README.md, "Backward"):
 /// dq_i = a1·Σ_{j ≤ i} (Ĝ′_i·v′_j) k_j, dk_j = Σ_{i ≥ j} (v′_j·Ĝ′_i) a1·q_i, dv_j = Σ_{i ≥ j} (k′_j·q′_i) Ĝ_i.
 /// A key offset (Nk > Nq; query i sees keys j ≤ Nk − Nq + i) is handled by giving the first Nk − Nq positions zero queries.
-/// Same contract as <see cref="FastmaxChunked"/>, its reference; float32 CPU tensors with AVX-512 only (<see cref="Applies"/>).
+/// Same contract as <see cref="FastmaxChunked"/>, its reference; float32 CPU tensors with AVX-512 only (<see cref="Supports"/>).
 /// </summary>
-public static unsafe class FastmaxFirstOrderCausal
+public static unsafe class FirstOrderCausalScans
 {
-    /// <summary>True where these scans run: order 1, float32 CPU tensors, AVX-512, and the tiles switched on.</summary>
-    public static bool Applies(Tensor q, double[] a) =>
-        a.Length == 2 && SimdGemm.Enabled && Vector512.IsHardwareAccelerated && q.dtype == ScalarType.Float32 && q.device_type == DeviceType.CPU;
+    /// <summary>True where these scans run (for order 1): float32 CPU tensors and AVX-512.</summary>
+    public static bool Supports(Tensor q) =>
+        Vector512.IsHardwareAccelerated && q.dtype == ScalarType.Float32 && q.device_type == DeviceType.CPU;
 
     /// <summary>o [B, H, Nq, Dv] and g [B, H, Nq] for contiguous q, k [B, H, ·, D] and v [B, H, Nk, Dv].</summary>
     public static (Tensor Output, Tensor Denominator) Forward(Tensor q, Tensor k, Tensor v, double[] a)

@@ -1,10 +1,11 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
-using static FastNotebooks.Attention.Fastmax.SimdGemm;
+using static FastNotebooks.Attention.Fastmax.Cpu.SimdGemm;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.Cpu;
 
 /// <summary>
 /// The two products of packed order-2 features with a weighted state W [..., F, C] (feature f = i·Rows + d holds
@@ -20,6 +21,23 @@ internal static unsafe partial class TokenColumns
     // notebooks, the strip loops otherwise ran unoptimized code for their first calls (notebook 03, p = 2 at D = 8, N = 4096,
     // median of 9 calls: 2.24–2.32 ms without it, 0.96–0.98 ms with it; the same holds for FeatureStates).
     const int Strip = 32;   // tokens per strip: two zmm of float32
+
+    /// <summary>
+    /// True where <see cref="Project"/> (u null) or <see cref="Gradient"/> takes an extended chunk [..., n, 2D̃], a state
+    /// [..., F, C] of the chunk's leading dims and u [..., n, C]: those shapes, and <see cref="SupportsFused"/>.
+    /// </summary>
+    public static bool Supports(PackedTaylorFeatures features, Tensor extended, Tensor weightedState, Tensor? u) =>
+        weightedState.shape[^2] == features.Size && weightedState.shape[..^2].SequenceEqual(extended.shape[..^2])
+        && (u is null || (u.shape[^1] == weightedState.shape[^1] && u.shape[..^2].SequenceEqual(extended.shape[..^2])))
+        && (u is null ? SupportsFused(features, extended, weightedState) : SupportsFused(features, extended, weightedState, u));
+
+    /// <summary>
+    /// What the fused order-2 kernels (these and <see cref="FeatureStates"/>) need besides shapes: order 2, float32 CPU operands
+    /// within one span, AVX-512, no autograd graph wanted.
+    /// </summary>
+    internal static bool SupportsFused(PackedTaylorFeatures features, Tensor extended, params Tensor[] others) =>
+        features.Order == 2 && SimdGemm.Available && extended.dtype == ScalarType.Float32 && others.All(t => t.dtype == ScalarType.Float32)
+        && TokenLoops.SupportsOutput(extended.numel() / Math.Max(1, extended.shape[^1]) * features.Size, others.Prepend(extended).ToArray());
 
     /// <summary>
     /// φ(x̃)·W [..., n, C] for an extended x [..., n, 2D̃] and a weighted state W [..., F, C] with unit-stride rows or

@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.Reference;
 
 /// <summary>
 /// The reference: builds the N×N scores exactly as the definition reads. Every fast path is tested against it.

@@ -1,6 +1,6 @@
 using System.Runtime.ExceptionServices;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.Cpu;
 
 /// <summary>
 /// A loop's pieces shared between the calling thread and pool threads that each take the next piece in turn; a pool thread

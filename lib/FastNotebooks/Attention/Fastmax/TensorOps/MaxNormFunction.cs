@@ -1,7 +1,9 @@
 using TorchSharp;
+using FastNotebooks.Attention.Fastmax.Cpu;
+using FastNotebooks.Attention.Fastmax.Reference;
 using static TorchSharp.torch;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.TensorOps;
 
 /// <summary>
 /// The max-norm normalizations (mean-centred and zero-centred) as one autograd node with a written-out backward.
@@ -18,29 +20,30 @@ public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunct
 
     /// <summary>y for x [B, H, N, D]: centred (mean over D) when <paramref name="centre"/>, divided by the largest token norm.</summary>
     /// <remarks>Where no gradient is wanted, the same forward runs without an autograd node (its overhead was most of the time at N = 4096).</remarks>
-    public static Tensor Apply(Tensor x, bool centre, bool causal)
+    public static Tensor Apply(Tensor x, bool centre, bool causal, KernelPlan plan)
     {
-        if (is_grad_enabled() && x.requires_grad) return apply(x, centre, causal);
+        if (is_grad_enabled() && x.requires_grad) return apply(x, centre, causal, plan);
         using var scope = NewDisposeScope();
-        return Normalized(x, centre, causal).Y.MoveToOuterDisposeScope();
+        return Normalized(x, centre, causal, plan).Y.MoveToOuterDisposeScope();
     }
 
     public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
     {
-        var (x, centre, causal) = ((Tensor)vars[0], (bool)vars[1], (bool)vars[2]);
+        var (x, centre, causal, plan) = ((Tensor)vars[0], (bool)vars[1], (bool)vars[2], (KernelPlan)vars[3]);
         using var scope = NewDisposeScope();
-        var (y, norms, largest, holder, scale) = Normalized(x, centre, causal);
+        var (y, norms, largest, holder, scale) = Normalized(x, centre, causal, plan);
         var saved = new List<Tensor> { y.detach(), norms, scale, holder, largest.ge(FastmaxNormalizer.NormFloor) };
         foreach (var t in saved) t.MoveToOuterDisposeScope();
         ctx.save_for_backward(saved);
         ctx.save_data("centre", centre);
+        ctx.save_data("plan", plan);
         return y.MoveToOuterDisposeScope();
     }
 
     /// <summary>y and what the backward needs: token norms, the largest (running) norm, its holder, the floored scale.</summary>
-    static (Tensor Y, Tensor Norms, Tensor Largest, Tensor Holder, Tensor Scale) Normalized(Tensor x, bool centre, bool causal)
+    static (Tensor Y, Tensor Norms, Tensor Largest, Tensor Holder, Tensor Scale) Normalized(Tensor x, bool centre, bool causal, KernelPlan plan)
     {
-        var (c, norms) = TokenLoops.Take(x) ? MaxNormLoops.CentreAndNorm(x, centre) : CentreAndNorm(x, centre);
+        var (c, norms) = plan.MaxNormLoopsFor(x) ? MaxNormLoops.CentreAndNorm(x, centre) : CentreAndNorm(x, centre);
         var (largest, holder) = causal
             ? norms.cummax(-1)                                                           // [B, H, N] each
             : norms.max(-1, keepdim: true);                                              // [B, H, 1] each
@@ -53,10 +56,10 @@ public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunct
         var saved = ctx.get_saved_variables();
         var (y, norms, scale, holder, active) = (saved[0], saved[1], saved[2], saved[3], saved[4]);
         bool centre = (bool)ctx.get_data("centre");
-        bool loops = TokenLoops.Take(dy, y);
+        bool loops = ((KernelPlan)ctx.get_data("plan")).MaxNormLoopsFor(dy, y);
         using var scope = NewDisposeScope();
         if (loops && scale.shape[^1] == 1)
-            return new List<Tensor> { MaxNormLoops.SharedScaleGradient(dy, y, norms, scale, holder, active, centre).MoveToOuterDisposeScope(), null!, null! };
+            return new List<Tensor> { MaxNormLoops.SharedScaleGradient(dy, y, norms, scale, holder, active, centre).MoveToOuterDisposeScope(), null!, null!, null! };
         // dc_t = α_t·dy_t + β_t·y_t: α = 1/m′, and β carries the maximum's gradient to the token(s) holding it.
         var perToken = loops ? MaxNormLoops.TokenDots(dy, y) : (dy * y).sum(-1);         // [B, H, N]
         // The sequence-wide maximum is one scale shared by all tokens; the running maximum is one per token.
@@ -68,7 +71,7 @@ public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunct
         var beta = dNorms.mul_(scale / norms.clamp_min(FastmaxNormalizer.NormFloor));
         var alpha = scale.reciprocal();
         var dx = loops ? MaxNormLoops.CentredCombination(dy, y, alpha, beta, centre) : CentredCombination(dy, y, alpha, beta, centre);
-        return new List<Tensor> { dx.MoveToOuterDisposeScope(), null!, null! };
+        return new List<Tensor> { dx.MoveToOuterDisposeScope(), null!, null!, null! };
     }
 
     /// <summary>The reference form of <see cref="MaxNormLoops.CentreAndNorm"/>: tensor ops, any device and dtype.</summary>

@@ -1,9 +1,9 @@
 using static TorchSharp.torch;
-using static FastNotebooks.Attention.Fastmax.FastmaxFactorized;
-using static FastNotebooks.Attention.Fastmax.FastmaxGathered;
-using static FastNotebooks.Attention.Fastmax.TaylorFeatures;
+using static FastNotebooks.Attention.Fastmax.TensorOps.FastmaxFactorized;
+using static FastNotebooks.Attention.Fastmax.Reference.FactorizedReference;
+using static FastNotebooks.Attention.Fastmax.Reference.TaylorFeatures;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.Reference;
 
 /// <summary>
 /// The general-order causal path (any p, used for p = 3 and as a second oracle in tests), with gathered features
@@ -12,7 +12,7 @@ namespace FastNotebooks.Attention.Fastmax;
 /// own window [off + i0, off + i1) through a dense chunk×chunk block with a lower-triangular mask. The
 /// N·D^(p+1) prefix sums are never materialized: memory is O(chunk·F + F·Dv) per head.
 /// </summary>
-public static class FastmaxChunkedGathered
+public static class ChunkedReference
 {
     /// <summary>o [B, H, Nq, Dv] and the denominator g [B, H, Nq].</summary>
     public static (Tensor Output, Tensor Denominator) Forward(Tensor q, Tensor k, Tensor v, double[] a, int chunk)
@@ -54,7 +54,7 @@ public static class FastmaxChunkedGathered
         int order = a.Length - 1;
         var b = Derivative(a);
         long nq = q.shape[2], offset = k.shape[2] - nq;
-        var (gHat, gPrime) = ScaledOutputGradients(o, g, gradOutput);
+        var (gHat, gPrime) = ScaledOutputGradientsByTensorOps(o, g, gradOutput);
         var vOne = AppendOnes(v);
         var starts = Enumerable.Range(0, (int)((nq + chunk - 1) / chunk)).Select(c => (long)c * chunk).ToArray();
         long Size(long i0) => Math.Min(chunk, nq - i0);

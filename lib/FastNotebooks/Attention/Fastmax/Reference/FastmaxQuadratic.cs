@@ -1,13 +1,13 @@
 using static TorchSharp.torch;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.Reference;
 
 /// <summary>
 /// Fastmax in its N×N form for short sequences: s = q̂·k̂ᵀ, f(s) by Horner's rule, masked when causal, and
 /// [numerator, g] = f·[v, 1] in one GEMM. Exactly the same function as the factorized kernel, at O(Nq·Nk·(D + Dv))
 /// work instead of O((Nq + Nk)·F·Dv): cheaper while the sequence is shorter than about half the feature count F (50 tokens
 /// against F = 325 features at D = 24 in the paper's MNIST model). Autograd differentiates it; it keeps the
-/// Nq×Nk scores, so <see cref="FastmaxAlgorithms.Choose"/> sends it only short sequences. Inputs are already normalized.
+/// Nq×Nk scores, so <see cref="FastmaxDispatch.Algorithm"/> sends it only short sequences. Inputs are already normalized.
 /// </summary>
 public static class FastmaxQuadratic
 {

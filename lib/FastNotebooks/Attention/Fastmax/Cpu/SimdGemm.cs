@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.Cpu;
 
 /// <summary>
 /// C = A·B for float32 CPU tensors with AVX-512 register tiles: the Fastmax kernels' GEMMs where the CPU has AVX-512.
@@ -18,11 +18,8 @@ namespace FastNotebooks.Attention.Fastmax;
 /// </summary>
 public static unsafe class SimdGemm
 {
-    /// <summary>Whether the kernels may use these tiles (default true); the bench turns it off to time libtorch's GEMMs beside them.</summary>
-    public static bool Enabled { get; set; } = true;
-
-    /// <summary>Whether the tiles may run here: <see cref="Enabled"/> and AVX-512.</summary>
-    internal static bool Available => Enabled && Vector512.IsHardwareAccelerated;
+    /// <summary>Whether the tiles can run on this processor (AVX-512).</summary>
+    internal static bool Available => Vector512.IsHardwareAccelerated;
 
     /// <summary>Test hook: sees every product this thread's <see cref="MatMul"/> hands to libtorch.</summary>
     [ThreadStatic] internal static Action<Tensor, Tensor>? FallbackObserver;
@@ -36,9 +33,9 @@ public static unsafe class SimdGemm
     /// True when <see cref="MatMul"/> computes a·b itself: float32 CPU tensors of equal rank ≥ 2 and equal leading
     /// dims, b's rows unit-stride, a unit-stride along either of its last two dims, no autograd graph wanted, AVX-512.
     /// </summary>
-    public static bool Applies(Tensor a, Tensor b)
+    public static bool Supports(Tensor a, Tensor b)
     {
-        if (!Enabled || !Vector512.IsHardwareAccelerated) return false;
+        if (!Available) return false;
         if (a.dtype != ScalarType.Float32 || b.dtype != ScalarType.Float32) return false;
         if (a.device_type != DeviceType.CPU || b.device_type != DeviceType.CPU) return false;
         if (is_grad_enabled() && (a.requires_grad || b.requires_grad)) return false;
@@ -54,7 +51,7 @@ public static unsafe class SimdGemm
     /// <summary>a [..., M, K] · b [..., K, N] → [..., M, N] (contiguous), as <c>a.matmul(b)</c>.</summary>
     public static Tensor MatMul(Tensor a, Tensor b)
     {
-        if (!Applies(a, b))
+        if (!Supports(a, b))
         {
             FallbackObserver?.Invoke(a, b);
             return a.matmul(b);
@@ -89,11 +86,11 @@ public static unsafe class SimdGemm
     /// a·b handed to <paramref name="consumer"/> in blocks of 12 rows while they are in L1, never written out whole: for a
     /// product whose only use is a per-row reduction (the feature gradient dφ = u·Wᵀ, reduced by the chain rule to dx).
     /// Each block is followed by <paramref name="padding"/> zeros, so the consumer may read whole vectors past its end.
-    /// The consumer runs on several threads at once, each with its own blocks. Requires <see cref="Applies"/>.
+    /// The consumer runs on several threads at once, each with its own blocks. Requires <see cref="Supports"/>.
     /// </summary>
     internal static void MatMulRows(Tensor a, Tensor b, int padding, RowBlockConsumer consumer)
     {
-        if (!Applies(a, b)) throw new ArgumentException("SimdGemm.MatMulRows takes only products that SimdGemm.Applies to", nameof(a));
+        if (!Supports(a, b)) throw new ArgumentException("SimdGemm.MatMulRows takes only products that SimdGemm.Supports", nameof(a));
         if (a.shape[^2] == 0 || b.shape[^1] == 0 || a.shape[..^2].Contains(0)) return;   // no rows to hand over
         using var o = new Operands(a, b);
         int rowItems = (o.M + TileRows - 1) / TileRows;

@@ -1,8 +1,8 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using static FastNotebooks.Attention.Fastmax.SimdGemm;
+using static FastNotebooks.Attention.Fastmax.Cpu.SimdGemm;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.Cpu;
 
 /// <summary>The register tiles of <see cref="TokenColumns"/>: φ·W with the features built in registers, and dφ with its chain rule.</summary>
 internal static unsafe partial class TokenColumns

@@ -1,7 +1,8 @@
 using TorchSharp;
+using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.Cpu;
 
 /// <summary>
 /// Order-1 unmasked Fastmax (<see cref="FastmaxFirstOrder"/>, the reference) for contiguous float32 CPU tensors on
@@ -9,13 +10,13 @@ namespace FastNotebooks.Attention.Fastmax;
 /// rows, the division by g, Ĝ = dL/do / g and r = Ĝ·o) done per token as the tiles hand their rows over, instead of as a
 /// dozen tensor ops on [B, H, N, ·] that each read and write the whole sequence.
 /// </summary>
-internal static unsafe class FastmaxFirstOrderFused
+internal static unsafe class FirstOrderTiles
 {
     /// <summary>True for contiguous float32 CPU q, k, v whose products <see cref="SimdGemm"/> computes.</summary>
-    public static bool Applies(Tensor q, Tensor k, Tensor v) =>
+    public static bool Supports(Tensor q, Tensor k, Tensor v) =>
         q.is_contiguous() && k.is_contiguous() && v.is_contiguous() && q.numel() > 0 && k.shape[2] > 0
         && q.dtype == ScalarType.Float32 && q.device_type == DeviceType.CPU && !(is_grad_enabled() && q.requires_grad)
-        && SimdGemm.Applies(k.transpose(-1, -2), v);
+        && SimdGemm.Supports(k.transpose(-1, -2), v);
 
     /// <summary>
     /// <see cref="FastmaxFirstOrder.Forward"/> with the key state assembled in place (a1·kᵀv by the tiles, a1·Σk, a0·Σv, a0·N) and

@@ -3,10 +3,11 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using TorchSharp;
+using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
-using static FastNotebooks.Attention.Fastmax.TokenLoops;
+using static FastNotebooks.Attention.Fastmax.Cpu.TokenLoops;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.Cpu;
 
 /// <summary>
 /// The elementwise halves of <see cref="PackedTaylorFeatures"/> as one loop per token over CPU memory. libtorch
@@ -17,6 +18,19 @@ namespace FastNotebooks.Attention.Fastmax;
 /// </summary>
 internal static class PackedFeatureLoops
 {
+    /// <summary>True where <see cref="Build"/> takes an extended chunk [..., n, 2D̃] (order 2).</summary>
+    public static bool Supports(PackedTaylorFeatures features, Tensor extended) =>
+        TokenLoops.SupportsOutput(extended.numel() / 2 * features.Rows, extended);
+
+    /// <summary>True where <see cref="ChainRule"/> takes a feature gradient [..., n, F] of the extended chunk's own tokens.</summary>
+    public static bool SupportsChainRule(PackedTaylorFeatures features, Tensor featureGradient, Tensor extended, Tensor u, Tensor weightedState) =>
+        featureGradient.numel() / features.Size == extended.numel() / (2 * features.Extended)   // no broadcast between them
+        && TokenLoops.SupportsOutput(featureGradient.numel(), extended, u, weightedState);
+
+    /// <summary>True where <see cref="RunningStates"/> takes chunk states and a carry: one dtype, a contiguous carry.</summary>
+    public static bool SupportsRunningStates(Tensor delta, Tensor carry) =>
+        TokenLoops.SupportsOutput(delta.numel(), delta, carry) && carry.is_contiguous() && carry.dtype == delta.dtype;
+
     /// <summary>φ [..., n, F] (feature f = i·Rows + d holds x̃_i·x̃_(i+d)) from an extended x [..., n, 2D̃].</summary>
     public static Tensor Build(Tensor extended, int tilde, int rows)
     {

@@ -2,9 +2,10 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using TorchSharp;
+using FastNotebooks.Attention.Fastmax.Reference;
 using static TorchSharp.torch;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.Cpu;
 
 /// <summary>
 /// The causal kernel's in-chunk weights as one pass over each chunk's c × c block of scores, in place: f(s) by Horner's rule on
@@ -15,8 +16,8 @@ namespace FastNotebooks.Attention.Fastmax;
 internal static class MaskedPolynomialLoops
 {
     /// <summary>True for contiguous CPU float32/float64 blocks [..., c, c] that need no autograd graph.</summary>
-    public static bool Applies(params Tensor[] blocks) =>
-        TokenLoops.Take(blocks) && blocks.All(b => b.is_contiguous() && b.dtype == blocks[0].dtype && b.shape.SequenceEqual(blocks[0].shape))
+    public static bool Supports(params Tensor[] blocks) =>
+        TokenLoops.Supports(blocks) && blocks.All(b => b.is_contiguous() && b.dtype == blocks[0].dtype && b.shape.SequenceEqual(blocks[0].shape))
         && blocks[0].dim() >= 2 && blocks[0].shape[^1] == blocks[0].shape[^2];
 
     /// <summary>s ← f(s) on and below each block's diagonal, 0 above it (f's coefficients a_0..a_p).</summary>

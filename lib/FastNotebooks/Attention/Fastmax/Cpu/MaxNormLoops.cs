@@ -1,10 +1,11 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using TorchSharp;
+using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
-using static FastNotebooks.Attention.Fastmax.TokenLoops;
+using static FastNotebooks.Attention.Fastmax.Cpu.TokenLoops;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.Cpu;
 
 /// <summary>
 /// The per-token halves of <see cref="MaxNormFunction"/> as one loop over CPU memory: centring and the token norm in
@@ -15,6 +16,9 @@ namespace FastNotebooks.Attention.Fastmax;
 /// </summary>
 internal static class MaxNormLoops
 {
+    /// <summary>True where these loops take the tensors (<see cref="TokenLoops.Supports"/>).</summary>
+    public static bool Supports(params Tensor[] inputs) => TokenLoops.Supports(inputs);
+
     /// <summary>c = x − mean(x) per token (a copy of x when not <paramref name="centre"/>) [..., N, D] and ‖c‖ [..., N].</summary>
     public static (Tensor Centred, Tensor Norms) CentreAndNorm(Tensor x, bool centre)
     {

@@ -1,8 +1,8 @@
 using static TorchSharp.torch;
-using static FastNotebooks.Attention.Fastmax.FastmaxFactorized;
-using static FastNotebooks.Attention.Fastmax.TaylorFeatures;
+using static FastNotebooks.Attention.Fastmax.TensorOps.FastmaxFactorized;
+using static FastNotebooks.Attention.Fastmax.Reference.TaylorFeatures;
 
-namespace FastNotebooks.Attention.Fastmax;
+namespace FastNotebooks.Attention.Fastmax.Reference;
 
 /// <summary>
 /// The general-order path (any p, used for p = 3 and as a second oracle in tests): symmetric Taylor features
@@ -11,7 +11,7 @@ namespace FastNotebooks.Attention.Fastmax;
 /// S = Σ_j φ_k(k_j)ᵀ v′_j is one [F, Dv + 1] matrix and [numerator, g]_i = φ_q(q_i)·S. O(N·F·Dv) work;
 /// features exist for one chunk of tokens at a time. Inputs are already normalized (q may carry 1/temperature).
 /// </summary>
-public static class FastmaxGathered
+public static class FactorizedReference
 {
     /// <summary>o [B, H, Nq, Dv] and the denominator g [B, H, Nq] for q [B, H, Nq, D], k [B, H, Nk, D], v [B, H, Nk, Dv].</summary>
     public static (Tensor Output, Tensor Denominator) Forward(Tensor q, Tensor k, Tensor v, double[] a, int chunk)
@@ -36,7 +36,7 @@ public static class FastmaxGathered
         using var scope = NewDisposeScope();
         int order = a.Length - 1;
         var b = Derivative(a);
-        var (gHat, gPrime) = ScaledOutputGradients(o, g, gradOutput);
+        var (gHat, gPrime) = ScaledOutputGradientsByTensorOps(o, g, gradOutput);
         var vOne = AppendOnes(v);
 
         // Sums over all keys (for dq) and all queries (for dk, dv).
