@@ -6,19 +6,18 @@ using FastNotebooks.Attention.Fastmax.Cpu;
 using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
 
-namespace FastNotebooks.Tests.Attention.Fastmax;
+namespace FastNotebooks.Tests.Attention.Fastmax.Cpu;
 
 /// <summary>The running-state scans of order-1 causal Fastmax against plain loops and against the chunked kernel in float64.</summary>
-public unsafe class FastmaxFirstOrderCausalTests
+public unsafe class FirstOrderCausalScansTests
 {
     /// <summary>
     /// <see cref="CausalScan.Product"/> over every panel against <see cref="CausalScan.Reference"/>, both directions,
     /// 80 random cases: 1 to 300 tokens, 8 to 48 state rows, 16 to 48 columns, scales 1e-3 to 1e3.
     /// </summary>
-    [SkippableFact]
+    [Avx512Fact]
     public void Scan_equals_the_reference_loops()
     {
-        Skip.IfNot(Vector512.IsHardwareAccelerated, "no AVX-512 on this CPU");
         var random = new Random(3);
         var generator = new Generator(4);
         for (int trial = 0; trial < 80; trial++)
@@ -43,10 +42,9 @@ public unsafe class FastmaxFirstOrderCausalTests
     /// Forward (o, g) and backward (dq, dk, dv) in float32 against <see cref="FastmaxChunked"/> on the same inputs in float64,
     /// 60 random cases (<see cref="FirstOrderCase"/>): 1–2 batches and heads, 1–300 queries, 0–20 extra keys, D 1–70, Dv 1–40.
     /// </summary>
-    [SkippableFact]
+    [Avx512Fact]
     public void Matches_the_chunked_kernel_in_float64()
     {
-        Skip.IfNot(Vector512.IsHardwareAccelerated, "no AVX-512 on this CPU");
         var random = new Random(5);
         var generator = new Generator(6);
         for (int trial = 0; trial < 60; trial++)
@@ -58,7 +56,7 @@ public unsafe class FastmaxFirstOrderCausalTests
             var (o64, g64) = FastmaxChunked.Forward(q, k, v, a, chunk: 16);
             var expected = FastmaxChunked.Backward(q, k, v, o64, g64, gradOutput, a, chunk: 16);
             var (q32, k32, v32, dO32) = c.Float32();
-            Assert.True(FirstOrderCausalScans.Applies(q32, a), name);
+            Assert.True(FirstOrderCausalScans.Supports(q32), name);
             var (o, g) = FirstOrderCausalScans.Forward(q32, k32, v32, a);
             var (dq, dk, dV) = FirstOrderCausalScans.Backward(q32, k32, v32, o, g, dO32, a);
             ErrorReport.Of($"o ({name})", o, o64).Require(1e-5);
@@ -71,12 +69,11 @@ public unsafe class FastmaxFirstOrderCausalTests
     }
 
     [Fact]
-    public void Takes_only_first_order_float32_on_the_CPU()
+    public void Takes_only_float32_on_the_CPU()
     {
         using var x32 = randn(1, 1, 4, 2);
         using var x64 = randn(new long[] { 1, 1, 4, 2 }, dtype: ScalarType.Float64);
-        Assert.Equal(Vector512.IsHardwareAccelerated, FirstOrderCausalScans.Applies(x32, new[] { 1.0, 1.0 }));
-        Assert.False(FirstOrderCausalScans.Applies(x32, new[] { 1.0, 1.0, 0.5 }));
-        Assert.False(FirstOrderCausalScans.Applies(x64, new[] { 1.0, 1.0 }));
+        Assert.Equal(Vector512.IsHardwareAccelerated, FirstOrderCausalScans.Supports(x32));
+        Assert.False(FirstOrderCausalScans.Supports(x64));
     }
 }

@@ -5,7 +5,7 @@ using FastNotebooks.Attention.Fastmax.Reference;
 using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
 
-namespace FastNotebooks.Tests.Attention.Fastmax;
+namespace FastNotebooks.Tests.Attention.Fastmax.TensorOps;
 
 /// <summary>The gather-free packed features against the polynomial, the gathered features and autograd; packed kernels against the gathered ones.</summary>
 public class PackedTaylorFeaturesTests
@@ -62,29 +62,23 @@ public class PackedTaylorFeaturesTests
     }
 
     /// <summary>
-    /// Sets this thread's chunk budget to 2^19 feature elements (the default is 2^22) until disposed, so that the small inputs
-    /// below reach the kernels' chunk boundaries and head groups.
+    /// The plan of a backend with a budget of 2^19 feature elements (the default is 2^22), so that the small inputs below reach the
+    /// kernels' chunk boundaries and head groups.
     /// </summary>
-    static IDisposable SmallChunkBudget()
-    {
-        FastmaxFactorized.FeatureChunkElementsOverride = 1L << 19;
-        return new DefaultChunkBudget();
-    }
+    static KernelPlan SmallBudget(bool cpu) => (cpu ? KernelPlan.Cpu : KernelPlan.TensorOps).WithFeatureChunkElements(1L << 19);
 
-    sealed class DefaultChunkBudget : IDisposable
+    public static TheoryData<int, int, bool, int, bool> KernelCases()
     {
-        public void Dispose() => FastmaxFactorized.FeatureChunkElementsOverride = null;
-    }
-
-    public static TheoryData<int, int, bool, int> KernelCases()
-    {
-        var data = new TheoryData<int, int, bool, int>();
-        foreach (int d in new[] { 7, 32 })
-            foreach (int order in new[] { 1, 2 })
-                foreach (bool causal in new[] { false, true }) data.Add(d, order, causal, 2);
-        // 16 heads at D = 32 exceed a budget of 2^19: the kernels then run head by head.
-        data.Add(32, 2, false, 16);
-        data.Add(32, 2, true, 16);
+        var data = new TheoryData<int, int, bool, int, bool>();
+        foreach (bool cpu in new[] { false, true })
+        {
+            foreach (int d in new[] { 7, 32 })
+                foreach (int order in new[] { 1, 2 })
+                    foreach (bool causal in new[] { false, true }) data.Add(d, order, causal, 2, cpu);
+            // 16 heads at D = 32 exceed a budget of 2^19: the kernels then run head by head.
+            data.Add(32, 2, false, 16, cpu);
+            data.Add(32, 2, true, 16, cpu);
+        }
         return data;
     }
 
@@ -94,11 +88,11 @@ public class PackedTaylorFeaturesTests
     /// </summary>
     [Theory]
     [MemberData(nameof(KernelCases))]
-    public void Packed_kernels_match_the_gathered_kernels_across_chunk_boundaries(int d, int order, bool causal, int heads)
+    public void Packed_kernels_match_the_gathered_kernels_across_chunk_boundaries(int d, int order, bool causal, int heads, bool cpu)
     {
-        using var budget = SmallChunkBudget();
+        var plan = SmallBudget(cpu);
         long batch = heads > 2 ? 2 : 1, h = heads / batch;
-        Assert.Equal(heads > 2, FastmaxFactorized.SplitHeads(new PackedTaylorFeatures(d, new FastmaxOptions { Order = order }.ResolvedCoefficients()),
+        Assert.Equal(heads > 2, FastmaxFactorized.SplitHeads(new PackedTaylorFeatures(d, new FastmaxOptions { Order = order }.ResolvedCoefficients(), plan),
             zeros(batch, h, causal ? 200 : 1000, d), causal ? 64 : 256));
         var a = new FastmaxOptions { Order = order }.ResolvedCoefficients();
         int nq = causal ? 200 : 1000, nk = nq + 5, chunk = 64;
@@ -108,20 +102,20 @@ public class PackedTaylorFeaturesTests
         var k = FastmaxNormalizer.Normalize(randn(new long[] { batch, h, nk, d }, dtype: ScalarType.Float64, generator: generator), FastmaxNormalization.MeanCentered);
         var v = randn(new long[] { batch, h, nk, 3 }, dtype: ScalarType.Float64, generator: generator);
         var dO = randn(new long[] { batch, h, nq, 3 }, dtype: ScalarType.Float64, generator: generator);
-        var (o, g) = causal ? FastmaxChunked.Forward(q, k, v, a, chunk) : FastmaxFactorized.Forward(q, k, v, a, chunk);
+        var (o, g) = causal ? FastmaxChunked.Forward(q, k, v, a, chunk, plan) : FastmaxFactorized.Forward(q, k, v, a, chunk, plan);
         var (oRef, gRef) = causal ? ChunkedReference.Forward(q, k, v, a, chunk) : FactorizedReference.Forward(q, k, v, a, chunk);
-        string name = $"D={d} p={order} causal={causal} B·H={heads}";
+        string name = $"D={d} p={order} causal={causal} B·H={heads} {plan}";
         ErrorReport.Of($"o ({name})", o, oRef).Require(1e-12);
         ErrorReport.Of($"g ({name})", g, gRef).Require(1e-12);
-        var grads = causal ? FastmaxChunked.Backward(q, k, v, o, g, dO, a, chunk) : FastmaxFactorized.Backward(q, k, v, o, g, dO, a, chunk);
+        var grads = causal ? FastmaxChunked.Backward(q, k, v, o, g, dO, a, chunk, plan) : FastmaxFactorized.Backward(q, k, v, o, g, dO, a, chunk, plan: plan);
         var gradsRef = causal ? ChunkedReference.Backward(q, k, v, o, g, dO, a, chunk) : FactorizedReference.Backward(q, k, v, o, g, dO, a, chunk);
         ErrorReport.Of($"dq ({name})", grads.Dq, gradsRef.Dq).Require(1e-10);
         ErrorReport.Of($"dk ({name})", grads.Dk, gradsRef.Dk).Require(1e-10);
         ErrorReport.Of($"dv ({name})", grads.Dv, gradsRef.Dv).Require(1e-10);
         if (causal) return;
         // The autograd function hands the forward's key state to the backward instead of recomputing it.
-        var (_, _, keyState) = FastmaxFactorized.ForwardKeepingState(q, k, v, a, chunk);
-        var kept = FastmaxFactorized.Backward(q, k, v, o, g, dO, a, chunk, keyState);
+        var (_, _, keyState) = FastmaxFactorized.ForwardKeepingState(q, k, v, a, chunk, plan);
+        var kept = FastmaxFactorized.Backward(q, k, v, o, g, dO, a, chunk, keyState, plan);
         ErrorReport.Of($"dq, kept state ({name})", kept.Dq, gradsRef.Dq).Require(1e-10);
         ErrorReport.Of($"dk, kept state ({name})", kept.Dk, gradsRef.Dk).Require(1e-10);
         ErrorReport.Of($"dv, kept state ({name})", kept.Dv, gradsRef.Dv).Require(1e-10);
@@ -132,11 +126,13 @@ public class PackedTaylorFeaturesTests
     /// heads, the last group partial: outputs and gradients still equal the gathered kernels, slice for slice.
     /// </summary>
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void Heads_grouped_for_short_sequences_match_the_gathered_kernels(bool causal)
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public void Heads_grouped_for_short_sequences_match_the_gathered_kernels(bool causal, bool cpu)
     {
-        using var budget = SmallChunkBudget();
+        var plan = SmallBudget(cpu);
         var a = new FastmaxOptions { Order = 2 }.ResolvedCoefficients();
         const int chunk = 64;
         var generator = new Generator(11);
@@ -145,15 +141,15 @@ public class PackedTaylorFeaturesTests
         var k = FastmaxNormalizer.Normalize(randn(new long[] { 8, 5, 50, 24 }, dtype: ScalarType.Float64, generator: generator), FastmaxNormalization.MeanCentered);
         var v = randn(new long[] { 8, 5, 50, 6 }, dtype: ScalarType.Float64, generator: generator);
         var dO = randn(new long[] { 8, 5, 50, 6 }, dtype: ScalarType.Float64, generator: generator);
-        long group = FastmaxFactorized.HeadsPerGroup(new PackedTaylorFeatures(24, a), q, causal ? chunk : 256);
+        long group = FastmaxFactorized.HeadsPerGroup(new PackedTaylorFeatures(24, a, plan), q, causal ? chunk : 256);
         Assert.InRange(group, 2, 39);
         Assert.NotEqual(0, 40 % group);
 
-        var (o, g) = causal ? FastmaxChunked.Forward(q, k, v, a, chunk) : FastmaxFactorized.Forward(q, k, v, a, chunk);
+        var (o, g) = causal ? FastmaxChunked.Forward(q, k, v, a, chunk, plan) : FastmaxFactorized.Forward(q, k, v, a, chunk, plan);
         var (oRef, gRef) = causal ? ChunkedReference.Forward(q, k, v, a, chunk) : FactorizedReference.Forward(q, k, v, a, chunk);
         ErrorReport.Of("o", o, oRef).Require(1e-12);
         ErrorReport.Of("g", g, gRef).Require(1e-12);
-        var grads = causal ? FastmaxChunked.Backward(q, k, v, o, g, dO, a, chunk) : FastmaxFactorized.Backward(q, k, v, o, g, dO, a, chunk);
+        var grads = causal ? FastmaxChunked.Backward(q, k, v, o, g, dO, a, chunk, plan) : FastmaxFactorized.Backward(q, k, v, o, g, dO, a, chunk, plan: plan);
         var gradsRef = causal ? ChunkedReference.Backward(q, k, v, o, g, dO, a, chunk) : FactorizedReference.Backward(q, k, v, o, g, dO, a, chunk);
         ErrorReport.Of("dq", grads.Dq, gradsRef.Dq).Require(1e-10);
         ErrorReport.Of("dk", grads.Dk, gradsRef.Dk).Require(1e-10);

@@ -6,7 +6,7 @@ using TorchSharp;
 using FastNotebooks.Attention.Fastmax.Reference;
 using static TorchSharp.torch;
 
-namespace FastNotebooks.Tests.Attention.Fastmax;
+namespace FastNotebooks.Tests.Attention.Fastmax.Reference;
 
 /// <summary>The N×N form against the dense reference and the factorized kernel, and the rule that picks between them.</summary>
 public class FastmaxQuadraticTests

@@ -4,7 +4,7 @@ using FastNotebooks.Verification;
 using FastNotebooks.Attention.Fastmax.Cpu;
 using static TorchSharp.torch;
 
-namespace FastNotebooks.Tests.Attention.Fastmax;
+namespace FastNotebooks.Tests.Attention.Fastmax.Cpu;
 
 /// <summary>The AVX-512 GEMM against libtorch's matmul in float64 over random shapes and layouts.</summary>
 public class SimdGemmTests
@@ -14,10 +14,9 @@ public class SimdGemmTests
     /// ones (the chunk shapes), 0 to 2 leading dims, a as rows or as a transposed view, b narrowed from a wider
     /// tensor (row stride ≠ N), leading dims that are not contiguous, input scales 1e-3 to 1e3.
     /// </summary>
-    [SkippableFact]
+    [Avx512Fact]
     public void Equals_matmul_over_random_shapes_and_layouts()
     {
-        Skip.IfNot(Vector512.IsHardwareAccelerated, "no AVX-512 on this CPU: SimdGemm falls back to matmul");
         var random = new Random(11);
         var generator = new Generator(13);
         for (int trial = 0; trial < 120; trial++)
@@ -52,10 +51,9 @@ public class SimdGemmTests
     /// Every GEMM of the float32 kernels (orders 1 and 2, unmasked and causal, one head, two and eight, forward and backward)
     /// reaches the tiles: a layout SimdGemm does not take (a transposed state, say) would silently run at libtorch's speed.
     /// </summary>
-    [SkippableFact]
+    [Avx512Fact]
     public void Float32_kernels_run_every_GEMM_on_the_tiles()
     {
-        Skip.IfNot(Vector512.IsHardwareAccelerated, "no AVX-512 on this CPU");
         var fallbacks = new List<string>();
         SimdGemm.FallbackObserver = (a, b) => fallbacks.Add($"[{string.Join(",", a.shape)}]·[{string.Join(",", b.shape)}] strides {string.Join(",", a.stride())} / {string.Join(",", b.stride())}");
         try
@@ -76,10 +74,9 @@ public class SimdGemmTests
     }
 
     /// <summary>A last panel of one column (N = 1, 33, 65: [v, 1]-shaped products) is a dot product per row of A; every tail of K.</summary>
-    [SkippableFact]
+    [Avx512Fact]
     public void One_column_panels_equal_matmul()
     {
-        Skip.IfNot(Vector512.IsHardwareAccelerated, "no AVX-512 on this CPU");
         var generator = new Generator(17);
         foreach (int n in new[] { 1, 33, 65 })
             foreach (int k in new[] { 1, 5, 15, 16, 17, 31, 32, 33, 47, 48, 49, 100, 561 })
@@ -93,10 +90,9 @@ public class SimdGemmTests
                 }
     }
 
-    [SkippableFact]
+    [Avx512Fact]
     public void Empty_inner_dimension_gives_zeros()
     {
-        Skip.IfNot(Vector512.IsHardwareAccelerated, "no AVX-512 on this CPU");
         using var a = randn(5, 0);
         using var b = randn(0, 7);
         using var c = SimdGemm.MatMul(a, b);

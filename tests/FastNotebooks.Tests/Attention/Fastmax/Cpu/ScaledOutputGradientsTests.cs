@@ -1,9 +1,10 @@
 using FastNotebooks.Attention.Fastmax;
 using FastNotebooks.Verification;
+using FastNotebooks.Attention.Fastmax.Cpu;
 using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
 
-namespace FastNotebooks.Tests.Attention.Fastmax;
+namespace FastNotebooks.Tests.Attention.Fastmax.Cpu;
 
 /// <summary>The backward's Ĝ = dO / g and Ĝ′ = [Ĝ, −Ĝ·o] in one pass over the tokens against the tensor-op form.</summary>
 public class ScaledOutputGradientsTests
@@ -33,7 +34,7 @@ public class ScaledOutputGradientsTests
             string name = $"shape=[{string.Join(",", o.shape)}] {dtype}";
             double tolerance = dtype == ScalarType.Float64 ? 1e-14 : 1e-6;
 
-            var (gHat, gPrime) = FastmaxFactorized.ScaledOutputGradients(o, g, dO);
+            var (gHat, gPrime) = TokenLoops.ScaledOutputGradients(o, g, dO);
             var (gHatReference, gPrimeReference) = FastmaxFactorized.ScaledOutputGradientsByTensorOps(o, g, dO);
             Assert.Equal(gPrimeReference.shape, gPrime.shape);
             ErrorReport.Of($"Ĝ ({name})", gHat, gHatReference).Require(tolerance);

@@ -1,8 +1,8 @@
 using FastNotebooks.Attention.Fastmax;
-using FastNotebooks.Attention.Fastmax.TensorOps;
+using FastNotebooks.Attention.Fastmax.Cpu;
 using static TorchSharp.torch;
 
-namespace FastNotebooks.Tests.Attention.Fastmax;
+namespace FastNotebooks.Tests.Attention.Fastmax.Cpu;
 
 /// <summary>The quadratic-term dropout's masks: values, keep rate, independence of neighbours, reproducibility.</summary>
 public class KeepMaskTests

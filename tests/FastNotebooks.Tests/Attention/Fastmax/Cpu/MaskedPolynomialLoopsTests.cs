@@ -4,7 +4,7 @@ using FastNotebooks.Attention.Fastmax.Cpu;
 using FastNotebooks.Attention.Fastmax.Reference;
 using static TorchSharp.torch;
 
-namespace FastNotebooks.Tests.Attention.Fastmax;
+namespace FastNotebooks.Tests.Attention.Fastmax.Cpu;
 
 /// <summary>The causal kernel's fused in-chunk weights against the tensor-op form they replace.</summary>
 public class MaskedPolynomialLoopsTests

@@ -1,7 +1,7 @@
 using FastNotebooks.Attention.Fastmax;
 using FastNotebooks.Attention.Fastmax.Cpu;
 
-namespace FastNotebooks.Tests.Attention.Fastmax;
+namespace FastNotebooks.Tests.Attention.Fastmax.Cpu;
 
 /// <summary>The kernels' work sharing: every piece runs exactly once, whatever the thread count, and failures reach the caller.</summary>
 public class SharedPiecesTests

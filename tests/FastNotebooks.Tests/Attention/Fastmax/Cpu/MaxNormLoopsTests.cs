@@ -6,7 +6,7 @@ using FastNotebooks.Attention.Fastmax.Reference;
 using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
 
-namespace FastNotebooks.Tests.Attention.Fastmax;
+namespace FastNotebooks.Tests.Attention.Fastmax.Cpu;
 
 /// <summary>The normalization's per-token loops against the tensor-op forms they replace, and the whole node against the dense twin.</summary>
 public class MaxNormLoopsTests

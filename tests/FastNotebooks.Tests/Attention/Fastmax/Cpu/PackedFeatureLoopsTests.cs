@@ -4,7 +4,7 @@ using FastNotebooks.Attention.Fastmax.Cpu;
 using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
 
-namespace FastNotebooks.Tests.Attention.Fastmax;
+namespace FastNotebooks.Tests.Attention.Fastmax.Cpu;
 
 /// <summary>The per-token loops against the broadcast forms they replace, over random shapes, scales and layouts.</summary>
 public class PackedFeatureLoopsTests

@@ -4,7 +4,7 @@ using FastNotebooks.Attention.Fastmax.Cpu;
 using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
 
-namespace FastNotebooks.Tests.Attention.Fastmax;
+namespace FastNotebooks.Tests.Attention.Fastmax.Cpu;
 
 /// <summary>
 /// The kernels' own loops split over threads only for large work (<see cref="TokenLoops.MinWorkPerThread"/>), which the other

@@ -1,7 +1,7 @@
 using FastNotebooks.Attention.Fastmax;
 using FastNotebooks.Attention.Fastmax.Cpu;
 
-namespace FastNotebooks.Tests.Attention.Fastmax;
+namespace FastNotebooks.Tests.Attention.Fastmax.Cpu;
 
 /// <summary>The token-column kernels' block transposes against the element-by-element copies.</summary>
 public unsafe class RegisterTransposeTests
