@@ -37,12 +37,12 @@ public class Float32EndToEndTests
     public void Float32_matches_the_float64_definition(int order, bool causal, int d, FastmaxBackend backend)
     {
         using var scope = NewDisposeScope();
-        int nq = 2048 * 16 / d, nk = nq + 3, dv = d / 2 + 3;   // 2048, 1024, 512 queries
+        int nq = d == 16 ? 2048 : 10 * d, nk = nq + 3, dv = d / 2 + 3;   // 2048, 320 and 640 queries
         var generator = new Generator((ulong)(order * 1000 + d + (causal ? 7 : 0)));
-        var q = randn(new long[] { 1, 2, nq, d }, dtype: ScalarType.Float64, generator: generator) * 3;
-        var k = randn(new long[] { 1, 2, nk, d }, dtype: ScalarType.Float64, generator: generator) * 3;
-        var v = randn(new long[] { 1, 2, nk, dv }, dtype: ScalarType.Float64, generator: generator);
-        var dO = randn(new long[] { 1, 2, nq, dv }, dtype: ScalarType.Float64, generator: generator);
+        var q = randn(new long[] { 1, 1, nq, d }, dtype: ScalarType.Float64, generator: generator) * 3;
+        var k = randn(new long[] { 1, 1, nk, d }, dtype: ScalarType.Float64, generator: generator) * 3;
+        var v = randn(new long[] { 1, 1, nk, dv }, dtype: ScalarType.Float64, generator: generator);
+        var dO = randn(new long[] { 1, 1, nq, dv }, dtype: ScalarType.Float64, generator: generator);
         var options = new FastmaxOptions { Order = order, Causal = causal, Backend = backend };
 
         var expected = Run((x, y, z) => FastmaxDense.Attention(x, y, z, options), q, k, v, dO);
