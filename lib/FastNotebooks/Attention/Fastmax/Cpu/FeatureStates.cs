@@ -9,9 +9,8 @@ namespace FastNotebooks.Attention.Fastmax.Cpu;
 /// The sums over tokens Σ_t u_t ⊗ φ(x̃_t) — the key state [v, 1]ᵀ·φ(k̃), the query state [Ĝ, −r]ᵀ·φ(q̃), the causal chunk
 /// states — in float32 with AVX-512, with the packed order-2 features built 64 tokens at a time into a buffer that stays in
 /// cache (64 × 561 floats, 144 KB at D = 32) and multiplied there by <see cref="SimdGemm"/>'s tiles, the block products
-/// summed in place. Building a whole chunk of rows first (1024 tokens, 2.3 MB at D = 32) sent the features through memory
-/// twice. For D̃ ≥ 32 the features are not stored at all (<see cref="StatePanels"/>: N = 4096, D = 32, one thread, 1.06–1.11 →
-/// 0.99–1.03 ms, alternating in one process). The token-major form in <see cref="PackedTaylorFeatures.StateTransposed"/>
+/// summed in place: building a whole chunk of rows first (1024 tokens, 2.3 MB at D = 32) would send the features through
+/// memory twice. For D̃ ≥ 32 the features are not stored at all (<see cref="StatePanels"/>). The token-major form in <see cref="PackedTaylorFeatures.StateTransposed"/>
 /// (features built per chunk, then a GEMM) is the reference.
 /// </summary>
 internal static unsafe class FeatureStates

@@ -9,8 +9,8 @@ namespace FastNotebooks.Attention.Fastmax.Cpu;
 /// <summary>
 /// Inverted-dropout masks (entries 0 or 1/keep, each kept with probability keep) drawn by a counter-based hash
 /// (SplitMix64 of seed + index) from one seed taken from libtorch's default generator, so a run that seeds libtorch
-/// draws the same masks again, whatever the thread count. libtorch's own Bernoulli sampling took 107–110 ms for the
-/// 7.4 M entries of one quadratic-term mask in the paper's MNIST model (batch 64, one thread), most of a training step.
+/// draws the same masks again, whatever the thread count. libtorch's own Bernoulli sampling of a quadratic-term mask was
+/// most of a training step in the paper's MNIST model (PERF.md).
 /// </summary>
 internal static class KeepMask
 {

@@ -73,7 +73,7 @@ internal static class PackedFeatureLoops
     /// (reversed for suffix states), out[g, c, :] = w ⊙ running[c, :], then running += delta[g]; all along contiguous rows of F.
     /// The result is laid out [..., G, C, F] and returned as its transposed view [..., G, F, C], which the token-column kernels
     /// read as it is. The tensor-op form reads and writes the G chunk states six times (cumulative sum, difference, carry,
-    /// sum, weights, transposed copy); a transposed copy here took 0.7 ms of the causal forward at N = 4096, D = 32.
+    /// sum, weights, transposed copy), and a transposed copy here would be a sizeable part of the causal forward.
     /// </summary>
     public static Tensor RunningStates(Tensor delta, Tensor carry, double[] weights, bool reverse)
     {

@@ -9,10 +9,9 @@ namespace FastNotebooks.Attention.Fastmax.Cpu;
 
 /// <summary>
 /// C = A·B for float32 CPU tensors with AVX-512 register tiles: the Fastmax kernels' GEMMs where the CPU has AVX-512.
-/// On the AMD EPYC machines this project is measured on, libtorch's bundled BLAS (oneMKL 2024.0) reaches 85–95 GFLOP/s
-/// on a 2048³ product on one core and 40–80 on the forward's [4096 × 561]·[561 × 32] (5 on the backward's
-/// [820 × 33]·[33 × 561]); asking it for AVX-512 (MKL_ENABLE_INSTRUCTIONS=AVX512) did not change that. A 12 × 32 tile of
-/// zmm accumulators computes the chunk products at 165–220 GFLOP/s in the same process. <c>a.matmul(b)</c> is the
+/// libtorch's bundled BLAS runs the kernels' thin products (a few thousand tokens by a few hundred features by Dv + 1 columns)
+/// far below its rate on large square ones, and asking it for AVX-512 does not change that (PERF.md); a 12 × 32 tile of zmm
+/// accumulators, one row of B loaded and one element of A broadcast per step, keeps them near the FMA peak. <c>a.matmul(b)</c> is the
 /// reference: every case this class does not take (other dtypes or devices, tensors that need autograd, no AVX-512,
 /// rows that are not unit-stride) goes there, and the tests compare the two.
 /// </summary>

@@ -18,8 +18,7 @@ namespace FastNotebooks.Attention.Fastmax.Cpu;
 internal static unsafe partial class TokenColumns
 {
     // Every loop here is compiled fully optimized on first use (AggressiveOptimization): under tiered compilation, as in the
-    // notebooks, the strip loops otherwise ran unoptimized code for their first calls (notebook 03, p = 2 at D = 8, N = 4096,
-    // median of 9 calls: 2.24–2.32 ms without it, 0.96–0.98 ms with it; the same holds for FeatureStates).
+    // notebooks, the strip loops otherwise run unoptimized code for their first calls (the same holds for FeatureStates).
     const int Strip = 32;   // tokens per strip: two zmm of float32
 
     /// <summary>
@@ -74,9 +73,8 @@ internal static unsafe partial class TokenColumns
     /// ∂/∂x of Σ_c u_c Σ_f φ_f(x̃)·W_fc: dx [..., n, D] for u [..., n, C], a weighted state W [..., F, C] with unit-stride rows
     /// or columns and an extended x [..., n, 2D̃] (<see cref="PackedTaylorFeatures.Gradient"/>). Per strip, dφᵀ = W·uᵀ comes in
     /// register tiles of up to 12 features (i, d) of one i × 32 tokens, and each tile goes from its registers straight into the
-    /// chain rule (<see cref="GradientTile"/>). The token-major form before it (dφ rows of 12 tokens against shifted windows of x̃)
-    /// read unaligned vectors and padded each sum to whole vectors: at n = 832, D = 32, C = 33, one thread, 0.37 ms against
-    /// 0.21 ms for tiles stored and then reduced (0.15 for the tiles, 0.035 for the chain rule).
+    /// chain rule (<see cref="GradientTile"/>): a token-major form (dφ rows of tokens against shifted windows of x̃) would read
+    /// unaligned vectors and pad each sum to whole vectors.
     /// </summary>
     public static Tensor Gradient(Tensor u, Tensor weightedState, Tensor extended, int d, int rows)
     {

@@ -70,9 +70,7 @@ internal static class TokenLoops
 
     // The arithmetic is written out as System.Numerics vector loops rather than calls to TensorPrimitives
     // (System.Numerics.Tensors). The spans are short (Rows = 17 and D̃ = 33 entries at D = 32), where its fixed cost per
-    // call was most of the time: the chain rule on 820 tokens at D = 32, one thread, took 1.04 ms through it and
-    // 0.33–0.42 ms written out (1.8–2.7 ms as libtorch broadcast passes; 1.1–1.8 ms for the GEMM that produces its input).
-    // And these loops are compiled fully optimized on first use, where a tiered library call left the first ten forward
+    // call was most of the time (PERF.md). And these loops are compiled fully optimized on first use, where a tiered library call left the first ten forward
     // calls up to twice as slow.
 
     /// <summary>y = s·x.</summary>
@@ -213,12 +211,9 @@ internal static class TokenLoops
     internal static Span<T> Elements<T>(Tensor x) where T : unmanaged => MemoryMarshal.Cast<byte, T>(x.bytes);
 
     /// <summary>
-    /// Multiply-adds (or element visits) each extra thread must get before a loop is split (default 2^24). A parallel region right
-    /// after a libtorch op, whose own threads then still spin, took 12.6 µs (median) and up to 4 ms to start on the 2-core
-    /// machine this was measured on, against 5 µs after plain .NET work. Two threads against one (N = 4096, D = 32), with the
-    /// previous splits (from 2^8 tokens and 2^21 multiply-adds): 0.81–0.83× (p = 2), 0.59–0.70× (p = 1), 0.80–0.86× (p = 1
-    /// causal) for one head, 0.82×, 1.19×, 1.18× for 32 heads; with this threshold 0.90×, 0.79×, 0.98× and 0.95×, 1.07×,
-    /// 1.11×. The rest of the gap is libtorch's own ops, which run slower on two threads at these sizes.
+    /// Multiply-adds (or element visits) each extra thread must get before a loop is split (default 2^24). A parallel region
+    /// started right after a libtorch op, whose own threads then still spin, can take milliseconds to start, so small loops
+    /// stay on one thread (environment.md, "Threads"; the measurements are in PERF.md).
     /// </summary>
     internal static long MinWorkPerThread { get; set; } = 1L << 24;   // settable for the tests of the split paths
 

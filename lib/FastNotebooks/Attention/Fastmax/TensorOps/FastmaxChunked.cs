@@ -22,9 +22,7 @@ public static class FastmaxChunked
     /// <summary>
     /// The chunk length used when <see cref="FastmaxOptions.ChunkSize"/> is not set: 64 tokens up to F = 256 features
     /// (D ≤ 21 at p = 2; and for every other order), 128 up to F = 1024 (D ≤ 44), 256 beyond. Larger states make each chunk's
-    /// state traffic dearer against its c × c block. Measured (p = 2, N = 4096, one thread, chunks 32–512, forward +
-    /// backward): best at 64 for D = 8 and 16 (3.9 and 8.1 ms), 128 for D = 32 (17.6 against 19.4 ms at 64), 256 for D = 64
-    /// (81 against 104 ms at 64 and 87 at 512).
+    /// state traffic dearer against its c × c block. The steps are where the measured forward + backward was fastest (PERF.md).
     /// </summary>
     public static int DefaultChunk(int order, int d)
     {

@@ -70,8 +70,7 @@ public sealed class PackedTaylorFeatures
     /// </summary>
     public Tensor Extend(Tensor x)
     {
-        // A per-token loop was tried here and measured slower than the concatenation (0.113 vs 0.095 ms, 4096 × 32):
-        // both only move memory.
+        // A per-token loop was tried here and measured slower than the concatenation: both only move memory.
         using var one = ones_like(x.narrow(-1, 0, 1));
         return Order == 1 ? cat(new[] { x, one }, -1) : cat(new[] { x, one, x, one }, -1);
     }
