@@ -45,22 +45,13 @@ public class Float32EndToEndTests
         var dO = randn(new long[] { 1, 1, nq, dv }, dtype: ScalarType.Float64, generator: generator);
         var options = new FastmaxOptions { Order = order, Causal = causal, Backend = backend };
 
-        var expected = Run((x, y, z) => FastmaxDense.Attention(x, y, z, options), q, k, v, dO);
-        var actual = Run((x, y, z) => FastmaxFunctional.Attention(x, y, z, options), q.to(ScalarType.Float32), k.to(ScalarType.Float32),
+        var expected = LossGradients.Of((x, y, z) => FastmaxDense.Attention(x, y, z, options), q, k, v, dO);
+        var actual = LossGradients.Of((x, y, z) => FastmaxFunctional.Attention(x, y, z, options), q.to(ScalarType.Float32), k.to(ScalarType.Float32),
             v.to(ScalarType.Float32), dO.to(ScalarType.Float32));
         string name = $"p={order} causal={causal} D={d} Dv={dv} Nq={nq} Nk={nk} {backend}";
         ErrorReport.Of($"o ({name})", actual[0], expected[0]).Require(OutputTolerance).RequireElementwise(ElementwiseTolerance);
         ErrorReport.Of($"dq ({name})", actual[1], expected[1]).Require(GradientTolerance).RequireElementwise(ElementwiseTolerance);
         ErrorReport.Of($"dk ({name})", actual[2], expected[2]).Require(GradientTolerance).RequireElementwise(ElementwiseTolerance);
         ErrorReport.Of($"dv ({name})", actual[3], expected[3]).Require(GradientTolerance).RequireElementwise(ElementwiseTolerance);
-    }
-
-    /// <summary>o, dq, dk, dv for the loss Σ o ⊙ dO.</summary>
-    static Tensor[] Run(Func<Tensor, Tensor, Tensor, Tensor> attention, Tensor q, Tensor k, Tensor v, Tensor dO)
-    {
-        var (qq, kk, vv) = (q.detach().requires_grad_(), k.detach().requires_grad_(), v.detach().requires_grad_());
-        var o = attention(qq, kk, vv);
-        var grads = autograd.grad(new[] { (o * dO).sum() }, new[] { qq, kk, vv });
-        return new[] { o.detach(), grads[0], grads[1], grads[2] };
     }
 }

@@ -31,9 +31,13 @@ public static class FastmaxChunked
         return features <= 256 ? 64 : features <= 1024 ? 128 : 256;
     }
 
-    /// <summary>o [B, H, Nq, Dv] and the denominator g [B, H, Nq].</summary>
+    /// <summary>
+    /// o [B, H, Nq, Dv] and the denominator g [B, H, Nq]. Packed features cover orders 1 and 2; for a higher order this runs
+    /// the same algorithm with gathered features (<see cref="ChunkedReference.Forward"/>).
+    /// </summary>
     public static (Tensor Output, Tensor Denominator) Forward(Tensor q, Tensor k, Tensor v, double[] a, int chunk, KernelPlan? plan = null)
     {
+        if (a.Length > 3) return ChunkedReference.Forward(q, k, v, a, chunk);
         plan ??= KernelPlan.TensorOps;
         var features = new PackedTaylorFeatures((int)q.shape[3], a, plan);
         if (HeadsPerGroup(features, q, chunk) is var group && group < q.shape[0] * q.shape[1])

@@ -20,8 +20,13 @@ public static class FastmaxFactorized
     const int MinimumTokensPerChunk = 256;
 
     /// <summary>o [B, H, Nq, Dv] and the denominator g [B, H, Nq] for q [B, H, Nq, D], k [B, H, Nk, D], v [B, H, Nk, Dv].</summary>
+    /// <remarks>
+    /// Packed features cover orders 1 and 2; for a higher order (a.Length &gt; 3) this runs the same algorithm with gathered
+    /// features, <see cref="FactorizedReference.Forward"/>, so the derivation can be followed at every order.
+    /// </remarks>
     public static (Tensor Output, Tensor Denominator) Forward(Tensor q, Tensor k, Tensor v, double[] a, int chunk, KernelPlan? plan = null)
     {
+        if (a.Length > 3) return FactorizedReference.Forward(q, k, v, a, chunk);
         var (o, g, keyState) = ForwardKeepingState(q, k, v, a, chunk, plan);
         keyState?.Dispose();
         return (o, g);

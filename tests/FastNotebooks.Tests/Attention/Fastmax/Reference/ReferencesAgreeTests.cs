@@ -36,29 +36,22 @@ public class ReferencesAgreeTests
 
         // The definition on normalized inputs: no normalization left to apply.
         var definition = options with { Normalization = FastmaxNormalization.None };
-        var (dense, denseGrads) = OutputAndGradients((x, y, z) => FastmaxDense.Attention(x, y, z, definition), q, k, v, dO);
-        var (quadratic, quadraticGrads) = OutputAndGradients((x, y, z) => FastmaxQuadratic.Attention(x, y, z, a, causal), q, k, v, dO);
-        Compare($"N×N form ({name})", quadratic, quadraticGrads, dense, denseGrads);
+        var dense = LossGradients.Of((x, y, z) => FastmaxDense.Attention(x, y, z, definition), q, k, v, dO);
+        var quadratic = LossGradients.Of((x, y, z) => FastmaxQuadratic.Attention(x, y, z, a, causal), q, k, v, dO);
+        Compare($"N×N form ({name})", quadratic, dense);
 
         const int chunk = 8;   // several chunks at these lengths
         var (o, g) = causal ? ChunkedReference.Forward(q, k, v, a, chunk) : FactorizedReference.Forward(q, k, v, a, chunk);
         var grads = causal ? ChunkedReference.Backward(q, k, v, o, g, dO, a, chunk) : FactorizedReference.Backward(q, k, v, o, g, dO, a, chunk);
-        Compare($"{(causal ? "chunked" : "factorized")} reference ({name})", o, grads, dense, denseGrads);
+        Compare($"{(causal ? "chunked" : "factorized")} reference ({name})", new[] { o, grads.Dq, grads.Dk, grads.Dv }, dense);
     }
 
-    static (Tensor O, (Tensor Dq, Tensor Dk, Tensor Dv) Grads) OutputAndGradients(Func<Tensor, Tensor, Tensor, Tensor> attention, Tensor q, Tensor k, Tensor v, Tensor dO)
+    /// <summary>[o, dq, dk, dv] against the definition's.</summary>
+    static void Compare(string name, Tensor[] actual, Tensor[] expected)
     {
-        var (qq, kk, vv) = (q.detach().requires_grad_(), k.detach().requires_grad_(), v.detach().requires_grad_());
-        var o = attention(qq, kk, vv);
-        var grads = autograd.grad(new[] { (o * dO).sum() }, new[] { qq, kk, vv });
-        return (o.detach(), (grads[0], grads[1], grads[2]));
-    }
-
-    static void Compare(string name, Tensor o, (Tensor Dq, Tensor Dk, Tensor Dv) grads, Tensor expected, (Tensor Dq, Tensor Dk, Tensor Dv) expectedGrads)
-    {
-        ErrorReport.Of($"o, {name}", o, expected).Require(1e-12).RequireElementwise(1e-6);
-        ErrorReport.Of($"dq, {name}", grads.Dq, expectedGrads.Dq).Require(1e-10);
-        ErrorReport.Of($"dk, {name}", grads.Dk, expectedGrads.Dk).Require(1e-10);
-        ErrorReport.Of($"dv, {name}", grads.Dv, expectedGrads.Dv).Require(1e-10).RequireElementwise(1e-6);
+        ErrorReport.Of($"o, {name}", actual[0], expected[0]).Require(1e-12).RequireElementwise(1e-6);
+        ErrorReport.Of($"dq, {name}", actual[1], expected[1]).Require(1e-10);
+        ErrorReport.Of($"dk, {name}", actual[2], expected[2]).Require(1e-10);
+        ErrorReport.Of($"dv, {name}", actual[3], expected[3]).Require(1e-10).RequireElementwise(1e-6);
     }
 }
