@@ -2,6 +2,9 @@ using FastNotebooks.Attention.Fastmax;
 using FastNotebooks.Attention.Softmax;
 using FastNotebooks.Verification;
 using TorchSharp;
+using FastNotebooks.Attention.Fastmax.Cpu;
+using FastNotebooks.Attention.Fastmax.Reference;
+using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Bench;
@@ -39,7 +42,7 @@ public sealed class AttentionBench(BenchProfile profile, double gemmGflops, Acti
         var rows = new List<BenchRow>();
         // Peak memory is measured after all timings: each measurement hands the C heap's free pages back, and
         // for many calls after that the allocator keeps landing on released pages, which would slow the cases timed next.
-        var memory = new List<(int Row, BenchCase Case, Func<Tensor, Tensor, Tensor, Tensor> Attention, Action<bool>? Path)>();
+        var memory = new List<(int Row, BenchCase Case, Func<Tensor, Tensor, Tensor, Tensor> Attention)>();
         foreach (var c in profile.Cases)
         {
             log?.Invoke(c.ToString());
@@ -51,7 +54,7 @@ public sealed class AttentionBench(BenchProfile profile, double gemmGflops, Acti
             int repeats = c.N >= 65536 ? 1 : profile.Repeats;
 
             bool backward = c.N <= BackwardMaxN && (c.BatchHeads == 1 || profile.Name == "full");
-            Func<Tensor, Tensor, Tensor, Tensor> fastmaxCall = (a, b, d) => Fastmax.Attention(a, b, d, options);
+            Func<Tensor, Tensor, Tensor, Tensor> fastmaxCall = (a, b, d) => FastmaxFunctional.Attention(a, b, d, options);
             var fastmax = Measure(fastmaxCall, q, k, v, repeats, backward);
             BenchRow? softmax = null;
             Func<Tensor, Tensor, Tensor, Tensor>? softmaxCall = null;
@@ -60,47 +63,37 @@ public sealed class AttentionBench(BenchProfile profile, double gemmGflops, Acti
                 softmaxCall = (a, b, d) => SoftmaxAttention.Attention(a, b, d, c.Causal);
                 softmax = Row("sdpa", c, Measure(softmaxCall, q, k, v, repeats, backward: true), softmaxFlops, null);
             }
-            memory.Add((rows.Count, c, fastmaxCall, null));
+            memory.Add((rows.Count, c, fastmaxCall));
             rows.Add(Row("fastmax", c, fastmax, fastmaxFlops, softmax is null ? null : softmax.ForwardMs / fastmax.Forward));
             if (c.Order == 2 && c.N == 4096 && c.BatchHeads == 1)
             {
-                // The same kernel with one of its CPU paths switched off, timed beside it.
-                void Without(string name, Action<bool> path)
+                // The same function on the other backends, chosen by option and timed beside it.
+                foreach (var (name, backend) in new[] { ("fastmax-tensor-ops", FastmaxBackend.TensorOps), ("fastmax-reference", FastmaxBackend.Reference) })
                 {
-                    path(false);
-                    try
-                    {
-                        memory.Add((rows.Count, c, fastmaxCall, path));
-                        rows.Add(Row(name, c, Measure(fastmaxCall, q, k, v, repeats, backward), fastmaxFlops, null));
-                    }
-                    finally { path(true); }
+                    var backendOptions = options with { Backend = backend };
+                    Func<Tensor, Tensor, Tensor, Tensor> backendCall = (a, b, d) => FastmaxFunctional.Attention(a, b, d, backendOptions);
+                    memory.Add((rows.Count, c, backendCall));
+                    rows.Add(Row(name, c, Measure(backendCall, q, k, v, repeats, backward), fastmaxFlops, null));
                 }
-                Without("fastmax-broadcast", on => PackedTaylorFeatures.UseTokenLoops = on);   // elementwise work as libtorch broadcast passes
-                Without("fastmax-libtorch-gemm", on => SimdGemm.Enabled = on);              // libtorch's GEMMs in place of the AVX-512 tiles
             }
             if (softmax is not null)
             {
-                memory.Add((rows.Count, c, softmaxCall!, null));
+                memory.Add((rows.Count, c, softmaxCall!));
                 rows.Add(softmax);
             }
             if (c.N <= profile.DenseMaxN && c.BatchHeads == 1)
             {
                 Func<Tensor, Tensor, Tensor, Tensor> denseCall = (a, b, d) => FastmaxDense.Attention(a, b, d, options);
-                memory.Add((rows.Count, c, denseCall, null));
+                memory.Add((rows.Count, c, denseCall));
                 rows.Add(Row("dense", c, Measure(denseCall, q, k, v, repeats, backward: true), fastmaxFlops, null));
             }
         }
-        foreach (var (row, c, attention, path) in memory)
+        foreach (var (row, c, attention) in memory)
         {
             using var scope = NewDisposeScope();
             var (q, k, v) = Inputs(c);
-            path?.Invoke(false);
-            try
-            {
-                using (no_grad())
-                    rows[row] = rows[row] with { PeakGrowthMb = ProcessMemory.PeakGrowth(() => { using var o = attention(q, k, v); }) / (1024.0 * 1024.0) };
-            }
-            finally { path?.Invoke(true); }
+            using (no_grad())
+                rows[row] = rows[row] with { PeakGrowthMb = ProcessMemory.PeakGrowth(() => { using var o = attention(q, k, v); }) / (1024.0 * 1024.0) };
         }
         return rows;
     }
@@ -168,7 +161,7 @@ public sealed class AttentionBench(BenchProfile profile, double gemmGflops, Acti
                         var grads = autograd.grad(new[] { (o * weights).sum() }, inputs);
                         return new[] { o.detach(), grads[0], grads[1], grads[2] };
                     }
-                    var fast = Run((a, b, c) => Fastmax.Attention(a, b, c, options));
+                    var fast = Run((a, b, c) => FastmaxFunctional.Attention(a, b, c, options));
                     var dense = Run((a, b, c) => FastmaxDense.Attention(a, b, c, options));
                     var output = ErrorReport.Of("o", fast[0], dense[0]);
                     var gradient = Enumerable.Range(1, 3).Select(i => ErrorReport.Of("grad", fast[i], dense[i]).RelativeError).Max();

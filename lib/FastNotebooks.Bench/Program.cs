@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using FastNotebooks.Bench;
 using Spectre.Console;
+using FastNotebooks.Attention.Fastmax.Cpu;
 using static TorchSharp.torch;
 
 // Fastmax vs SDPA vs the dense reference: forward, forward + backward, GFLOP/s against a same-run GEMM, peak memory.

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using FastNotebooks.Attention.Fastmax;
 using FastNotebooks.Attention.Softmax;
 using FastNotebooks.Verification;
+using FastNotebooks.Attention.Fastmax.Reference;
 using static TorchSharp.torch;
 
 manual_seed(0);
@@ -14,7 +15,7 @@ foreach (var order in new[] { 1, 2, 3 })
     var (q, k, v) = (randn(2, 4, 257, 16, dtype: ScalarType.Float64), randn(2, 4, 257, 16, dtype: ScalarType.Float64), randn(2, 4, 257, 16, dtype: ScalarType.Float64));
     var options = new FastmaxOptions { Order = order, Causal = causal };
     Console.WriteLine("  p={0} causal={1,-5}  {2}", order, causal,
-        ErrorReport.Of("o", Fastmax.Attention(q, k, v, options), FastmaxDense.Attention(q, k, v, options)));
+        ErrorReport.Of("o", FastmaxFunctional.Attention(q, k, v, options), FastmaxDense.Attention(q, k, v, options)));
 }
 
 Console.WriteLine("\nLargest relative errors over the verification grid (N 1..257, D 1..24, p 1..3, scales 1e-3..1e3):");
@@ -30,7 +31,7 @@ foreach (var n in new[] { 1024, 4096, 16384 })
     using var scope = NewDisposeScope();
     var (q, k, v) = (randn(1, 1, n, 32), randn(1, 1, n, 32), randn(1, 1, n, 32));
     double Time(Func<Tensor> f) { f(); var w = Stopwatch.StartNew(); for (int i = 0; i < 3; i++) f(); return w.Elapsed.TotalMilliseconds / 3; }
-    Console.WriteLine("  {0,6} {1,12:F1} {2,12:F1}", n, Time(() => Fastmax.Attention(q, k, v)), Time(() => SoftmaxAttention.Attention(q, k, v)));
+    Console.WriteLine("  {0,6} {1,12:F1} {2,12:F1}", n, Time(() => FastmaxFunctional.Attention(q, k, v)), Time(() => SoftmaxAttention.Attention(q, k, v)));
 }
 
 static double MaxFinite(IEnumerable<double> values) => values.Where(double.IsFinite).Max();

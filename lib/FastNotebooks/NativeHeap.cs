@@ -5,14 +5,11 @@ namespace FastNotebooks;
 
 /// <summary>
 /// Keeps glibc from handing libtorch's tensor buffers back to the kernel after every use, so that the next tensor of the
-/// same size does not fault in fresh zeroed pages (about 12 µs a page on the 2-core reference machine). By default glibc
+/// same size does not fault in fresh zeroed pages (each a kernel round trip; environment.md, "The C heap"). By default glibc
 /// serves blocks from 128 KiB up with mmap and unmaps them on free, and it trims the heap top as soon as a few MB are free.
 /// With mmap off (<c>M_MMAP_MAX</c> = 0) every block comes from the heap, and up to <see cref="TrimThresholdBytes"/> of free
 /// heap top is kept. A threshold alone cannot do it: glibc caps <c>M_MMAP_THRESHOLD</c> at 32 MiB, and a [64, 8, 512, 32]
-/// float32 tensor is 32 MiB. Measured on the reference machine (environment.md, "The C heap"): Fastmax p = 2 at N = 4096,
-/// D = 64 ran its backward in 89–94 ms instead of 140–157 ms with the threshold raised to 32 MiB; at [64, 8, 512, 32], causal,
-/// one thread, forward + backward took 2.4 s (p = 2), 2.4 s (p = 1) and 3.7 s (SDPA) with that threshold and 1.2 s, 0.14 s and
-/// 0.9 s with mmap off. Applied once when the library loads, on Linux with glibc only; set
+/// float32 tensor is 32 MiB (the measurements that led here are in PERF.md). Applied once when the library loads, on Linux with glibc only; set
 /// <c>FASTNOTEBOOKS_DEFAULT_MALLOC=1</c> to keep glibc's defaults.
 /// </summary>
 public static class NativeHeap

@@ -45,7 +45,10 @@ public static partial class AttentionRegistry
     /// <param name="dropout">Attention dropout rate (training mode only).</param>
     /// <param name="headDim">Feature size per head; needed by FMA's learned downsampling.</param>
     /// <param name="maxLength">Longest sequence; needed by FMA to size its levels.</param>
-    public static AttentionMechanism Create(string name, bool causal = false, double dropout = 0, int headDim = 0, int maxLength = 0)
+    /// <param name="fastmaxDropout">For Fastmax (not its -dense form): the regularizer <paramref name="dropout"/> sets the rate of, in place of
+    /// the order's default; null keeps the default.</param>
+    public static AttentionMechanism Create(string name, bool causal = false, double dropout = 0, int headDim = 0, int maxLength = 0,
+        FastmaxDropout? fastmaxDropout = null)
     {
         ArgumentNullException.ThrowIfNull(name);
         if (FmaNames.Contains(name))
@@ -73,7 +76,8 @@ public static partial class AttentionRegistry
         if (!match.Success)
             throw new ArgumentException($"unknown attention '{name}'; known: {string.Join(", ", Names.Concat(FmaNames))} (fastmax accepts -mean-centered, -zero-centered, -none, -squared-norm).", nameof(name));
         var options = FastmaxOptionsFor(name, causal, dropout);
-        return match.Groups["dense"].Success ? new FastmaxDenseAttention(options) : new FastmaxAttention(options);
+        if (match.Groups["dense"].Success) return new FastmaxDenseAttention(options);
+        return new FastmaxAttention(fastmaxDropout is { } kind ? options with { Dropout = kind, DropoutRate = dropout } : options);
     }
 
     /// <summary>The options a fastmax name stands for.</summary>

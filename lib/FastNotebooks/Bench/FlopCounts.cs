@@ -9,8 +9,8 @@ public static class FlopCounts
     /// <summary>2·m·n·k for an [m, k]·[k, n] product.</summary>
     public static double Gemm(long m, long n, long k) => 2.0 * m * n * k;
 
-    /// <summary>Symmetric Taylor features of order ≤ p over D coordinates (<see cref="Attention.Fastmax.TaylorFeatures.Size"/>).</summary>
-    public static long FeatureSize(long d, int order) => Attention.Fastmax.TaylorFeatures.Size(d, order);
+    /// <summary>Symmetric Taylor features of order ≤ p over D coordinates (<see cref="Attention.Fastmax.Reference.TaylorFeatures.Size"/>).</summary>
+    public static long FeatureSize(long d, int order) => Attention.Fastmax.Reference.TaylorFeatures.Size(d, order);
 
     /// <summary>
     /// Unmasked Fastmax forward per head: the key state Σ φ(k)ᵀ[v, 1] and the query product φ(q)·S, 4·N·F·(Dv + 1)

@@ -1,4 +1,5 @@
 using FastNotebooks.Attention.Fastmax;
+using FastNotebooks.Attention.Fastmax.Cpu;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Bench;
@@ -27,7 +28,7 @@ public static class Roofline
         using var scope = NewDisposeScope();
         var a = randn(820, 561);
         var b = randn(561, 32);
-        if (!SimdGemm.Applies(a, b)) return null;
+        if (!SimdGemm.Supports(a, b)) return null;
         double ms = Timing.Best(() => { using var c = SimdGemm.MatMul(a, b); }, repeats, warmup: 5);
         return FlopCounts.Gemm(820, 561, 32) / (ms * 1e6);
     }

@@ -210,8 +210,8 @@ public static class Scaling
         var (q, k, v) = (randn(shape, generator: generator), randn(shape, generator: generator), randn(shape, generator: generator));
         Func<Tensor, Tensor, Tensor, Tensor> attention = implementation switch
         {
-            ScalingImplementation.Fastmax1 => (a, b, c) => Fastmax.Attention(a, b, c, new FastmaxOptions { Order = 1 }),
-            ScalingImplementation.Fastmax2 => (a, b, c) => Fastmax.Attention(a, b, c, new FastmaxOptions { Order = 2 }),
+            ScalingImplementation.Fastmax1 => (a, b, c) => FastmaxFunctional.Attention(a, b, c, new FastmaxOptions { Order = 1 }),
+            ScalingImplementation.Fastmax2 => (a, b, c) => FastmaxFunctional.Attention(a, b, c, new FastmaxOptions { Order = 2 }),
             _ => (a, b, c) => SoftmaxAttention.Attention(a, b, c),
         };
         if (pass == ScalingPass.Forward)

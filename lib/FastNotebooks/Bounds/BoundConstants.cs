@@ -1,8 +1,8 @@
 namespace FastNotebooks.Bounds;
 
 /// <summary>
-/// The constants of the Fastmax gradient bound for p = 2 (a = 1, 1, 1/2) under |s| ≤ 1 (research notes §1,
-/// "Gradient bound"; README.md in this folder). On [−1, 1]: f(s) = 1 + s + s²/2 ∈ [1/2, 5/2],
+/// The constants of the Fastmax gradient bound for p = 2 (a = 1, 1, 1/2) under |s| ≤ 1 (README.md in this folder; Attention/Fastmax/README.md,
+/// "Gradient bound"). On [−1, 1]: f(s) = 1 + s + s²/2 ∈ [1/2, 5/2],
 /// f′(s) = 1 + s ∈ [0, 2], so g_i = Σ_j f(s_ij) ≥ N/2, and ∂a_ij/∂s_il = (δ_jl f′_ij − a_ij f′_il)/g_i.
 /// </summary>
 public static class BoundConstants

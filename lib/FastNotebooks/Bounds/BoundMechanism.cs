@@ -1,4 +1,5 @@
 using FastNotebooks.Attention.Fastmax;
+using FastNotebooks.Attention.Fastmax.Reference;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Bounds;

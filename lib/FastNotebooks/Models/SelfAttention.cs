@@ -4,6 +4,7 @@ using FastNotebooks.Attention.Linear;
 using FastNotebooks.Attention.Softmax;
 using TorchSharp;
 using TorchSharp.Modules;
+using FastNotebooks.Attention.Fastmax.Reference;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Models;
@@ -26,9 +27,7 @@ public sealed class SelfAttention : nn.Module<Tensor, Tensor>
         _causal = causal;
         qkv = nn.Linear(config.Dim, 3 * config.Dim);
         output = nn.Linear(config.Dim, config.Dim);
-        mechanism = config.FastmaxDropoutKind is { } kind && config.Attention.StartsWith("fastmax") && !config.Attention.EndsWith("-dense")
-            ? new FastmaxAttention(AttentionRegistry.FastmaxOptionsFor(config.Attention, causal) with { Dropout = kind, DropoutRate = config.AttentionDropout })
-            : AttentionRegistry.Create(config.Attention, causal, config.AttentionDropout, config.HeadDim, config.MaxTokens);
+        mechanism = AttentionRegistry.Create(config.Attention, causal, config.AttentionDropout, config.HeadDim, config.MaxTokens, config.FastmaxDropoutKind);
         RegisterComponents();
     }
 

@@ -1,6 +1,7 @@
 using FastNotebooks.Attention;
 using FastNotebooks.Attention.Fastmax;
 using FastNotebooks.Attention.Softmax;
+using FastNotebooks.Attention.Fastmax.Reference;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Tests.Attention;
@@ -10,7 +11,7 @@ public class AttentionInputsTests
 {
     static readonly Func<Tensor, Tensor, Tensor, bool, Tensor>[] Mechanisms =
     {
-        (q, k, v, causal) => FastNotebooks.Attention.Fastmax.Fastmax.Attention(q, k, v, new FastmaxOptions { Causal = causal }),
+        (q, k, v, causal) => FastmaxFunctional.Attention(q, k, v, new FastmaxOptions { Causal = causal }),
         (q, k, v, causal) => SoftmaxAttention.Attention(q, k, v, causal),
         (q, k, v, causal) => FastmaxDense.Attention(q, k, v, new FastmaxOptions { Causal = causal }),
         (q, k, v, causal) => SoftmaxDense.Attention(q, k, v, causal),
@@ -63,7 +64,7 @@ public class AttentionInputsTests
     public void Unsupported_order(int order)
     {
         var error = Assert.Throws<ArgumentException>(() =>
-            FastNotebooks.Attention.Fastmax.Fastmax.Attention(randn(1, 1, 4, 2), randn(1, 1, 4, 2), randn(1, 1, 4, 2), new FastmaxOptions { Order = order }));
+            FastmaxFunctional.Attention(randn(1, 1, 4, 2), randn(1, 1, 4, 2), randn(1, 1, 4, 2), new FastmaxOptions { Order = order }));
         Assert.Equal("Order", error.ParamName);
         Assert.Contains($"got {order}", error.Message);
     }

@@ -1,6 +1,7 @@
 using FastNotebooks.Attention.Fastmax;
 using FastNotebooks.Bounds;
 using FastNotebooks.Verification;
+using FastNotebooks.Attention.Fastmax.Reference;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Tests.Bounds;

@@ -1,8 +1,9 @@
+using FastNotebooks.Attention.Fastmax.Reference;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Attention.Fastmax;
 
-/// <summary>Fastmax as a module (see <see cref="Fastmax.Attention"/>); regularizers act in training mode only.</summary>
+/// <summary>Fastmax as a module (see <see cref="FastmaxFunctional.Attention"/>); regularizers act in training mode only.</summary>
 public sealed class FastmaxAttention : AttentionMechanism
 {
     public FastmaxAttention(FastmaxOptions options) : base(nameof(FastmaxAttention), options.Causal)
@@ -13,7 +14,7 @@ public sealed class FastmaxAttention : AttentionMechanism
 
     public FastmaxOptions Options { get; }
 
-    public override Tensor forward(Tensor q, Tensor k, Tensor v) => Fastmax.Attention(q, k, v, Options, training);
+    public override Tensor forward(Tensor q, Tensor k, Tensor v) => FastmaxFunctional.Attention(q, k, v, Options, training);
 }
 
 /// <summary>The dense reference as a module, so models can run on the oracle (no dropout).</summary>

@@ -6,7 +6,7 @@ namespace FastNotebooks.Attention.Fastmax;
 /// <summary>
 /// The Fastmax kernel as one autograd node: o = Σ_j f(q_i·k_j) v_j / Σ_j f(q_i·k_j) on already-normalized
 /// q, k. Forward keeps only q, k, v, o and the denominator g (O(N·D) per head); backward recomputes the
-/// moments (<see cref="FastmaxFactorized.Backward"/>, <see cref="FastmaxChunked.Backward"/>). Normalization
+/// moments (<see cref="FastmaxDispatch.Backward"/>). Normalization
 /// and temperature are applied before this function, so autograd differentiates them.
 /// </summary>
 public sealed class FastmaxFunction : autograd.SingleTensorFunction<FastmaxFunction>
@@ -16,26 +16,28 @@ public sealed class FastmaxFunction : autograd.SingleTensorFunction<FastmaxFunct
     /// <summary>Test hook: receives the shapes of the tensors each forward saves for backward.</summary>
     internal static Action<IReadOnlyList<long[]>>? SavedShapesObserver;
 
-    /// <summary>o [B, H, Nq, Dv] for q [B, H, Nq, D], k [B, H, Nk, D], v [B, H, Nk, Dv], coefficients a_0..a_p.</summary>
-    public static Tensor Apply(Tensor q, Tensor k, Tensor v, double[] coefficients, bool causal, int chunk) =>
-        apply(q, k, v, coefficients, causal, chunk);
+    /// <summary>
+    /// o [B, H, Nq, Dv] for q [B, H, Nq, D], k [B, H, Nk, D], v [B, H, Nk, Dv], coefficients a_0..a_p, computed by the
+    /// kernel <see cref="FastmaxDispatch"/> picks for a resolved <paramref name="backend"/> and its <paramref name="plan"/>.
+    /// </summary>
+    public static Tensor Apply(Tensor q, Tensor k, Tensor v, double[] coefficients, bool causal, int chunk, FastmaxBackend backend, KernelPlan plan) =>
+        apply(q, k, v, coefficients, causal, chunk, backend, plan);
 
     public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
     {
         var (q, k, v) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2]);
         var (a, causal, chunk) = ((double[])vars[3], (bool)vars[4], (int)vars[5]);
+        var (backend, plan) = ((FastmaxBackend)vars[6], (KernelPlan)vars[7]);
         // Unmasked, the weighted key state (O(F·Dv) per head) is kept too: the backward would otherwise recompute it.
-        Tensor o, g;
-        Tensor? keyState = null;
-        if (causal && FastmaxFirstOrderCausal.Applies(q, a)) (o, g) = FastmaxFirstOrderCausal.Forward(q, k, v, a);
-        else if (causal) (o, g) = FastmaxChunked.Forward(q, k, v, a, chunk);
-        else (o, g, keyState) = FastmaxFactorized.ForwardKeepingState(q, k, v, a, chunk);
+        var (o, g, keyState) = FastmaxDispatch.Forward(backend, plan, q, k, v, a, causal, chunk);
         var saved = new List<Tensor> { q, k, v, o, g };
         if (keyState is not null) saved.Add(keyState);
         ctx.save_for_backward(saved);
         ctx.save_data("a", a);
         ctx.save_data("causal", causal);
         ctx.save_data("chunk", chunk);
+        ctx.save_data("backend", backend);
+        ctx.save_data("plan", plan);
         SavedShapesObserver?.Invoke(saved.Select(t => t.shape).ToList());
         return o;
     }
@@ -44,13 +46,9 @@ public sealed class FastmaxFunction : autograd.SingleTensorFunction<FastmaxFunct
     {
         var saved = ctx.get_saved_variables();
         var (q, k, v, o, g) = (saved[0], saved[1], saved[2], saved[3], saved[4]);
-        var a = (double[])ctx.get_data("a");
-        var chunk = (int)ctx.get_data("chunk");
-        var (dq, dk, dv) = (bool)ctx.get_data("causal")
-            ? FastmaxFirstOrderCausal.Applies(q, a)
-                ? FastmaxFirstOrderCausal.Backward(q, k, v, o, g, gradOutput, a)
-                : FastmaxChunked.Backward(q, k, v, o, g, gradOutput, a, chunk)
-            : FastmaxFactorized.Backward(q, k, v, o, g, gradOutput, a, chunk, saved.Count > 5 ? saved[5] : null);
-        return new List<Tensor> { dq, dk, dv, null!, null!, null! };
+        var (dq, dk, dv) = FastmaxDispatch.Backward((FastmaxBackend)ctx.get_data("backend"), (KernelPlan)ctx.get_data("plan"),
+            q, k, v, o, g, gradOutput, (double[])ctx.get_data("a"), (bool)ctx.get_data("causal"), (int)ctx.get_data("chunk"),
+            saved.Count > 5 ? saved[5] : null);
+        return new List<Tensor> { dq, dk, dv, null!, null!, null!, null!, null! };
     }
 }

@@ -1,3 +1,4 @@
+using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Attention.Fastmax;
@@ -22,8 +23,9 @@ public static class FastmaxNormalizer
     /// x [B, H, N, D] normalized per batch and head. When <paramref name="causal"/>, token n is divided by the largest
     /// norm among tokens 0..n (a running maximum) instead of over the whole sequence: the sequence-wide maximum would
     /// let a later token change every earlier output. |s| ≤ 1 holds either way, since ‖x_n‖ never exceeds its scale.
+    /// <paramref name="plan"/> says whether the max-norms' per-token work may run on the CPU loops (null: libtorch ops only).
     /// </summary>
-    public static Tensor Normalize(Tensor x, FastmaxNormalization normalization, bool causal = false)
+    public static Tensor Normalize(Tensor x, FastmaxNormalization normalization, bool causal = false, KernelPlan? plan = null)
     {
         switch (normalization)
         {
@@ -31,7 +33,7 @@ public static class FastmaxNormalizer
                 return x.alias();
             case FastmaxNormalization.MeanCentered:
             case FastmaxNormalization.ZeroCentered:
-                return MaxNormFunction.Apply(x, normalization == FastmaxNormalization.MeanCentered, causal);
+                return MaxNormFunction.Apply(x, normalization == FastmaxNormalization.MeanCentered, causal, plan ?? KernelPlan.TensorOps);
             case FastmaxNormalization.SquaredNorm:
                 using (NewDisposeScope())
                 {

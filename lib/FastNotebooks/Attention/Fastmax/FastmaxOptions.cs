@@ -1,3 +1,5 @@
+using FastNotebooks.Attention.Fastmax.Reference;
+using FastNotebooks.Attention.Fastmax.TensorOps;
 namespace FastNotebooks.Attention.Fastmax;
 
 /// <summary>How q and k are scaled before the kernel f(s) is applied (see README.md in this folder, "Normalization").</summary>
@@ -14,6 +16,17 @@ public enum FastmaxNormalization
     /// For comparison only: it does not keep |s| ≤ 1, so the gradient bound's premise fails.
     /// </summary>
     SquaredNorm,
+}
+
+/// <summary>How Fastmax is computed; every choice gives the same function (up to rounding).</summary>
+public enum FastmaxAlgorithm
+{
+    /// <summary>Factorized moments (chunked when causal): O(N·F·Dv), the paper's linear-time form. The default.</summary>
+    Factorized,
+    /// <summary>The N×N form (<see cref="FastmaxQuadratic"/>): O(Nq·Nk·(D + Dv)); cheaper for short sequences.</summary>
+    Quadratic,
+    /// <summary>Whichever of the two is faster for the shapes at hand (<see cref="FastmaxDispatch.Algorithm"/>); what the models use.</summary>
+    Auto,
 }
 
 /// <summary>Which regularizer acts in training mode (all are off in evaluation mode).</summary>
@@ -65,9 +78,23 @@ public sealed record FastmaxOptions
 
     /// <summary>
     /// Factorized (default: the linear-time kernel), the N×N form, or Auto (the faster of the two for the shapes; what the
-    /// models use). All give the same function; see <see cref="FastmaxAlgorithms.Choose"/>.
+    /// models use). All give the same function; see <see cref="FastmaxDispatch.Algorithm"/>.
     /// </summary>
     public FastmaxAlgorithm Algorithm { get; init; } = FastmaxAlgorithm.Factorized;
+
+    /// <summary>
+    /// What computes the factorized kernel: <see cref="FastmaxBackend.Auto"/> (default: the CPU kernels for CPU tensors,
+    /// libtorch ops elsewhere), <see cref="FastmaxBackend.Reference"/> (the readable forms), <see cref="FastmaxBackend.TensorOps"/>
+    /// (libtorch ops only) or <see cref="FastmaxBackend.Cpu"/>. All give the same function up to rounding; the choice is made in
+    /// <see cref="FastmaxDispatch"/>.
+    /// </summary>
+    public FastmaxBackend Backend { get; init; } = FastmaxBackend.Auto;
+
+    /// <summary>
+    /// Working-set budget of the factorized kernels in feature elements (<see cref="KernelPlan.DefaultFeatureChunkElements"/>);
+    /// smaller budgets split chunks and heads finer (the tests use this to reach those splits with small inputs).
+    /// </summary>
+    internal long FeatureChunkElements { get; init; } = KernelPlan.DefaultFeatureChunkElements;
 
     public static readonly int[] SupportedOrders = { 1, 2, 3 };
 
@@ -97,6 +124,12 @@ public sealed record FastmaxOptions
             throw new ArgumentException($"Coefficients must be finite; got [{string.Join(", ", Coefficients)}].", nameof(Coefficients));
         if (!(Temperature > 0) || !double.IsFinite(Temperature))
             throw new ArgumentException($"Temperature must be positive and finite; got {Temperature}.", nameof(Temperature));
+        if (!Enum.IsDefined(Backend))
+            throw new ArgumentException($"Backend must be one of {string.Join(", ", Enum.GetNames<FastmaxBackend>())}; got {Backend}.", nameof(Backend));
+        if (!Enum.IsDefined(Algorithm))
+            throw new ArgumentException($"Algorithm must be one of {string.Join(", ", Enum.GetNames<FastmaxAlgorithm>())}; got {Algorithm}.", nameof(Algorithm));
+        if (FeatureChunkElements < 1)
+            throw new ArgumentException($"FeatureChunkElements must be at least 1; got {FeatureChunkElements}.", nameof(FeatureChunkElements));
         if (ChunkSize < 1)
             throw new ArgumentException($"ChunkSize must be at least 1; got {ChunkSize}.", nameof(ChunkSize));
         if (DropoutRate < 0 || (Dropout != FastmaxDropout.OutputNoise && DropoutRate >= 1) || !double.IsFinite(DropoutRate))

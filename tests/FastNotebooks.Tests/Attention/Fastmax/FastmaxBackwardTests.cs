@@ -2,6 +2,7 @@ using CsCheck;
 using FastNotebooks.Attention.Fastmax;
 using FastNotebooks.Verification;
 using TorchSharp;
+using FastNotebooks.Attention.Fastmax.Reference;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Tests.Attention.Fastmax;
@@ -30,7 +31,7 @@ public class FastmaxBackwardTests
         KernelCase.CheckWellConditioned(Iterations, ScalarType.Float64, (c, q, k, v) =>
         {
             var weights = randn(c.B, c.H, c.Nq, c.Dv, dtype: ScalarType.Float64);
-            var fast = Gradients((a, b, d) => FastNotebooks.Attention.Fastmax.Fastmax.Attention(a, b, d, c.Options), q, k, v, weights);
+            var fast = Gradients((a, b, d) => FastmaxFunctional.Attention(a, b, d, c.Options), q, k, v, weights);
             var dense = Gradients((a, b, d) => FastmaxDense.Attention(a, b, d, c.Options), q, k, v, weights);
             double floor = c.ZeroGradientFloor(q, k);
             ErrorReport.Of($"dq ({c})", fast.Dq, dense.Dq).Require(1e-8, absoluteFloor: floor);
@@ -52,9 +53,9 @@ public class FastmaxBackwardTests
         using var k = randn(new long[] { 1, 2, 7, 3 }, dtype: ScalarType.Float64, generator: generator) * 0.5;
         using var v = randn(new long[] { 1, 2, 7, 2 }, dtype: ScalarType.Float64, generator: generator);
         using var weights = randn(new long[] { 1, 2, 5, 2 }, dtype: ScalarType.Float64, generator: generator);
-        Tensor Loss(Tensor a, Tensor b, Tensor d) => (FastNotebooks.Attention.Fastmax.Fastmax.Attention(a, b, d, options) * weights).sum();
+        Tensor Loss(Tensor a, Tensor b, Tensor d) => (FastmaxFunctional.Attention(a, b, d, options) * weights).sum();
 
-        var analytic = Gradients((a, b, d) => FastNotebooks.Attention.Fastmax.Fastmax.Attention(a, b, d, options), q, k, v, weights);
+        var analytic = Gradients((a, b, d) => FastmaxFunctional.Attention(a, b, d, options), q, k, v, weights);
         var gradients = new[] { analytic.Dq, analytic.Dk, analytic.Dv };
         for (int which = 0; which < 3; which++)
         {
@@ -76,7 +77,7 @@ public class FastmaxBackwardTests
             using var q = randn(1, 2, n, d).requires_grad_();
             using var k = randn(1, 2, n, d).requires_grad_();
             using var v = randn(1, 2, n, dv).requires_grad_();
-            using var o = FastNotebooks.Attention.Fastmax.Fastmax.Attention(q, k, v, new FastmaxOptions { Causal = causal });
+            using var o = FastmaxFunctional.Attention(q, k, v, new FastmaxOptions { Causal = causal });
             o.sum().backward();
         }
         finally { FastmaxFunction.SavedShapesObserver = null; }

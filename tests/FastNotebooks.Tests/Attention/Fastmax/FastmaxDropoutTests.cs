@@ -35,7 +35,7 @@ public class FastmaxDropoutTests
         module.eval();
         using var first = module.forward(q, k, v);
         using var second = module.forward(q, k, v);
-        using var plain = FastNotebooks.Attention.Fastmax.Fastmax.Attention(q, k, v, options with { Dropout = FastmaxDropout.None, DropoutRate = 0 });
+        using var plain = FastmaxFunctional.Attention(q, k, v, options with { Dropout = FastmaxDropout.None, DropoutRate = 0 });
         Assert.True(first.eq(second).all().item<bool>(), "two evaluation passes differ");
         Assert.True(first.eq(plain).all().item<bool>(), "evaluation output differs from the no-dropout output");
     }
@@ -49,7 +49,7 @@ public class FastmaxDropoutTests
         var options = new FastmaxOptions { Order = order, Causal = causal, Dropout = dropout, DropoutRate = 0.2 };
         using var module = new FastmaxAttention(options);
         module.train();
-        using var plain = FastNotebooks.Attention.Fastmax.Fastmax.Attention(q, k, v, options with { Dropout = FastmaxDropout.None, DropoutRate = 0 });
+        using var plain = FastmaxFunctional.Attention(q, k, v, options with { Dropout = FastmaxDropout.None, DropoutRate = 0 });
 
         using var sum = zeros_like(plain);
         double singleDrawError = 0;

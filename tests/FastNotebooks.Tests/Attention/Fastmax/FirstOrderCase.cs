@@ -1,5 +1,6 @@
 using FastNotebooks.Attention.Fastmax;
 using TorchSharp;
+using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Tests.Attention.Fastmax;
@@ -19,7 +20,7 @@ public sealed record FirstOrderCase(Tensor Q, Tensor K, Tensor V, Tensor GradOut
         double a1 = 0.2 + random.NextDouble(), scale = Math.Pow(10, random.Next(-3, 4));
         var a = new[] { a1 + 0.1 + random.NextDouble(), a1 };
         Tensor Normalized(long n) =>
-            MaxNormFunction.Apply(randn(new long[] { b, h, n, d }, dtype: ScalarType.Float64, generator: generator) * scale, centre: true, causal: causal);
+            MaxNormFunction.Apply(randn(new long[] { b, h, n, d }, dtype: ScalarType.Float64, generator: generator) * scale, centre: true, causal: causal, KernelPlan.TensorOps);
         var (q, k) = (Normalized(nq), Normalized(nk));
         var v = randn(new long[] { b, h, nk, dv }, dtype: ScalarType.Float64, generator: generator);
         var gradOutput = randn(new long[] { b, h, nq, dv }, dtype: ScalarType.Float64, generator: generator);

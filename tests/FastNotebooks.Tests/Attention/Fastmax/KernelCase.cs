@@ -1,6 +1,7 @@
 using CsCheck;
 using FastNotebooks.Attention.Fastmax;
 using TorchSharp;
+using FastNotebooks.Attention.Fastmax.Reference;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Tests.Attention.Fastmax;
@@ -62,12 +63,12 @@ public sealed record KernelCase(int B, int H, int Nq, int Nk, int D, int Dv, dou
 
     public override string ToString() =>
         $"B={B} H={H} Nq={Nq} Nk={Nk} D={D} Dv={Dv} scale={Scale:G} p={Options.Order} {Options.Normalization} " +
-        $"causal={Options.Causal} T={Options.Temperature} chunk={Options.ChunkSize} a=[{string.Join(", ", Options.ResolvedCoefficients())}] seed={Seed}";
+        $"causal={Options.Causal} T={Options.Temperature} chunk={Options.ChunkSize} backend={Options.Backend} a=[{string.Join(", ", Options.ResolvedCoefficients())}] seed={Seed}";
 
     static readonly Gen<FastmaxNormalization> Normalizations = Gen.Enum<FastmaxNormalization>();
 
     /// <summary>
-    /// Shapes from 1 up (N = 1, D = 1 included), Nq ≠ Nk, every order and normalization, scales 1e-3 … 1e3.
+    /// Shapes from 1 up (N = 1, D = 1 included), Nq ≠ Nk, every order, normalization and backend, scales 1e-3 … 1e3.
     /// Coefficients are Taylor's or random with a_0 above the sum of the others, so f stays positive wherever
     /// |s| ≤ 1. Without normalization the inputs stay at scale ≤ 1: odd orders can divide by a denominator near zero
     /// (no method is accurate there), and at large scales the factorized sums cancel — the terms of (q·k)² via
@@ -89,6 +90,7 @@ public sealed record KernelCase(int B, int H, int Nq, int Nk, int D, int Dv, dou
         from randomCoefficients in Gen.Double[0.05, 1.0].Array[3]
         from temperature in Gen.OneOf(1.0, 0.5, 2.0)
         from seed in Gen.Long[0, 1_000_000]
+        from backend in Gen.Enum<FastmaxBackend>()
         let scale = normalization != FastmaxNormalization.None ? Math.Pow(10, scaleExponent)
             : order != 2 ? Math.Min(Math.Pow(10, scaleExponent), 0.1 / Math.Sqrt(d))
             : Math.Min(Math.Pow(10, scaleExponent), 1.0)
@@ -100,6 +102,7 @@ public sealed record KernelCase(int B, int H, int Nq, int Nk, int D, int Dv, dou
             ChunkSize = chunk,
             Temperature = normalization == FastmaxNormalization.None ? 1.0 : temperature,
             Coefficients = taylor ? null : DominantConstant(randomCoefficients.Take(order).ToArray()),
+            Backend = backend,
         }, seed);
 
     static double[] DominantConstant(double[] higher) => higher.Prepend(higher.Sum() + 0.1).ToArray();

@@ -1,0 +1,84 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using FastNotebooks.Attention.Fastmax.TensorOps;
+using static TorchSharp.torch;
+
+namespace FastNotebooks.Attention.Fastmax.Cpu;
+
+/// <summary>
+/// The sums over tokens Σ_t u_t ⊗ φ(x̃_t) — the key state [v, 1]ᵀ·φ(k̃), the query state [Ĝ, −r]ᵀ·φ(q̃), the causal chunk
+/// states — in float32 with AVX-512, with the packed order-2 features built 64 tokens at a time into a buffer that stays in
+/// cache (64 × 561 floats, 144 KB at D = 32) and multiplied there by <see cref="SimdGemm"/>'s tiles, the block products
+/// summed in place: building a whole chunk of rows first (1024 tokens, 2.3 MB at D = 32) would send the features through
+/// memory twice. For D̃ ≥ 32 the features are not stored at all (<see cref="StatePanels"/>). The token-major form in <see cref="PackedTaylorFeatures.StateTransposed"/>
+/// (features built per chunk, then a GEMM) is the reference.
+/// </summary>
+internal static unsafe class FeatureStates
+{
+    /// <summary>
+    /// True where <see cref="Transposed"/> takes an extended chunk [..., n, 2D̃] and u [..., n, C]: equal leading dims, and
+    /// what every fused order-2 kernel needs (<see cref="TokenColumns.SupportsFused"/>).
+    /// </summary>
+    public static bool Supports(PackedTaylorFeatures features, Tensor extended, Tensor u) =>
+        u.shape[..^1].SequenceEqual(extended.shape[..^1]) && TokenColumns.SupportsFused(features, extended, u);
+
+    const int Block = 64;   // tokens whose features are built and multiplied together
+
+    /// <summary>uᵀ·φ(x̃) [..., C, F] for an extended x [..., n, 2D̃] and u [..., n, C] with equal leading dims.</summary>
+    public static Tensor Transposed(Tensor extended, Tensor u, int d, int rows)
+    {
+        int tilde = d + 1, size = tilde * rows, c = (int)u.shape[^1], n = (int)extended.shape[^2];
+        using var x = extended.contiguous();
+        using var uc = u.contiguous();
+        var shape = u.shape.ToArray();
+        (shape[^2], shape[^1]) = (c, size);
+        long slices = TokenColumns.SliceCount(u);
+        var sums = n == 0 ? zeros(shape, dtype: ScalarType.Float32, device: u.device) : empty(shape, dtype: ScalarType.Float32, device: u.device);   // every block but the first adds to what the first wrote
+        if (slices == 0 || n == 0 || c == 0) return sums;
+        float* xs = SimdGemm.Address(x), us = SimdGemm.Address(uc), target = SimdGemm.Address(sums);
+        // Threads take whole slices, so each sum is added up in the same order whatever their number.
+        TokenLoops.ForTokenRanges(slices, (long)n * size * c, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, count) =>
+        {
+            if (StatePanels.Supports(d))
+            {
+                StatePanels.Slices(xs, us, target, first, count, n, c, d, rows);
+                return;
+            }
+            float[] buffer = ArrayPool<float>.Shared.Rent(Block * size + c * size + Block * 32);
+            try
+            {
+                fixed (float* scratch = buffer)
+                {
+                    float* phi = scratch, product = phi + Block * size, packed = product + c * size;
+                    for (long slice = first; slice < first + count; slice++)
+                    {
+                        float* sum = target + slice * c * size;
+                        for (int start = 0; start < n; start += Block)
+                        {
+                            int tokens = Math.Min(Block, n - start);
+                            long token0 = slice * n + start;
+                            BuildRows(xs + token0 * 2 * tilde, tokens, tilde, rows, phi);
+                            // The first block writes the sum, the others add their product to it.
+                            SimdGemm.Product(us + token0 * c, 1, c, phi, size, start == 0 ? sum : product, size, c, tokens, size, packed);
+                            if (start > 0) TokenLoops.Accumulate<float>(new ReadOnlySpan<float>(product, c * size), new Span<float>(sum, c * size));
+                        }
+                    }
+                }
+            }
+            finally { ArrayPool<float>.Shared.Return(buffer); }
+        });
+        GC.KeepAlive(x);
+        GC.KeepAlive(uc);
+        return sums;
+    }
+
+    /// <summary>φ rows [tokens, F] (f = i·Rows + d holds x̃_i·x̃_(i+d)) of consecutive extended tokens [x̃, x̃] into <paramref name="phi"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void BuildRows(float* x, int tokens, int tilde, int rows, float* phi)
+    {
+        int size = tilde * rows;
+        for (int t = 0; t < tokens; t++, x += 2 * tilde, phi += size)
+            for (int i = 0; i < tilde; i++)
+                TokenLoops.Scale<float>(new ReadOnlySpan<float>(x + i, rows), x[i], new Span<float>(phi + i * rows, rows));
+    }
+}

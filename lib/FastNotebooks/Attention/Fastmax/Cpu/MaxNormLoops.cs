@@ -1,0 +1,165 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using TorchSharp;
+using FastNotebooks.Attention.Fastmax.TensorOps;
+using static TorchSharp.torch;
+using static FastNotebooks.Attention.Fastmax.Cpu.TokenLoops;
+
+namespace FastNotebooks.Attention.Fastmax.Cpu;
+
+/// <summary>
+/// The per-token halves of <see cref="MaxNormFunction"/> as one loop over CPU memory: centring and the token norm in
+/// the forward, the token dot dy·y and the centred combination α·dy + β·y in the backward, each in one pass where
+/// libtorch takes two to five with temporaries of the input's size (both are bound by memory traffic). The reductions across tokens (largest norm, its holder) stay
+/// tensor ops on [B, H, N]; the tensor-op forms in <see cref="MaxNormFunction"/> are the reference these are tested against.
+/// </summary>
+internal static class MaxNormLoops
+{
+    /// <summary>True where these loops take the tensors (<see cref="TokenLoops.Supports"/>).</summary>
+    public static bool Supports(params Tensor[] inputs) => TokenLoops.Supports(inputs);
+
+    /// <summary>c = x − mean(x) per token (a copy of x when not <paramref name="centre"/>) [..., N, D] and ‖c‖ [..., N].</summary>
+    public static (Tensor Centred, Tensor Norms) CentreAndNorm(Tensor x, bool centre)
+    {
+        using var input = x.contiguous();
+        var centred = empty(input.shape, dtype: input.dtype, device: input.device);
+        var norms = empty(input.shape[..^1], dtype: input.dtype, device: input.device);
+        int d = (int)input.shape[^1];
+        ForTokenRanges(input.numel() / d, d, (start, count) =>
+        {
+            if (input.dtype == ScalarType.Float32) CentreAndNorm<float>(input, centred, norms, start, count, d, centre);
+            else CentreAndNorm<double>(input, centred, norms, start, count, d, centre);
+        });
+        return (centred, norms);
+    }
+
+    /// <summary>a_t·b_t per token [..., N] for a, b [..., N, D].</summary>
+    public static Tensor TokenDots(Tensor a, Tensor b)
+    {
+        using var ac = a.contiguous();
+        using var bc = b.contiguous();
+        var dots = empty(ac.shape[..^1], dtype: ac.dtype, device: ac.device);
+        int d = (int)ac.shape[^1];
+        ForTokenRanges(ac.numel() / d, d, (start, count) =>
+        {
+            if (ac.dtype == ScalarType.Float32) TokenDots<float>(ac, bc, dots, start, count, d);
+            else TokenDots<double>(ac, bc, dots, start, count, d);
+        });
+        return dots;
+    }
+
+    /// <summary>α_t·a_t + β_t·b_t per token [..., N, D], minus its mean over D when <paramref name="centre"/>; α, β [..., N].</summary>
+    public static Tensor CentredCombination(Tensor a, Tensor b, Tensor alpha, Tensor beta, bool centre)
+    {
+        using var ac = a.contiguous();
+        using var bc = b.contiguous();
+        using var alphas = alpha.expand(ac.shape[..^1]).contiguous();
+        using var betas = beta.expand(ac.shape[..^1]).contiguous();
+        var result = empty(ac.shape, dtype: ac.dtype, device: ac.device);
+        int d = (int)ac.shape[^1];
+        ForTokenRanges(ac.numel() / d, d, (start, count) =>
+        {
+            if (ac.dtype == ScalarType.Float32) CentredCombination<float>(ac, bc, alphas, betas, result, start, count, d, centre);
+            else CentredCombination<double>(ac, bc, alphas, betas, result, start, count, d, centre);
+        });
+        return result;
+    }
+
+    /// <summary>
+    /// The whole backward of the sequence-wide max-norm (one scale m′ per slice) in two passes per slice: Σ_t dy_t·y_t, then
+    /// dx_t = α·dy_t + β·y_t with α = 1/m′ and β non-zero only at the token holding the maximum, centred when asked. Same
+    /// result as <see cref="MaxNormFunction"/>'s general backward with <see cref="TokenDots"/> and <see cref="CentredCombination(Tensor, Tensor, Tensor, Tensor, bool)"/>,
+    /// without its dozen tensor ops on [B, H, ·] (most of its time at N = 4096). norms [..., N], scale, holder, active [..., 1].
+    /// </summary>
+    public static Tensor SharedScaleGradient(Tensor dy, Tensor y, Tensor norms, Tensor scale, Tensor holder, Tensor active, bool centre)
+    {
+        using var dyc = dy.contiguous();
+        using var yc = y.contiguous();
+        using var normsc = norms.contiguous();
+        using var scales = scale.contiguous();
+        using var holders = holder.contiguous();
+        using var actives = active.contiguous();
+        var result = empty(dyc.shape, dtype: dyc.dtype, device: dyc.device);
+        long n = dyc.shape[^2], slices = dyc.numel() / Math.Max(1, n * dyc.shape[^1]);
+        int d = (int)dyc.shape[^1];
+        void Slice(long slice)
+        {
+            if (dyc.dtype == ScalarType.Float32) SharedScaleGradient<float>(dyc, yc, normsc, scales, holders, actives, result, slice, n, d, centre);
+            else SharedScaleGradient<double>(dyc, yc, normsc, scales, holders, actives, result, slice, n, d, centre);
+        }
+        int threads = ThreadsFor(slices, (double)slices * n * d);
+        if (threads == 1) for (long slice = 0; slice < slices; slice++) Slice(slice);
+        else SharedPieces.For(slices, threads, Slice);
+        return result;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void SharedScaleGradient<T>(Tensor dyIn, Tensor yIn, Tensor normsIn, Tensor scaleIn, Tensor holderIn, Tensor activeIn, Tensor result,
+        long slice, long n, int d, bool centre) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var dy = Elements<T>(dyIn).Slice((int)(slice * n * d), (int)(n * d));
+        var y = Elements<T>(yIn).Slice((int)(slice * n * d), (int)(n * d));
+        var r = Elements<T>(result).Slice((int)(slice * n * d), (int)(n * d));
+        T scale = Elements<T>(scaleIn)[(int)slice];
+        long holder = Elements<long>(holderIn)[(int)slice];
+        bool active = Elements<bool>(activeIn)[(int)slice];
+        T dScale = T.Zero;
+        for (long t = 0; t < n; t++) dScale += Dot<T>(dy.Slice((int)(t * d), d), y.Slice((int)(t * d), d));
+        // dm = −Σ dy·y / m′ (zero where the floor holds), routed to the holder: β = dm·m′/n_holder.
+        T norm = T.Max(Elements<T>(normsIn)[(int)(slice * n + holder)], T.CreateChecked(FastmaxNormalizer.NormFloor));
+        T beta = active ? -dScale / scale * (scale / norm) : T.Zero;
+        T alpha = T.One / scale, width = T.CreateChecked(d);
+        for (long t = 0; t < n; t++)
+        {
+            var rt = r.Slice((int)(t * d), d);
+            Combine<T>(dy.Slice((int)(t * d), d), alpha, y.Slice((int)(t * d), d), t == holder ? beta : T.Zero, rt);
+            if (centre) Shift<T>(rt, -Sum<T>(rt) / width, rt);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void CentreAndNorm<T>(Tensor input, Tensor centred, Tensor normsOut, long start, long count, int d, bool centre)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var x = Elements<T>(input);
+        var c = Elements<T>(centred);
+        var norms = Elements<T>(normsOut);
+        T width = T.CreateChecked(d);
+        for (long t = start; t < start + count; t++)
+        {
+            var xt = x.Slice((int)(t * d), d);
+            var ct = c.Slice((int)(t * d), d);
+            Shift<T>(xt, centre ? -Sum<T>(xt) / width : T.Zero, ct);
+            norms[(int)t] = T.Sqrt(Dot<T>(ct, ct));
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void TokenDots<T>(Tensor a, Tensor b, Tensor dotsOut, long start, long count, int d)
+        where T : unmanaged, INumber<T>
+    {
+        var x = Elements<T>(a);
+        var y = Elements<T>(b);
+        var dots = Elements<T>(dotsOut);
+        for (long t = start; t < start + count; t++)
+            dots[(int)t] = Dot<T>(x.Slice((int)(t * d), d), y.Slice((int)(t * d), d));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void CentredCombination<T>(Tensor a, Tensor b, Tensor alphas, Tensor betas, Tensor result, long start, long count, int d, bool centre)
+        where T : unmanaged, INumber<T>
+    {
+        var x = Elements<T>(a);
+        var y = Elements<T>(b);
+        var al = Elements<T>(alphas);
+        var be = Elements<T>(betas);
+        var r = Elements<T>(result);
+        T width = T.CreateChecked(d);
+        for (long t = start; t < start + count; t++)
+        {
+            var rt = r.Slice((int)(t * d), d);
+            Combine<T>(x.Slice((int)(t * d), d), al[(int)t], y.Slice((int)(t * d), d), be[(int)t], rt);
+            if (centre) Shift<T>(rt, -Sum<T>(rt) / width, rt);
+        }
+    }
+}

@@ -1,0 +1,122 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace FastNotebooks.Attention.Fastmax.Cpu;
+
+/// <summary>
+/// Rows ↔ columns of float32 blocks for the token-column kernels (<see cref="TokenColumns"/>): whole 16 × 16 blocks
+/// transposed in zmm registers (four rounds of 16 shuffles), the rest element by element. Element by element, these copies
+/// took 9 % of a p = 2 forward + backward (perf, N = 4096, D = 32): each element a scalar load and a store 128 bytes from
+/// the last. <see cref="ToColumnsByElements"/> and <see cref="FromColumnsByElements"/> are the reference.
+/// </summary>
+internal static unsafe class RegisterTranspose
+{
+    const int Block = 16;
+
+    /// <summary>Whether the 16 × 16 register blocks run here (AVX-512F).</summary>
+    internal static bool Available => Avx512F.IsSupported;
+
+    /// <summary>
+    /// columns[k·stripWidth + t] = rows[t·ld + k] for t &lt; tokens, k &lt; width; for t in [tokens, stripWidth) zeros, so a
+    /// partial strip's vectors read no stale tokens.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void ToColumns(float* rows, long ld, int tokens, int width, float* columns, int stripWidth)
+    {
+        int whole = Available ? tokens / Block * Block : 0, blockWidth = width / Block * Block;
+        if (whole == 0) blockWidth = 0;
+        for (int t0 = 0; t0 < whole; t0 += Block)
+            for (int k0 = 0; k0 < blockWidth; k0 += Block)
+                Transpose16(rows + t0 * ld + k0, ld, columns + k0 * stripWidth + t0, stripWidth);
+        for (int k = blockWidth; k < width; k++)
+            for (int t = 0; t < whole; t++) columns[k * stripWidth + t] = rows[t * ld + k];
+        for (int k = 0; k < width; k++)
+        {
+            for (int t = whole; t < tokens; t++) columns[k * stripWidth + t] = rows[t * ld + k];
+            for (int t = tokens; t < stripWidth; t++) columns[k * stripWidth + t] = 0f;
+        }
+    }
+
+    /// <summary>rows[t·ld + k] = columns[k·stripWidth + t] for t &lt; tokens, k &lt; width.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void FromColumns(float* columns, int stripWidth, int tokens, int width, float* rows, long ld)
+    {
+        int whole = Available ? tokens / Block * Block : 0, blockWidth = width / Block * Block;
+        if (whole == 0) blockWidth = 0;
+        for (int t0 = 0; t0 < whole; t0 += Block)
+            for (int k0 = 0; k0 < blockWidth; k0 += Block)
+                Transpose16(columns + k0 * stripWidth + t0, stripWidth, rows + t0 * ld + k0, ld);
+        for (int t = 0; t < whole; t++)
+            for (int k = blockWidth; k < width; k++) rows[t * ld + k] = columns[k * stripWidth + t];
+        for (int t = whole; t < tokens; t++)
+            for (int k = 0; k < width; k++) rows[t * ld + k] = columns[k * stripWidth + t];
+    }
+
+    /// <summary>The element-by-element form of <see cref="ToColumns"/>.</summary>
+    public static void ToColumnsByElements(float* rows, long ld, int tokens, int width, float* columns, int stripWidth)
+    {
+        for (int k = 0; k < width; k++)
+            for (int t = 0; t < stripWidth; t++) columns[k * stripWidth + t] = t < tokens ? rows[t * ld + k] : 0f;
+    }
+
+    /// <summary>The element-by-element form of <see cref="FromColumns"/>.</summary>
+    public static void FromColumnsByElements(float* columns, int stripWidth, int tokens, int width, float* rows, long ld)
+    {
+        for (int t = 0; t < tokens; t++)
+            for (int k = 0; k < width; k++) rows[t * ld + k] = columns[k * stripWidth + t];
+    }
+
+    /// <summary>
+    /// target[c·targetLd + r] = source[r·sourceLd + c] for a 16 × 16 block. Rounds one and two interleave rows within each
+    /// 128-bit lane (as floats, then as pairs), leaving in u_(4p+j)'s lane L column 4L + j of rows 4p … 4p + 3; rounds three and
+    /// four gather lane L of u_j, u_(4+j), u_(8+j), u_(12+j) into output row 4L + j.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Transpose16(float* source, long sourceLd, float* target, long targetLd)
+    {
+        var r0 = Vector512.Load(source); var r1 = Vector512.Load(source + sourceLd);
+        var r2 = Vector512.Load(source + 2 * sourceLd); var r3 = Vector512.Load(source + 3 * sourceLd);
+        var r4 = Vector512.Load(source + 4 * sourceLd); var r5 = Vector512.Load(source + 5 * sourceLd);
+        var r6 = Vector512.Load(source + 6 * sourceLd); var r7 = Vector512.Load(source + 7 * sourceLd);
+        var r8 = Vector512.Load(source + 8 * sourceLd); var r9 = Vector512.Load(source + 9 * sourceLd);
+        var r10 = Vector512.Load(source + 10 * sourceLd); var r11 = Vector512.Load(source + 11 * sourceLd);
+        var r12 = Vector512.Load(source + 12 * sourceLd); var r13 = Vector512.Load(source + 13 * sourceLd);
+        var r14 = Vector512.Load(source + 14 * sourceLd); var r15 = Vector512.Load(source + 15 * sourceLd);
+
+        var (t0, t1) = Interleave(r0, r1); var (t2, t3) = Interleave(r2, r3);
+        var (t4, t5) = Interleave(r4, r5); var (t6, t7) = Interleave(r6, r7);
+        var (t8, t9) = Interleave(r8, r9); var (t10, t11) = Interleave(r10, r11);
+        var (t12, t13) = Interleave(r12, r13); var (t14, t15) = Interleave(r14, r15);
+
+        var (u0, u1) = InterleavePairs(t0, t2); var (u2, u3) = InterleavePairs(t1, t3);
+        var (u4, u5) = InterleavePairs(t4, t6); var (u6, u7) = InterleavePairs(t5, t7);
+        var (u8, u9) = InterleavePairs(t8, t10); var (u10, u11) = InterleavePairs(t9, t11);
+        var (u12, u13) = InterleavePairs(t12, t14); var (u14, u15) = InterleavePairs(t13, t15);
+
+        Column(u0, u4, u8, u12, target, targetLd);
+        Column(u1, u5, u9, u13, target + targetLd, targetLd);
+        Column(u2, u6, u10, u14, target + 2 * targetLd, targetLd);
+        Column(u3, u7, u11, u15, target + 3 * targetLd, targetLd);
+    }
+
+    /// <summary>Output rows j, 4 + j, 8 + j, 12 + j (at target, stride 4·ld) from u_j, u_(4+j), u_(8+j), u_(12+j).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Column(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d, float* target, long ld)
+    {
+        var (evenAb, oddAb) = (Avx512F.Shuffle4x128(a, b, 0x88), Avx512F.Shuffle4x128(a, b, 0xDD));   // lanes 0, 2 / 1, 3 of a, then of b
+        var (evenCd, oddCd) = (Avx512F.Shuffle4x128(c, d, 0x88), Avx512F.Shuffle4x128(c, d, 0xDD));
+        Avx512F.Shuffle4x128(evenAb, evenCd, 0x88).Store(target);            // lane 0 of a, b, c, d
+        Avx512F.Shuffle4x128(oddAb, oddCd, 0x88).Store(target + 4 * ld);     // lane 1
+        Avx512F.Shuffle4x128(evenAb, evenCd, 0xDD).Store(target + 8 * ld);   // lane 2
+        Avx512F.Shuffle4x128(oddAb, oddCd, 0xDD).Store(target + 12 * ld);    // lane 3
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static (Vector512<float>, Vector512<float>) Interleave(Vector512<float> a, Vector512<float> b) =>
+        (Avx512F.UnpackLow(a, b), Avx512F.UnpackHigh(a, b));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static (Vector512<float>, Vector512<float>) InterleavePairs(Vector512<float> a, Vector512<float> b) =>
+        (Avx512F.UnpackLow(a.AsDouble(), b.AsDouble()).AsSingle(), Avx512F.UnpackHigh(a.AsDouble(), b.AsDouble()).AsSingle());
+}

@@ -1,0 +1,181 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using static FastNotebooks.Attention.Fastmax.Cpu.SimdGemm;
+
+namespace FastNotebooks.Attention.Fastmax.Cpu;
+
+/// <summary>
+/// uᵀ·φ(x̃) for D̃ ≥ 32 without a feature buffer: taken shift by shift, the features of one token are products of two
+/// windows of its [x̃, x̃] row, φ_(i,d) = x̃_i·x̃_(i+d) for i = i0 … i0 + 31 being x̃[i0, i0 + 32) ⊙ x̃[i0 + d, i0 + d + 32). So a
+/// register tile of up to 12 columns of u × 32 such features builds its operand with two loads and a multiply per vector and
+/// sums over a block of 64 tokens whose x̃ and u rows stay in L1. The tiles add into a d-major copy of the state (f′ = d·D̃ + i,
+/// 32 consecutive features per tile row), reordered to the packed order once per slice; the features past the last whole
+/// window of 32 (i ≥ 32·⌊D̃/32⌋, one per shift at D = 32 and 64) go through the same tiles with x̃_i broadcast and 32 shifts
+/// across the lanes (<see cref="FixedFirst"/>). Building 64 tokens' feature rows first
+/// (<see cref="FeatureStates"/>'s other path) spent a third of the time outside the product (writing the rows, two vectors
+/// for each run of Rows = 17 features at D = 32, and adding each block's product to the sum).
+/// </summary>
+internal static unsafe class StatePanels
+{
+    const int Window = 32;   // features per tile row: two zmm
+    const int Block = 64;    // tokens per pass over the tiles
+
+    /// <summary>Whether the windows cover most features: D̃ ≥ 32 (then at most 31 of every D̃ features per shift are left over).</summary>
+    public static bool Supports(int d) => d + 1 >= Window && Vector512.IsHardwareAccelerated;
+
+    /// <summary>
+    /// Slices [first, first + count) of uᵀ·φ(x̃) into <paramref name="target"/> ([slices, C, F], packed order) for extended
+    /// rows xs [slices, n, 2D̃] and us [slices, n, C].
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Slices(float* xs, float* us, float* target, long first, long count, int n, int c, int d, int rows)
+    {
+        int tilde = d + 1, size = tilde * rows, windows = tilde / Window, covered = windows * Window, rest = tilde - covered;
+        int blocks = (c + 11) / 12, perBlock = (c + blocks - 1) / blocks;
+        int lanes = (rows + Window - 1) / Window * Window, leftoverSize = rest * lanes;   // leftovers per column of u: [rest, lanes]
+        float[] buffer = ArrayPool<float>.Shared.Rent(c * (size + leftoverSize));
+        try
+        {
+            fixed (float* scratch = buffer)
+            {
+                float* dMajor = scratch, leftover = scratch + c * size;   // [C, Rows, D̃] and [C, rest, lanes]
+                for (long slice = first; slice < first + count; slice++)
+                {
+                    float* x = xs + slice * n * 2 * tilde, u = us + slice * n * c;
+                    for (int start = 0; start < n; start += Block)
+                    {
+                        int tokens = Math.Min(Block, n - start);
+                        bool firstBlock = start == 0;   // its tiles write the sums, later blocks' add to them: no clearing
+                        float* xb = x + (long)start * 2 * tilde, ub = u + (long)start * c;
+                        for (int shift = 0; shift < rows; shift++)
+                            for (int i0 = 0; i0 < covered; i0 += Window)
+                                for (int c0 = 0; c0 < c; c0 += perBlock)
+                                    Tile<ShiftedWindow>(Math.Min(perBlock, c - c0), xb + i0, 2 * tilde, shift, ub + c0, c, tokens,
+                                        dMajor + (long)c0 * size + shift * tilde + i0, size, firstBlock);
+                        for (int i = covered; i < tilde; i++)
+                            for (int d0 = 0; d0 < rows; d0 += Window)
+                                for (int c0 = 0; c0 < c; c0 += perBlock)
+                                    Tile<FixedFirst>(Math.Min(perBlock, c - c0), xb + i, 2 * tilde, d0, ub + c0, c, tokens,
+                                        leftover + (long)c0 * leftoverSize + (i - covered) * lanes + d0, leftoverSize, firstBlock);
+                    }
+                    // Into the packed order f = i·Rows + d: per column of u, the windows' [Rows, covered] block transposed (16 × 16
+                    // register blocks; element by element this was a third of the time of a causal chunk's state), then the
+                    // leftover rows, already in d order.
+                    float* sum = target + slice * c * size;
+                    for (int column = 0; column < c; column++)
+                    {
+                        float* packed = sum + column * size;
+                        RegisterTranspose.FromColumns(dMajor + column * size, tilde, covered, rows, packed, rows);
+                        for (int i = covered; i < tilde; i++)
+                            new ReadOnlySpan<float>(leftover + column * leftoverSize + (i - covered) * lanes, rows).CopyTo(new Span<float>(packed + i * rows, rows));
+                    }
+                }
+            }
+        }
+        finally { ArrayPool<float>.Shared.Return(buffer); }
+    }
+
+    static void Tile<TWindow>(int count, float* x, int ldx, int shift, float* u, int ldu, int tokens, float* sum, long ldSum, bool write)
+        where TWindow : struct, IWindow
+    {
+        switch (count)
+        {
+            case 1: Tile<R1, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            case 2: Tile<R2, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            case 3: Tile<R3, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            case 4: Tile<R4, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            case 5: Tile<R5, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            case 6: Tile<R6, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            case 7: Tile<R7, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            case 8: Tile<R8, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            case 9: Tile<R9, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            case 10: Tile<R10, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            case 11: Tile<R11, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            case 12: Tile<R12, TWindow>(x, ldx, shift, u, ldu, tokens, sum, ldSum, write); break;
+            default: throw new ArgumentOutOfRangeException(nameof(count), count, "a tile has 1 to 12 columns of u");
+        }
+    }
+
+    /// <summary>
+    /// sum[r, 0..32) += Σ_t u_t[r]·(x̃_t[0..32) ⊙ x̃_t[shift..shift + 32)) for the tile's columns r of u (x at the window's
+    /// first entry, rows ldx apart); 24 accumulators, loaded from and stored back to the d-major sum.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Tile<TRows, TWindow>(float* x, int ldx, int shift, float* u, int ldu, int tokens, float* sum, long ldSum, bool write)
+        where TRows : struct, IRows where TWindow : struct, IWindow
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
+            c60 = default, c61 = default, c70 = default, c71 = default, c80 = default, c81 = default,
+            c90 = default, c91 = default, ca0 = default, ca1 = default, cb0 = default, cb1 = default;
+        for (int t = 0; t < tokens; t++, x += ldx, u += ldu)
+        {
+            var (b0, b1) = TWindow.Features(x, shift);
+            Vector512<float> s;
+            { s = Vector512.Create(u[0]); c00 = SimdGemm.Fma(s, b0, c00); c01 = SimdGemm.Fma(s, b1, c01); }
+            if (TRows.Count > 1) { s = Vector512.Create(u[1]); c10 = SimdGemm.Fma(s, b0, c10); c11 = SimdGemm.Fma(s, b1, c11); }
+            if (TRows.Count > 2) { s = Vector512.Create(u[2]); c20 = SimdGemm.Fma(s, b0, c20); c21 = SimdGemm.Fma(s, b1, c21); }
+            if (TRows.Count > 3) { s = Vector512.Create(u[3]); c30 = SimdGemm.Fma(s, b0, c30); c31 = SimdGemm.Fma(s, b1, c31); }
+            if (TRows.Count > 4) { s = Vector512.Create(u[4]); c40 = SimdGemm.Fma(s, b0, c40); c41 = SimdGemm.Fma(s, b1, c41); }
+            if (TRows.Count > 5) { s = Vector512.Create(u[5]); c50 = SimdGemm.Fma(s, b0, c50); c51 = SimdGemm.Fma(s, b1, c51); }
+            if (TRows.Count > 6) { s = Vector512.Create(u[6]); c60 = SimdGemm.Fma(s, b0, c60); c61 = SimdGemm.Fma(s, b1, c61); }
+            if (TRows.Count > 7) { s = Vector512.Create(u[7]); c70 = SimdGemm.Fma(s, b0, c70); c71 = SimdGemm.Fma(s, b1, c71); }
+            if (TRows.Count > 8) { s = Vector512.Create(u[8]); c80 = SimdGemm.Fma(s, b0, c80); c81 = SimdGemm.Fma(s, b1, c81); }
+            if (TRows.Count > 9) { s = Vector512.Create(u[9]); c90 = SimdGemm.Fma(s, b0, c90); c91 = SimdGemm.Fma(s, b1, c91); }
+            if (TRows.Count > 10) { s = Vector512.Create(u[10]); ca0 = SimdGemm.Fma(s, b0, ca0); ca1 = SimdGemm.Fma(s, b1, ca1); }
+            if (TRows.Count > 11) { s = Vector512.Create(u[11]); cb0 = SimdGemm.Fma(s, b0, cb0); cb1 = SimdGemm.Fma(s, b1, cb1); }
+        }
+        AddTo(sum, c00, c01, write);
+        if (TRows.Count > 1) AddTo(sum + 1 * ldSum, c10, c11, write);
+        if (TRows.Count > 2) AddTo(sum + 2 * ldSum, c20, c21, write);
+        if (TRows.Count > 3) AddTo(sum + 3 * ldSum, c30, c31, write);
+        if (TRows.Count > 4) AddTo(sum + 4 * ldSum, c40, c41, write);
+        if (TRows.Count > 5) AddTo(sum + 5 * ldSum, c50, c51, write);
+        if (TRows.Count > 6) AddTo(sum + 6 * ldSum, c60, c61, write);
+        if (TRows.Count > 7) AddTo(sum + 7 * ldSum, c70, c71, write);
+        if (TRows.Count > 8) AddTo(sum + 8 * ldSum, c80, c81, write);
+        if (TRows.Count > 9) AddTo(sum + 9 * ldSum, c90, c91, write);
+        if (TRows.Count > 10) AddTo(sum + 10 * ldSum, ca0, ca1, write);
+        if (TRows.Count > 11) AddTo(sum + 11 * ldSum, cb0, cb1, write);
+    }
+
+    /// <summary>
+    /// A block's sums are written (the first block) or added to the running ones at its end: sums of 64 terms, then of the
+    /// blocks (fewer rounding steps in a row than one running sum).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void AddTo(float* target, Vector512<float> first, Vector512<float> second, bool write)
+    {
+        if (write)
+        {
+            first.Store(target);
+            second.Store(target + 16);
+            return;
+        }
+        (Vector512.Load(target) + first).Store(target);
+        (Vector512.Load(target + 16) + second).Store(target + 16);
+    }
+
+    /// <summary>How a tile forms its 32 features of one token from the token's [x̃, x̃] row.</summary>
+    interface IWindow { static abstract (Vector512<float>, Vector512<float>) Features(float* x, int shift); }
+
+    /// <summary>x̃_i·x̃_(i+shift) for i = 0 … 31 from x (one shift, 32 consecutive i).</summary>
+    struct ShiftedWindow : IWindow
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector512<float>, Vector512<float>) Features(float* x, int shift) =>
+            (Vector512.Load(x) * Vector512.Load(x + shift), Vector512.Load(x + 16) * Vector512.Load(x + shift + 16));
+    }
+
+    /// <summary>x̃_0·x̃_(d) for d = shift … shift + 31 from x (one i, 32 consecutive shifts).</summary>
+    struct FixedFirst : IWindow
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector512<float>, Vector512<float>) Features(float* x, int shift)
+        {
+            var first = Vector512.Create(x[0]);
+            return (first * Vector512.Load(x + shift), first * Vector512.Load(x + shift + 16));
+        }
+    }
+}

@@ -1,0 +1,167 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using FastNotebooks.Attention.Fastmax.TensorOps;
+using static TorchSharp.torch;
+using static FastNotebooks.Attention.Fastmax.Cpu.SimdGemm;
+
+namespace FastNotebooks.Attention.Fastmax.Cpu;
+
+/// <summary>
+/// The two products of packed order-2 features with a weighted state W [..., F, C] (feature f = i·Rows + d holds
+/// x̃_i·x̃_j, j = (i + d) mod D̃) in float32 with AVX-512, with the tokens across the vector lanes: 32 tokens at a time,
+/// their x̃ transposed to [D̃, 32], so a feature of all 32 is x̃_i ⊙ x̃_j, two whole aligned vectors. Neither product
+/// stores the features or their gradient (n × F): <see cref="Project"/> builds each feature as the register tile needs it,
+/// <see cref="Gradient"/> hands each tile of dφ to the chain rule. The token-major forms in <see cref="PackedTaylorFeatures"/>
+/// (features built as rows, then <see cref="SimdGemm"/>) are their reference.
+/// </summary>
+internal static unsafe partial class TokenColumns
+{
+    // Every loop here is compiled fully optimized on first use (AggressiveOptimization): under tiered compilation, as in the
+    // notebooks, the strip loops otherwise run unoptimized code for their first calls (the same holds for FeatureStates).
+    const int Strip = 32;   // tokens per strip: two zmm of float32
+
+    /// <summary>
+    /// True where <see cref="Project"/> (u null) or <see cref="Gradient"/> takes an extended chunk [..., n, 2D̃], a state
+    /// [..., F, C] of the chunk's leading dims and u [..., n, C]: those shapes, and <see cref="SupportsFused"/>.
+    /// </summary>
+    public static bool Supports(PackedTaylorFeatures features, Tensor extended, Tensor weightedState, Tensor? u) =>
+        weightedState.shape[^2] == features.Size && weightedState.shape[..^2].SequenceEqual(extended.shape[..^2])
+        && (u is null || (u.shape[^1] == weightedState.shape[^1] && u.shape[..^2].SequenceEqual(extended.shape[..^2])))
+        && (u is null ? SupportsFused(features, extended, weightedState) : SupportsFused(features, extended, weightedState, u));
+
+    /// <summary>
+    /// What the fused order-2 kernels (these and <see cref="FeatureStates"/>) need besides shapes: order 2, float32 CPU operands
+    /// within one span, AVX-512, no autograd graph wanted.
+    /// </summary>
+    internal static bool SupportsFused(PackedTaylorFeatures features, Tensor extended, params Tensor[] others) =>
+        features.Order == 2 && SimdGemm.Available && extended.dtype == ScalarType.Float32 && others.All(t => t.dtype == ScalarType.Float32)
+        && TokenLoops.SupportsOutput(extended.numel() / Math.Max(1, extended.shape[^1]) * features.Size, others.Prepend(extended).ToArray());
+
+    /// <summary>
+    /// φ(x̃)·W [..., n, C] for an extended x [..., n, 2D̃] and a weighted state W [..., F, C] with unit-stride rows or
+    /// columns (column-narrowed and transposed views are read as they are): per strip, register tiles of up to 12 columns of W × 32 tokens over all F features,
+    /// each feature built from x̃ in registers as the tile reaches it (two multiplies per 24 multiply-adds).
+    /// </summary>
+    public static Tensor Project(Tensor extended, Tensor weightedState, int d, int rows)
+    {
+        int tilde = d + 1, size = tilde * rows, columns = (int)weightedState.shape[^1], n = (int)extended.shape[^2];
+        using var x = extended.contiguous();
+        using var w = StateLayout(weightedState, out long rowStride, out long columnStride);
+        var shape = extended.shape.ToArray();
+        shape[^1] = columns;
+        var output = empty(shape, dtype: ScalarType.Float32, device: extended.device);
+        long slices = SliceCount(extended);
+        if (slices == 0 || n == 0 || columns == 0) return output;
+        var offsets = SliceOffsets(w, (int)w.dim(), slices);
+        int blocks = (columns + 11) / 12, perBlock = (columns + blocks - 1) / blocks;
+        float* xs = Address(x), ws = Address(w), outs = Address(output);
+        ForStrips(slices, n, (long)size * columns, (tilde + columns) * Strip, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (slice, start, tokens, scratch) =>
+        {
+            float* xT = scratch, outT = scratch + tilde * Strip;
+            long token0 = slice * n + start;
+            ToColumns(xs + token0 * 2 * tilde, 2 * tilde, tokens, tilde, xT);
+            for (int c0 = 0; c0 < columns; c0 += perBlock)
+                ProjectTile(Math.Min(perBlock, columns - c0), ws + offsets[slice] + c0 * columnStride, rowStride, columnStride, xT, outT + c0 * Strip, tilde, rows);
+            FromColumns(outT, tokens, columns, outs + token0 * columns, columns);
+        });
+        GC.KeepAlive(w);
+        return output;
+    }
+
+    /// <summary>
+    /// ∂/∂x of Σ_c u_c Σ_f φ_f(x̃)·W_fc: dx [..., n, D] for u [..., n, C], a weighted state W [..., F, C] with unit-stride rows
+    /// or columns and an extended x [..., n, 2D̃] (<see cref="PackedTaylorFeatures.Gradient"/>). Per strip, dφᵀ = W·uᵀ comes in
+    /// register tiles of up to 12 features (i, d) of one i × 32 tokens, and each tile goes from its registers straight into the
+    /// chain rule (<see cref="GradientTile"/>): a token-major form (dφ rows of tokens against shifted windows of x̃) would read
+    /// unaligned vectors and pad each sum to whole vectors.
+    /// </summary>
+    public static Tensor Gradient(Tensor u, Tensor weightedState, Tensor extended, int d, int rows)
+    {
+        int tilde = d + 1, c = (int)u.shape[^1], n = (int)u.shape[^2];
+        using var uc = u.contiguous();
+        using var w = StateLayout(weightedState, out long rowStride, out long columnStride);
+        using var x = extended.contiguous();
+        var shape = extended.shape.ToArray();
+        shape[^1] = d;
+        var dx = empty(shape, dtype: ScalarType.Float32, device: extended.device);
+        long slices = SliceCount(extended);
+        if (slices == 0 || n == 0) return dx;
+        var offsets = SliceOffsets(w, (int)w.dim(), slices);
+        int tiles = (rows + 11) / 12, perTile = (rows + tiles - 1) / tiles;   // a feature row's Rows features in even tiles: 17 as 9 + 8
+        float* us = Address(uc), ws = Address(w), xs = Address(x), dxs = Address(dx);
+        ForStrips(slices, n, (long)tilde * rows * c, (c + 2 * tilde) * Strip, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (slice, start, tokens, scratch) =>
+        {
+            float* uT = scratch, xT = uT + c * Strip, dxT = xT + tilde * Strip;
+            long token0 = slice * n + start;
+            ToColumns(us + token0 * c, c, tokens, c, uT);
+            ToColumns(xs + token0 * 2 * tilde, 2 * tilde, tokens, tilde, xT);
+            new Span<float>(dxT, tilde * Strip).Clear();
+            float* state = ws + offsets[slice];
+            for (int i = 0; i < tilde; i++)
+                for (int shift = 0; shift < rows; shift += perTile)
+                {
+                    GradientTile(Math.Min(perTile, rows - shift), state + (i * rows + shift) * rowStride, rowStride, columnStride, uT, c, xT, dxT, i, (i + shift) % tilde, tilde);
+                }
+            FromColumns(dxT, tokens, d, dxs + token0 * d, d);
+        });
+        GC.KeepAlive(w);
+        return dx;
+    }
+
+    /// <summary>
+    /// The state as the kernels read it: W [..., F, C] with unit-stride rows or unit-stride columns (as
+    /// <see cref="PackedTaylorFeatures.RunningStates"/> returns it) as it is, any other layout copied; W[f, c] at f·rowStride + c·columnStride.
+    /// </summary>
+    static Tensor StateLayout(Tensor state, out long rowStride, out long columnStride)
+    {
+        var w = state.stride(-1) == 1 || state.stride(-2) == 1 ? state.alias() : state.contiguous();
+        (rowStride, columnStride) = (w.stride(-2), w.stride(-1));
+        return w;
+    }
+
+    /// <summary>The first <paramref name="width"/> entries of <paramref name="tokens"/> rows (stride ld) as columns of a [width, 32] block, zeros past the last token.</summary>
+    static void ToColumns(float* rows, int ld, int tokens, int width, float* columns) =>
+        RegisterTranspose.ToColumns(rows, ld, tokens, width, columns, Strip);
+
+    /// <summary>Columns [0, tokens) of a [width, 32] block back to rows (stride ld).</summary>
+    static void FromColumns(float* columns, int tokens, int width, float* rows, int ld) =>
+        RegisterTranspose.FromColumns(columns, Strip, tokens, width, rows, ld);
+
+    /// <summary>Slices of x [..., n, ·] over its leading dims.</summary>
+    internal static long SliceCount(Tensor x)
+    {
+        long slices = 1;
+        for (int dim = 0; dim < x.dim() - 2; dim++) slices *= x.shape[dim];
+        return slices;
+    }
+
+    delegate void StripBody(long slice, int start, int tokens, float* scratch);
+
+    /// <summary>
+    /// Every strip of 32 tokens of every slice, split over threads by <see cref="TokenLoops.ThreadsFor"/> at
+    /// <paramref name="workPerToken"/> multiply-adds a token; each thread has its own 64-byte-aligned scratch of
+    /// <paramref name="scratchFloats"/> floats.
+    /// </summary>
+    static void ForStrips(long slices, int n, long workPerToken, int scratchFloats, StripBody body)
+    {
+        int strips = (n + Strip - 1) / Strip;
+        TokenLoops.ForTokenRanges(slices * strips, workPerToken * Strip, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, count) =>
+        {
+            float[] buffer = ArrayPool<float>.Shared.Rent(scratchFloats + 16);
+            try
+            {
+                fixed (float* pinned = buffer)
+                {
+                    float* scratch = (float*)(((nint)pinned + 63) & ~(nint)63);
+                    for (long item = first; item < first + count; item++)
+                    {
+                        int start = (int)(item % strips) * Strip;
+                        body(item / strips, start, Math.Min(Strip, n - start), scratch);
+                    }
+                }
+            }
+            finally { ArrayPool<float>.Shared.Return(buffer); }
+        });
+    }
+}

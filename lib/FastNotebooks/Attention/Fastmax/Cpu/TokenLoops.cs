@@ -1,0 +1,245 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using TorchSharp;
+using FastNotebooks.Attention.Fastmax.TensorOps;
+using static TorchSharp.torch;
+
+namespace FastNotebooks.Attention.Fastmax.Cpu;
+
+/// <summary>
+/// What the per-token loops (<see cref="PackedFeatureLoops"/>, <see cref="MaxNormLoops"/>) share: which tensors they
+/// read directly, their memory as spans, the split of tokens over threads, and short vector kernels.
+/// </summary>
+internal static class TokenLoops
+{
+    /// <summary>
+    /// True where a per-token loop takes these tensors: CPU float tensors within one span, no autograd graph asked of them.
+    /// </summary>
+    public static bool Supports(params Tensor[] inputs) =>
+        inputs.All(Readable)
+        && inputs.All(t => t.numel() * t.ElementSize < int.MaxValue)
+        && !(is_grad_enabled() && inputs.Any(t => t.requires_grad));
+
+    /// <summary>
+    /// True where a loop writing <paramref name="outputElements"/> entries takes these inputs: the first is readable (CPU,
+    /// float32 or float64), it and the output fit one span, and no autograd graph is asked of any input.
+    /// </summary>
+    public static bool SupportsOutput(long outputElements, params Tensor[] inputs) =>
+        Readable(inputs[0])
+        && outputElements * inputs[0].ElementSize < int.MaxValue && inputs[0].numel() * inputs[0].ElementSize < int.MaxValue
+        && !(is_grad_enabled() && inputs.Any(t => t.requires_grad));
+
+    /// <summary>True for tensors these loops can read directly: CPU memory in float32 or float64.</summary>
+    public static bool Readable(Tensor x) =>
+        x.device_type == DeviceType.CPU && x.dtype is ScalarType.Float32 or ScalarType.Float64;
+
+    /// <summary>Whether <see cref="ScaledOutputGradients"/> takes o, g, dL/do: one dtype, and Ĝ′ within one span too.</summary>
+    public static bool SupportsScaledOutputGradients(Tensor o, Tensor g, Tensor gradOutput) =>
+        Supports(o, g, gradOutput) && g.dtype == o.dtype && gradOutput.dtype == o.dtype && o.numel() > 0
+        && (o.numel() + g.numel()) * o.ElementSize < int.MaxValue;
+
+    /// <summary>
+    /// Ĝ = dO / g and Ĝ′ = [Ĝ, −Ĝ·o] in one pass over the tokens (Ĝ is a view of Ĝ′'s first Dv columns);
+    /// <see cref="FastmaxFactorized.ScaledOutputGradientsByTensorOps"/> is the reference.
+    /// </summary>
+    public static (Tensor GHat, Tensor GPrime) ScaledOutputGradients(Tensor o, Tensor g, Tensor gradOutput)
+    {
+        long dv = o.shape[^1];
+        using var oc = o.contiguous();
+        using var gc = g.contiguous();
+        using var dc = gradOutput.contiguous();
+        var shape = o.shape.ToArray();
+        shape[^1] = dv + 1;
+        var gPrime = empty(shape, dtype: o.dtype, device: o.device);
+        if (o.dtype == ScalarType.Float32) ScaledOutputGradientRows<float>(oc, gc, dc, gPrime, (int)dv);
+        else ScaledOutputGradientRows<double>(oc, gc, dc, gPrime, (int)dv);
+        return (gPrime.narrow(-1, 0, dv), gPrime);
+    }
+
+    static void ScaledOutputGradientRows<T>(Tensor o, Tensor g, Tensor gradOutput, Tensor gPrime, int dv) where T : unmanaged, INumber<T>
+    {
+        Span<T> os = Elements<T>(o), gs = Elements<T>(g), ds = Elements<T>(gradOutput), ps = Elements<T>(gPrime);
+        for (int t = 0; t < gs.Length; t++)
+        {
+            var row = ps.Slice(t * (dv + 1), dv + 1);
+            Divide<T>(ds.Slice(t * dv, dv), gs[t], row[..dv]);
+            row[dv] = -Dot<T>(row[..dv], os.Slice(t * dv, dv));
+        }
+    }
+
+    // The arithmetic is written out as System.Numerics vector loops rather than calls to TensorPrimitives
+    // (System.Numerics.Tensors). The spans are short (Rows = 17 and D̃ = 33 entries at D = 32), where its fixed cost per
+    // call was most of the time (PERF.md). And these loops are compiled fully optimized on first use, where a tiered library call left the first ten forward
+    // calls up to twice as slow.
+
+    /// <summary>y = s·x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Scale<T>(ReadOnlySpan<T> x, T s, Span<T> y) where T : unmanaged, INumber<T>
+    {
+        ref T xs = ref MemoryMarshal.GetReference(x);
+        ref T ys = ref MemoryMarshal.GetReference(y);
+        int i = 0;
+        var sv = new Vector<T>(s);
+        for (; i <= x.Length - Vector<T>.Count; i += Vector<T>.Count)
+            Vector.StoreUnsafe(Vector.LoadUnsafe(ref xs, (nuint)i) * sv, ref ys, (nuint)i);
+        for (; i < x.Length; i++) y[i] = x[i] * s;
+    }
+
+    /// <summary>y = a ⊙ b.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Multiply<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> y) where T : unmanaged, INumber<T>
+    {
+        ref T ar = ref MemoryMarshal.GetReference(a);
+        ref T br = ref MemoryMarshal.GetReference(b);
+        ref T yr = ref MemoryMarshal.GetReference(y);
+        int i = 0;
+        for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count)
+            Vector.StoreUnsafe(Vector.LoadUnsafe(ref ar, (nuint)i) * Vector.LoadUnsafe(ref br, (nuint)i), ref yr, (nuint)i);
+        for (; i < a.Length; i++) y[i] = a[i] * b[i];
+    }
+
+    /// <summary>a · b.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static T Dot<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b) where T : unmanaged, INumber<T>
+    {
+        ref T ar = ref MemoryMarshal.GetReference(a);
+        ref T br = ref MemoryMarshal.GetReference(b);
+        var sum = Vector<T>.Zero;
+        int i = 0;
+        for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count)
+            sum += Vector.LoadUnsafe(ref ar, (nuint)i) * Vector.LoadUnsafe(ref br, (nuint)i);
+        T result = Vector.Sum(sum);
+        for (; i < a.Length; i++) result += a[i] * b[i];
+        return result;
+    }
+
+    /// <summary>acc += a ⊙ b.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void MultiplyAdd<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> acc) where T : unmanaged, INumber<T>
+    {
+        ref T ar = ref MemoryMarshal.GetReference(a);
+        ref T br = ref MemoryMarshal.GetReference(b);
+        ref T cr = ref MemoryMarshal.GetReference(acc);
+        int i = 0;
+        for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count)
+            Vector.StoreUnsafe(Vector.LoadUnsafe(ref cr, (nuint)i) + Vector.LoadUnsafe(ref ar, (nuint)i) * Vector.LoadUnsafe(ref br, (nuint)i), ref cr, (nuint)i);
+        for (; i < a.Length; i++) acc[i] += a[i] * b[i];
+    }
+
+    /// <summary>Σ x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static T Sum<T>(ReadOnlySpan<T> x) where T : unmanaged, INumber<T>
+    {
+        ref T xs = ref MemoryMarshal.GetReference(x);
+        var sum = Vector<T>.Zero;
+        int i = 0;
+        for (; i <= x.Length - Vector<T>.Count; i += Vector<T>.Count)
+            sum += Vector.LoadUnsafe(ref xs, (nuint)i);
+        T result = Vector.Sum(sum);
+        for (; i < x.Length; i++) result += x[i];
+        return result;
+    }
+
+    /// <summary>y = α·a + β·b.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Combine<T>(ReadOnlySpan<T> a, T alpha, ReadOnlySpan<T> b, T beta, Span<T> y) where T : unmanaged, INumber<T>
+    {
+        ref T ar = ref MemoryMarshal.GetReference(a);
+        ref T br = ref MemoryMarshal.GetReference(b);
+        ref T yr = ref MemoryMarshal.GetReference(y);
+        var (av, bv) = (new Vector<T>(alpha), new Vector<T>(beta));
+        int i = 0;
+        for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count)
+            Vector.StoreUnsafe(Vector.LoadUnsafe(ref ar, (nuint)i) * av + Vector.LoadUnsafe(ref br, (nuint)i) * bv, ref yr, (nuint)i);
+        for (; i < a.Length; i++) y[i] = alpha * a[i] + beta * b[i];
+    }
+
+    /// <summary>y = x / s.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Divide<T>(ReadOnlySpan<T> x, T s, Span<T> y) where T : unmanaged, INumber<T>
+    {
+        ref T xs = ref MemoryMarshal.GetReference(x);
+        ref T ys = ref MemoryMarshal.GetReference(y);
+        var sv = new Vector<T>(s);
+        int i = 0;
+        for (; i <= x.Length - Vector<T>.Count; i += Vector<T>.Count)
+            Vector.StoreUnsafe(Vector.LoadUnsafe(ref xs, (nuint)i) / sv, ref ys, (nuint)i);
+        for (; i < x.Length; i++) y[i] = x[i] / s;
+    }
+
+    /// <summary>y = (x + b) / s.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void AddThenDivide<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> b, T s, Span<T> y) where T : unmanaged, INumber<T>
+    {
+        ref T xs = ref MemoryMarshal.GetReference(x);
+        ref T bs = ref MemoryMarshal.GetReference(b);
+        ref T ys = ref MemoryMarshal.GetReference(y);
+        var sv = new Vector<T>(s);
+        int i = 0;
+        for (; i <= x.Length - Vector<T>.Count; i += Vector<T>.Count)
+            Vector.StoreUnsafe((Vector.LoadUnsafe(ref xs, (nuint)i) + Vector.LoadUnsafe(ref bs, (nuint)i)) / sv, ref ys, (nuint)i);
+        for (; i < x.Length; i++) y[i] = (x[i] + b[i]) / s;
+    }
+
+    /// <summary>acc += x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Accumulate<T>(ReadOnlySpan<T> x, Span<T> acc) where T : unmanaged, INumber<T>
+    {
+        ref T xs = ref MemoryMarshal.GetReference(x);
+        ref T cs = ref MemoryMarshal.GetReference(acc);
+        int i = 0;
+        for (; i <= x.Length - Vector<T>.Count; i += Vector<T>.Count)
+            Vector.StoreUnsafe(Vector.LoadUnsafe(ref cs, (nuint)i) + Vector.LoadUnsafe(ref xs, (nuint)i), ref cs, (nuint)i);
+        for (; i < x.Length; i++) acc[i] += x[i];
+    }
+
+    /// <summary>y = x + s.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Shift<T>(ReadOnlySpan<T> x, T s, Span<T> y) where T : unmanaged, INumber<T>
+    {
+        ref T xs = ref MemoryMarshal.GetReference(x);
+        ref T ys = ref MemoryMarshal.GetReference(y);
+        var sv = new Vector<T>(s);
+        int i = 0;
+        for (; i <= x.Length - Vector<T>.Count; i += Vector<T>.Count)
+            Vector.StoreUnsafe(Vector.LoadUnsafe(ref xs, (nuint)i) + sv, ref ys, (nuint)i);
+        for (; i < x.Length; i++) y[i] = x[i] + s;
+    }
+
+    /// <summary>A contiguous CPU tensor's elements, without a copy (the caller keeps the tensor alive).</summary>
+    internal static Span<T> Elements<T>(Tensor x) where T : unmanaged => MemoryMarshal.Cast<byte, T>(x.bytes);
+
+    /// <summary>
+    /// Multiply-adds (or element visits) each extra thread must get before a loop is split (default 2^24). A parallel region
+    /// started right after a libtorch op, whose own threads then still spin, can take milliseconds to start, so small loops
+    /// stay on one thread (environment.md, "Threads"; the measurements are in PERF.md).
+    /// </summary>
+    internal static long MinWorkPerThread { get; set; } = 1L << 24;   // settable for the tests of the split paths
+
+    /// <summary>How many threads (at most libtorch's intra-op count and <paramref name="items"/>) a loop of <paramref name="work"/> gets.</summary>
+    internal static int ThreadsFor(long items, double work) =>
+        (int)Math.Max(1, Math.Min(Math.Min(torch.get_num_threads(), items), work / MinWorkPerThread));
+
+    /// <summary>
+    /// Tokens [0, n) in contiguous ranges run in parallel by the threads <see cref="ThreadsFor"/> grants for
+    /// <paramref name="workPerToken"/> operations a token: <see cref="PiecesPerThread"/> ranges per thread, taken in turn
+    /// (<see cref="SharedPieces"/>), or the whole range at once on one thread.
+    /// </summary>
+    internal static void ForTokenRanges(long tokens, long workPerToken, Action<long, long> body)
+    {
+        int threads = ThreadsFor(tokens, (double)tokens * workPerToken);
+        if (threads == 1) { body(0, tokens); return; }
+        ForRanges(tokens, threads, body);
+    }
+
+    /// <summary>Items [0, n) as about <see cref="PiecesPerThread"/> contiguous ranges per thread, shared by <paramref name="threads"/> threads.</summary>
+    internal static void ForRanges(long items, int threads, Action<long, long> body)
+    {
+        long per = Math.Max(1, (items + threads * PiecesPerThread - 1) / (threads * PiecesPerThread));
+        SharedPieces.For((items + per - 1) / per, threads, piece => body(piece * per, Math.Min(per, items - piece * per)));
+    }
+
+    /// <summary>Ranges per thread in <see cref="ForTokenRanges"/>: enough that a thread starting late leaves its share to the others.</summary>
+    const int PiecesPerThread = 8;
+}

@@ -1,0 +1,243 @@
+using FastNotebooks.Attention.Fastmax.Cpu;
+using FastNotebooks.Attention.Fastmax.Reference;
+using FastNotebooks.Attention.Fastmax.TensorOps;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FastNotebooks.Attention.Fastmax;
+
+/// <summary>
+/// Which implementation computes Fastmax (<see cref="FastmaxOptions.Backend"/>). All compute the same function up to
+/// rounding; they differ in what they run on and how readable they are (README.md beside this file, "Where each step lives").
+/// </summary>
+public enum FastmaxBackend
+{
+    /// <summary><see cref="Cpu"/> for CPU tensors, <see cref="TensorOps"/> elsewhere. The default.</summary>
+    Auto,
+    /// <summary>
+    /// The readable forms in <c>Reference/</c>: gathered Taylor features, one state per chunk, tensor ops only (any order,
+    /// device and dtype; several times slower). The normalization is the same autograd node as on the other backends.
+    /// </summary>
+    Reference,
+    /// <summary>The factorized algorithm (<c>TensorOps/</c>) in libtorch ops only: any device and dtype.</summary>
+    TensorOps,
+    /// <summary>
+    /// The factorized algorithm with its CPU kernels (<c>Cpu/</c>): per-token loops in float32 and float64, AVX-512 register
+    /// tiles in float32 where the processor has AVX-512; each piece a kernel does not support runs as libtorch ops. CPU tensors only.
+    /// </summary>
+    Cpu,
+}
+
+/// <summary>
+/// What one call may run, fixed by <see cref="FastmaxDispatch"/> from the options: the CPU kernels or libtorch ops only,
+/// and the working-set budget. Each operation that has a CPU kernel is chosen here, by that kernel's one
+/// <c>Supports</c> predicate; the tensor-op form is the fallback and the reference the tests compare it with.
+/// </summary>
+public sealed class KernelPlan
+{
+    /// <summary>
+    /// Working-set target of one chunk of heads and tokens, in feature elements over all batches and heads (2^22: 16 MiB in
+    /// float32; about 7500 tokens of one head at D = 32). The unmasked path uses chunks of at least the caller's chunk and at
+    /// most this many feature elements; the causal path batches that many chunks' states; heads beyond it run in groups.
+    /// Smaller budgets split the work finer: the tests use them to reach the chunk and head splits with small inputs.
+    /// </summary>
+    public const long DefaultFeatureChunkElements = 1L << 22;
+
+    /// <summary>libtorch ops only.</summary>
+    public static readonly KernelPlan TensorOps = new(false, DefaultFeatureChunkElements);
+
+    /// <summary>The CPU kernels wherever they support the operands.</summary>
+    public static readonly KernelPlan Cpu = new(true, DefaultFeatureChunkElements);
+
+    internal KernelPlan(bool cpuKernels, long featureChunkElements)
+    {
+        if (featureChunkElements < 1)
+            throw new ArgumentOutOfRangeException(nameof(featureChunkElements), featureChunkElements, "the feature-chunk budget must be at least 1 element");
+        CpuKernels = cpuKernels;
+        FeatureChunkElements = featureChunkElements;
+    }
+
+    /// <summary>Whether the CPU kernels may run (else libtorch ops only).</summary>
+    public bool CpuKernels { get; }
+
+    /// <summary>See <see cref="DefaultFeatureChunkElements"/>.</summary>
+    public long FeatureChunkElements { get; }
+
+    /// <summary>This plan with another working-set budget.</summary>
+    public KernelPlan WithFeatureChunkElements(long elements) => new(CpuKernels, elements);
+
+    public override string ToString() => $"{(CpuKernels ? "cpu" : "tensor-ops")} (budget {FeatureChunkElements} feature elements)";
+
+    /// <summary>a·b: <see cref="SimdGemm"/> (which itself hands what its tiles do not support to libtorch), or <c>matmul</c>.</summary>
+    internal Tensor MatMul(Tensor a, Tensor b) => CpuKernels ? SimdGemm.MatMul(a, b) : a.matmul(b);
+
+    /// <summary>Bare packed features φ(x̃) of an extended chunk.</summary>
+    internal Tensor Build(PackedTaylorFeatures features, Tensor extended) =>
+        features.Order == 1 ? extended.contiguous()
+        : CpuKernels && PackedFeatureLoops.Supports(features, extended) ? PackedFeatureLoops.Build(extended, features.Extended, features.Rows)
+        : features.BuildByBroadcast(extended);
+
+    /// <summary>φ(x̃)·W without storing the features (<see cref="TokenColumns"/>), or features and a GEMM.</summary>
+    internal Tensor Project(PackedTaylorFeatures features, Tensor extended, Tensor weightedState)
+    {
+        if (CpuKernels && TokenColumns.Supports(features, extended, weightedState, null))
+            return TokenColumns.Project(extended, weightedState, features.D, features.Rows);
+        using var phi = Build(features, extended);
+        return MatMul(phi, weightedState);
+    }
+
+    /// <summary>Whether <see cref="StateTransposed"/> builds the features block by block in cache (then any number of tokens per call is cheap).</summary>
+    internal bool StatesInCache(PackedTaylorFeatures features, Tensor extended, Tensor u) =>
+        CpuKernels && FeatureStates.Supports(features, extended, u);
+
+    /// <summary>uᵀ·φ(x̃) [..., C, F]: <see cref="FeatureStates"/>, or features and a GEMM.</summary>
+    internal Tensor StateTransposed(PackedTaylorFeatures features, Tensor extended, Tensor u)
+    {
+        if (StatesInCache(features, extended, u)) return FeatureStates.Transposed(extended, u, features.D, features.Rows);
+        using var phi = Build(features, extended);
+        return MatMul(u.transpose(-1, -2), phi);
+    }
+
+    /// <summary>∂/∂x of Σ_c u_c φ(x̃)·W_c: <see cref="TokenColumns.Gradient"/>, or the feature gradient as a GEMM and the chain rule.</summary>
+    internal Tensor Gradient(PackedTaylorFeatures features, Tensor extended, Tensor u, Tensor weightedState)
+    {
+        if (features.Order == 1) return u.matmul(weightedState.narrow(-2, 0, features.D).transpose(-1, -2)); // [..., n, D]
+        if (CpuKernels && TokenColumns.Supports(features, extended, weightedState, u))
+            return TokenColumns.Gradient(u, weightedState, extended, features.D, features.Rows);
+        using var scope = NewDisposeScope();
+        var featureGradient = MatMul(u, features.DMajorTransposed(weightedState));        // [..., n, F]
+        var dx = CpuKernels && PackedFeatureLoops.SupportsChainRule(features, featureGradient, extended, u, weightedState)
+            ? PackedFeatureLoops.ChainRule(featureGradient, extended, features.D, features.Rows)
+            : features.ChainRuleByBroadcast(featureGradient, extended);
+        return dx.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The weighted states before (after) each chunk of a group: one pass (<see cref="PackedFeatureLoops.RunningStates"/>) or tensor ops.</summary>
+    internal Tensor RunningStates(PackedTaylorFeatures features, Tensor delta, Tensor carry, bool reverse) =>
+        CpuKernels && PackedFeatureLoops.SupportsRunningStates(delta, carry)
+            ? PackedFeatureLoops.RunningStates(delta, carry, features.WeightValues, reverse)
+            : features.RunningStatesByTensorOps(delta, carry, reverse);
+
+    /// <summary>tril f(s) of each chunk's scores, in place by <see cref="MaskedPolynomialLoops"/>, or by tensor ops.</summary>
+    internal Tensor MaskedPolynomial(Tensor scores, double[] a)
+    {
+        if (!(CpuKernels && MaskedPolynomialLoops.Supports(scores))) return TaylorFeatures.Polynomial(scores, a).tril_();
+        MaskedPolynomialLoops.Polynomial(scores, a);
+        return scores;
+    }
+
+    /// <summary>(tril f(s), tril f′(s) ⊙ u), in place by <see cref="MaskedPolynomialLoops"/>, or by tensor ops.</summary>
+    internal (Tensor F, Tensor Ds) MaskedPolynomialAndDerivative(Tensor scores, Tensor upstream, double[] a, double[] b)
+    {
+        if (!(CpuKernels && MaskedPolynomialLoops.Supports(scores, upstream)))
+            return (TaylorFeatures.Polynomial(scores, a).tril_(), TaylorFeatures.Polynomial(scores, b).tril_().mul_(upstream));
+        MaskedPolynomialLoops.PolynomialAndDerivative(scores, upstream, a, b);
+        return (scores, upstream);
+    }
+
+    /// <summary>Ĝ and Ĝ′ = [Ĝ, −Ĝ·o]: one pass over the tokens (<see cref="TokenLoops.ScaledOutputGradients"/>) or tensor ops.</summary>
+    internal (Tensor GHat, Tensor GPrime) ScaledOutputGradients(Tensor o, Tensor g, Tensor gradOutput) =>
+        CpuKernels && TokenLoops.SupportsScaledOutputGradients(o, g, gradOutput)
+            ? TokenLoops.ScaledOutputGradients(o, g, gradOutput)
+            : FastmaxFactorized.ScaledOutputGradientsByTensorOps(o, g, gradOutput);
+
+    /// <summary>Whether the max-norm normalization's per-token work runs in <see cref="MaxNormLoops"/>.</summary>
+    internal bool MaxNormLoopsFor(params Tensor[] inputs) => CpuKernels && MaxNormLoops.Supports(inputs);
+
+    /// <summary>Whether the quadratic-term dropout draws its mask with <see cref="KeepMask"/> (else libtorch's dropout).</summary>
+    internal bool KeepMaskFor(Tensor square) => CpuKernels && KeepMask.Supports(square);
+}
+
+/// <summary>
+/// The one place a Fastmax path is chosen: backend × algorithm × order × causal × dtype/device → kernel. Everything below
+/// the functional entry point (<see cref="FastmaxFunctional.Attention"/>) and the autograd node (<see cref="FastmaxFunction"/>)
+/// asks here; the pieces inside the factorized algorithm are chosen by the <see cref="KernelPlan"/> made here.
+/// </summary>
+public static class FastmaxDispatch
+{
+    /// <summary>Largest score tensor (all batches and heads) the N×N form may build under <see cref="FastmaxAlgorithm.Auto"/>: 64 MiB in float32.</summary>
+    public const long MaxQuadraticScores = 1L << 24;
+
+    /// <summary>
+    /// The backend <paramref name="requested"/> stands for with inputs on <paramref name="device"/>: Auto is the CPU kernels on
+    /// the CPU and tensor ops elsewhere. An explicit <see cref="FastmaxBackend.Cpu"/> with tensors elsewhere is an error.
+    /// </summary>
+    public static FastmaxBackend Resolve(FastmaxBackend requested, DeviceType device) => requested switch
+    {
+        FastmaxBackend.Auto => device == DeviceType.CPU ? FastmaxBackend.Cpu : FastmaxBackend.TensorOps,
+        FastmaxBackend.Cpu when device != DeviceType.CPU =>
+            throw new ArgumentException($"Backend Cpu runs CPU tensors only; got tensors on {device}. Use Auto or TensorOps.", nameof(FastmaxOptions.Backend)),
+        FastmaxBackend.Reference or FastmaxBackend.TensorOps or FastmaxBackend.Cpu => requested,
+        _ => throw new ArgumentOutOfRangeException(nameof(FastmaxOptions.Backend), requested, "unknown backend"),
+    };
+
+    /// <summary>The kernel plan of a resolved backend: the CPU kernels for <see cref="FastmaxBackend.Cpu"/>, libtorch ops otherwise.</summary>
+    public static KernelPlan Plan(FastmaxBackend resolved, long featureChunkElements = KernelPlan.DefaultFeatureChunkElements) =>
+        (resolved == FastmaxBackend.Cpu ? KernelPlan.Cpu : KernelPlan.TensorOps) is var plan && featureChunkElements != plan.FeatureChunkElements
+            ? plan.WithFeatureChunkElements(featureChunkElements) : plan;
+
+    /// <summary>
+    /// The algorithm <paramref name="requested"/> stands for at these shapes. Auto picks the N×N form when there are
+    /// fewer keys than about half the feature count F (at least 64 for p ≥ 2; 64 and causal only for p = 1, whose
+    /// closed form has no features to save) and the scores stay under <see cref="MaxQuadraticScores"/>: below these
+    /// lengths the N×N form's few large GEMMs beat the factorized kernel's per-chunk work (PERF.md records the crossover).
+    /// </summary>
+    public static FastmaxAlgorithm Algorithm(FastmaxAlgorithm requested, int order, bool causal, long heads, long nq, long nk, long d)
+    {
+        if (requested != FastmaxAlgorithm.Auto) return requested;
+        if (heads * nq * nk > MaxQuadraticScores) return FastmaxAlgorithm.Factorized;
+        long limit = order == 1 ? (causal ? 64 : 0) : Math.Max(64, TaylorFeatures.Size(d, order) / 2);
+        return nk <= limit ? FastmaxAlgorithm.Quadratic : FastmaxAlgorithm.Factorized;
+    }
+
+    /// <summary>
+    /// The factorized forward on normalized inputs: o, g and, for the unmasked orders 1 and 2, the weighted key state the
+    /// backward reuses. Reference: <see cref="FactorizedReference"/> / <see cref="ChunkedReference"/> (any order). Otherwise
+    /// order 3 has only those forms; order 1 runs <see cref="FirstOrderTiles"/> (unmasked) or <see cref="FirstOrderCausalScans"/>
+    /// (causal) where the CPU kernels support it, else <see cref="FastmaxFirstOrder"/> / <see cref="FastmaxChunked"/>; order 2 runs
+    /// <see cref="FastmaxFactorized"/> / <see cref="FastmaxChunked"/>, their pieces chosen by <paramref name="plan"/>.
+    /// </summary>
+    public static (Tensor Output, Tensor Denominator, Tensor? KeyState) Forward(
+        FastmaxBackend backend, KernelPlan plan, Tensor q, Tensor k, Tensor v, double[] a, bool causal, int chunk)
+    {
+        int order = a.Length - 1;
+        if (backend == FastmaxBackend.Reference || order > 2)
+        {
+            var (o, g) = causal ? ChunkedReference.Forward(q, k, v, a, chunk) : FactorizedReference.Forward(q, k, v, a, chunk);
+            return (o, g, null);
+        }
+        if (causal)
+        {
+            var (o, g) = order == 1 && plan.CpuKernels && FirstOrderCausalScans.Supports(q)
+                ? FirstOrderCausalScans.Forward(q, k, v, a)
+                : FastmaxChunked.Forward(q, k, v, a, chunk, plan);
+            return (o, g, null);
+        }
+        if (order == 1)
+            return plan.CpuKernels && FirstOrderTiles.Supports(q, k, v)
+                ? FirstOrderTiles.Forward(q, k, v, a)
+                : FastmaxFirstOrder.Forward(q, k, v, a, plan);
+        return FastmaxFactorized.ForwardKeepingState(q, k, v, a, chunk, plan);
+    }
+
+    /// <summary>dq, dk, dv for dL/do by the same kernel family <see cref="Forward"/> chose; <paramref name="keyState"/> is its, if any.</summary>
+    public static (Tensor Dq, Tensor Dk, Tensor Dv) Backward(
+        FastmaxBackend backend, KernelPlan plan, Tensor q, Tensor k, Tensor v, Tensor o, Tensor g, Tensor gradOutput,
+        double[] a, bool causal, int chunk, Tensor? keyState)
+    {
+        int order = a.Length - 1;
+        if (backend == FastmaxBackend.Reference || order > 2)
+            return causal ? ChunkedReference.Backward(q, k, v, o, g, gradOutput, a, chunk) : FactorizedReference.Backward(q, k, v, o, g, gradOutput, a, chunk);
+        if (causal)
+            return order == 1 && plan.CpuKernels && FirstOrderCausalScans.Supports(q)
+                ? FirstOrderCausalScans.Backward(q, k, v, o, g, gradOutput, a)
+                : FastmaxChunked.Backward(q, k, v, o, g, gradOutput, a, chunk, plan);
+        if (order == 1)
+        {
+            if (plan.CpuKernels && FirstOrderTiles.Supports(q, k, v) && keyState is not null && keyState.is_contiguous())
+                return FirstOrderTiles.Backward(q, k, v, o, g, gradOutput, a, keyState);
+            return FastmaxFirstOrder.Backward(q, k, v, o, g, gradOutput, a, keyState, plan);
+        }
+        return FastmaxFactorized.Backward(q, k, v, o, g, gradOutput, a, chunk, keyState, plan);
+    }
+}

@@ -1,0 +1,54 @@
+using FastNotebooks.Attention.Fastmax.Reference;
+using FastNotebooks.Attention.Fastmax.TensorOps;
+using static TorchSharp.torch;
+
+namespace FastNotebooks.Attention.Fastmax;
+
+/// <summary>
+/// Fastmax attention (FAST, arXiv 2402.07901), functional form. The derivation is in README.md beside this file.
+/// </summary>
+public static class FastmaxFunctional
+{
+    /// <summary>
+    /// o [B, H, Nq, Dv] for q [B, H, Nq, D], k [B, H, Nk, D], v [B, H, Nk, Dv]. Normalization (default
+    /// mean-centered), temperature (default 1) and, in training mode, the chosen dropout are applied here;
+    /// the kernel is <see cref="FastmaxFunction"/> (factorized, chunked when causal, custom backward) or, as
+    /// <see cref="FastmaxOptions.Algorithm"/> says, the N×N form <see cref="FastmaxQuadratic"/>; <see cref="FastmaxOptions.Backend"/>
+    /// picks what computes it (<see cref="FastmaxDispatch"/>).
+    /// </summary>
+    /// <param name="q">Queries [B, H, Nq, D].</param>
+    /// <param name="k">Keys [B, H, Nk, D].</param>
+    /// <param name="v">Values [B, H, Nk, Dv].</param>
+    /// <param name="options">Order, coefficients, normalization, causal mask, dropout, backend; null means the defaults.</param>
+    /// <param name="training">Dropout and output noise act only when true.</param>
+    public static Tensor Attention(Tensor q, Tensor k, Tensor v, FastmaxOptions? options = null, bool training = false)
+    {
+        options ??= new FastmaxOptions();
+        var a = options.ResolvedCoefficients();
+        AttentionInputs.Validate(q, k, v, options.Causal);
+        var backend = FastmaxDispatch.Resolve(options.Backend, q.device_type);
+        var plan = FastmaxDispatch.Plan(backend, options.FeatureChunkElements);
+
+        using var scope = NewDisposeScope();
+        var qHat = FastmaxNormalizer.Normalize(q, options.Normalization, options.Causal, plan);
+        if (options.Temperature != 1.0) qHat = qHat / options.Temperature;
+        var kHat = FastmaxNormalizer.Normalize(k, options.Normalization, options.Causal, plan);
+
+        bool regularize = training && options.DropoutRate > 0;
+        if (regularize && options.Dropout == FastmaxDropout.LinearTerm)
+        {
+            qHat = nn.functional.dropout(qHat, options.DropoutRate, training: true);
+            kHat = nn.functional.dropout(kHat, options.DropoutRate, training: true);
+        }
+        int chunk = options.ResolvedChunkSize((int)q.shape[3]);
+        var algorithm = FastmaxDispatch.Algorithm(options.Algorithm, options.Order, options.Causal, q.shape[0] * q.shape[1], q.shape[2], k.shape[2], q.shape[3]);
+        var o = regularize && options.Dropout == FastmaxDropout.QuadraticTerm
+            ? FastmaxDropoutKernel.QuadraticTerm(qHat, kHat, v, a, options.Causal, options.DropoutRate, chunk, plan)
+            : algorithm == FastmaxAlgorithm.Quadratic
+                ? FastmaxQuadratic.Attention(qHat, kHat, v, a, options.Causal)
+                : FastmaxFunction.Apply(qHat.contiguous(), kHat.contiguous(), v.contiguous(), a, options.Causal, chunk, backend, plan);
+        if (regularize && options.Dropout == FastmaxDropout.OutputNoise)
+            o = o * (1 + options.DropoutRate * randn_like(o));
+        return o.MoveToOuterDisposeScope();
+    }
+}

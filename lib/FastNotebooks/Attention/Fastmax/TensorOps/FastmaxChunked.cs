@@ -1,0 +1,185 @@
+using FastNotebooks.Attention.Fastmax.Cpu;
+using FastNotebooks.Attention.Fastmax.Reference;
+using static TorchSharp.torch;
+using static FastNotebooks.Attention.Fastmax.TensorOps.FastmaxFactorized;
+using static FastNotebooks.Attention.Fastmax.Reference.TaylorFeatures;
+
+namespace FastNotebooks.Attention.Fastmax.TensorOps;
+
+/// <summary>
+/// Causal Fastmax in chunks (README.md, "Causal"): query i sees keys j ≤ off + i, off = Nk − Nq. Query chunk
+/// [i0, i1) meets the keys before off + i0 through a running state S = Σ φ(k̃_j)ᵀ[v_j, 1] (packed features,
+/// <see cref="PackedTaylorFeatures"/>; weights applied to the state) and the keys of its
+/// own window [off + i0, off + i1) through a dense chunk×chunk block with a lower-triangular mask. The
+/// N·D^(p+1) prefix sums are never materialized: memory is O(chunk·F + F·Dv) per head. Chunks go in groups of G
+/// (G·chunk·F ≈ <see cref="KernelPlan.FeatureChunkElements"/>): one batched op serves G chunks, and the
+/// state before each chunk of a group is an exclusive cumulative sum of the group's chunk states plus the carry.
+/// Orders 1 and 2 (<see cref="FastmaxDispatch"/> sends order 3 to <see cref="ChunkedReference"/>); each piece that has a CPU
+/// kernel is chosen by the <see cref="KernelPlan"/>.
+/// </summary>
+public static class FastmaxChunked
+{
+    /// <summary>
+    /// The chunk length used when <see cref="FastmaxOptions.ChunkSize"/> is not set: 64 tokens up to F = 256 features
+    /// (D ≤ 21 at p = 2; and for every other order), 128 up to F = 1024 (D ≤ 44), 256 beyond. Larger states make each chunk's
+    /// state traffic dearer against its c × c block. The steps are where the measured forward + backward was fastest (PERF.md).
+    /// </summary>
+    public static int DefaultChunk(int order, int d)
+    {
+        if (order != 2) return 64;
+        long features = TaylorFeatures.Size(d, order);
+        return features <= 256 ? 64 : features <= 1024 ? 128 : 256;
+    }
+
+    /// <summary>
+    /// o [B, H, Nq, Dv] and the denominator g [B, H, Nq]. Packed features cover orders 1 and 2; for a higher order this runs
+    /// the same algorithm with gathered features (<see cref="ChunkedReference.Forward"/>).
+    /// </summary>
+    public static (Tensor Output, Tensor Denominator) Forward(Tensor q, Tensor k, Tensor v, double[] a, int chunk, KernelPlan? plan = null)
+    {
+        if (a.Length > 3) return ChunkedReference.Forward(q, k, v, a, chunk);
+        plan ??= KernelPlan.TensorOps;
+        var features = new PackedTaylorFeatures((int)q.shape[3], a, plan);
+        if (HeadsPerGroup(features, q, chunk) is var group && group < q.shape[0] * q.shape[1])
+        {
+            var perHead = InHeadGroups(new[] { q, k, v }, group, t => { var (o1, g1) = Forward(t[0], t[1], t[2], a, chunk, plan); return new[] { o1, g1 }; });
+            return (perHead[0], perHead[1]);
+        }
+        using var scope = NewDisposeScope();
+        long nq = q.shape[2], offset = k.shape[2] - nq;
+        var (qx, kx, vOne) = (features.Extend(q), features.Extend(k), AppendOnes(v));
+        var carry = InitialState(features, kx, vOne, offset, TokensPerChunk(features, k, chunk)); // [B, H, Dv + 1, F]
+
+        var rows = new List<Tensor>();
+        foreach (var (start, count, size) in Groups(features, q, chunk))
+        {
+            using var step = NewDisposeScope();
+            var (qb, kb, vb) = (Blocks(q, start, count, size), Blocks(k, offset + start, count, size), Blocks(vOne, offset + start, count, size));
+            var scores = plan.MatMul(qb, kb.transpose(-1, -2).contiguous());               // [B, H, G, c, c]
+            var within = plan.MatMul(plan.MaskedPolynomial(scores, a), vb);                     // [B, H, G, c, Dv + 1]
+            var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, carry, reverse: false); // [B, H, G, F, Dv + 1]
+            within.add_(features.Project(Blocks(qx, start, count, size), before));
+            rows.Add(within.flatten(2, 3).MoveToOuterDisposeScope());                        // [B, H, G·c, Dv + 1]
+        }
+        var (o, g) = OutputAndDenominator(Joined(rows), v.shape[3]);
+        return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// Gradients for dL/do with prefix key states for dq (keys before the chunk) and suffix query states for
+    /// dk, dv (queries after the chunk), as in <see cref="FastmaxFactorized.Backward"/>, plus the dense masked
+    /// block inside each chunk; G chunks per batched op.
+    /// </summary>
+    public static (Tensor Dq, Tensor Dk, Tensor Dv) Backward(
+        Tensor q, Tensor k, Tensor v, Tensor o, Tensor g, Tensor gradOutput, double[] a, int chunk, KernelPlan? plan = null)
+    {
+        plan ??= KernelPlan.TensorOps;
+        var features = new PackedTaylorFeatures((int)q.shape[3], a, plan);
+        if (HeadsPerGroup(features, q, chunk) is var group && group < q.shape[0] * q.shape[1])
+        {
+            var perHead = InHeadGroups(new[] { q, k, v, o, g, gradOutput }, group, t =>
+            {
+                var (dq1, dk1, dv1) = Backward(t[0], t[1], t[2], t[3], t[4], t[5], a, chunk, plan);
+                return new[] { dq1, dk1, dv1 };
+            });
+            return (perHead[0], perHead[1], perHead[2]);
+        }
+        using var scope = NewDisposeScope();
+        var b = Derivative(a);
+        long nq = q.shape[2], offset = k.shape[2] - nq, dv = v.shape[3];
+        var (gHat, gPrime) = plan.ScaledOutputGradients(o, g, gradOutput);
+        var (qx, kx, vOne) = (features.Extend(q), features.Extend(k), AppendOnes(v));
+        var groups = Groups(features, q, chunk).ToArray();
+        int rows = TokensPerChunk(features, k, chunk);
+
+        var dq = new Tensor[groups.Length];
+        var dkWindow = new Tensor[groups.Length];
+        var dvWindow = new Tensor[groups.Length];
+
+        // Forward in the sequence: the dense masked block of each chunk, and dq from the keys before the chunk.
+        var keyCarry = InitialState(features, kx, vOne, offset, rows);                 // [B, H, Dv + 1, F]
+        for (int i = 0; i < groups.Length; i++)
+        {
+            using var step = NewDisposeScope();
+            var (start, count, size) = groups[i];
+            var (qb, kb) = (Blocks(q, start, count, size), Blocks(k, offset + start, count, size));
+            var (vb, gpb) = (Blocks(vOne, offset + start, count, size), Blocks(gPrime, start, count, size));
+            var s = plan.MatMul(qb, kb.transpose(-1, -2).contiguous());               // [B, H, G, c, c]
+            var (f, ds) = plan.MaskedPolynomialAndDerivative(s, plan.MatMul(gpb, vb.transpose(-1, -2).contiguous()), a, b);
+            var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, keyCarry, reverse: false);
+            var dqb = plan.MatMul(ds, kb).add_(features.Gradient(Blocks(qx, start, count, size), gpb, before));
+            dq[i] = dqb.flatten(2, 3).MoveToOuterDisposeScope();
+            dkWindow[i] = plan.MatMul(ds.transpose(-1, -2), qb).MoveToOuterDisposeScope();
+            dvWindow[i] = plan.MatMul(f.transpose(-1, -2), Blocks(gHat, start, count, size)).MoveToOuterDisposeScope();
+        }
+
+        // Backward in the sequence: dk, dv from the queries after the chunk, R = Σ_i φ(q̃_i)ᵀ Ĝ′_i.
+        var queryCarry = zeros_like(keyCarry);                                            // [B, H, Dv + 1, F]
+        for (int i = groups.Length - 1; i >= 0; i--)
+        {
+            using var step = NewDisposeScope();
+            var (start, count, size) = groups[i];
+            var after = ChunkStates(features, Blocks(qx, start, count, size), Blocks(gPrime, start, count, size), queryCarry, reverse: true);
+            var kxb = Blocks(kx, offset + start, count, size);
+            dkWindow[i].add_(features.Gradient(kxb, Blocks(vOne, offset + start, count, size), after));
+            dvWindow[i].add_(features.Project(kxb, after.narrow(-1, 0, dv)));
+            dkWindow[i] = dkWindow[i].flatten(2, 3).MoveToOuterDisposeScope();
+            dvWindow[i] = dvWindow[i].flatten(2, 3).MoveToOuterDisposeScope();
+        }
+
+        // Keys before the first query's window are seen by every query.
+        var dkParts = new List<Tensor>();
+        var dvParts = new List<Tensor>();
+        if (offset > 0)
+        {
+            var weighted = features.Weigh(queryCarry.transpose(-1, -2));
+            foreach (var (kc, vc) in Chunks(kx, rows, 0, offset).Zip(Chunks(vOne, rows, 0, offset)))
+            {
+                dkParts.Add(features.Gradient(kc, vc, weighted));
+                dvParts.Add(features.Project(kc, weighted.narrow(-1, 0, dv)));
+            }
+        }
+        dkParts.AddRange(dkWindow);
+        dvParts.AddRange(dvWindow);
+        return (Joined(dq).MoveToOuterDisposeScope(), Joined(dkParts).MoveToOuterDisposeScope(), Joined(dvParts).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Σ over the keys before the first query's window of [v, 1]ᵀ·φ(k̃): [B, H, Dv + 1, F] (zeros without a KV offset).</summary>
+    static Tensor InitialState(PackedTaylorFeatures features, Tensor kx, Tensor vOne, long offset, int rows) =>
+        offset > 0
+            ? KeyValueState(features, kx.narrow(2, 0, offset), vOne.narrow(2, 0, offset), rows).transpose(-1, -2).contiguous()
+            : zeros(kx.shape[0], kx.shape[1], vOne.shape[3], features.Size, dtype: kx.dtype, device: kx.device);
+
+    /// <summary>
+    /// Weighted states before each chunk of a group, w ⊙ (carry + Σ of the group's earlier chunks) [B, H, G, F, C] (the key
+    /// side), or after it, Σ of the later chunks when <paramref name="reverse"/> (the query side), for extended inputs
+    /// [B, H, G, c, ·] and u [B, H, G, c, C]; the carry [B, H, C, F] then moves past the group.
+    /// </summary>
+    static Tensor ChunkStates(PackedTaylorFeatures features, Tensor extendedBlocks, Tensor uBlocks, Tensor carry, bool reverse)
+    {
+        using var delta = features.StateTransposed(extendedBlocks, uBlocks);                  // [B, H, G, C, F]
+        return features.RunningStates(delta, carry, reverse);                                 // [B, H, G, F, C]
+    }
+
+    /// <summary>
+    /// Groups of whole chunks, (start, chunks G, chunk length c), G·c·F·B·H ≈ <see cref="KernelPlan.FeatureChunkElements"/>;
+    /// a last partial chunk forms a group of its own.
+    /// </summary>
+    static IEnumerable<(long Start, long Count, long Size)> Groups(PackedTaylorFeatures features, Tensor q, int chunk)
+    {
+        long n = q.shape[2];
+        long perGroup = Math.Max(1, features.Plan.FeatureChunkElements / Math.Max(1, q.shape[0] * q.shape[1] * features.Size * chunk));
+        for (long start = 0; start < n;)
+        {
+            long whole = (n - start) / chunk;
+            if (whole == 0) { yield return (start, 1, n - start); yield break; }
+            long count = Math.Min(whole, perGroup);
+            yield return (start, count, chunk);
+            start += count * chunk;
+        }
+    }
+
+    /// <summary>Tokens [start, start + G·c) of x [B, H, N, ·] as G blocks of c: [B, H, G, c, ·] (a view).</summary>
+    static Tensor Blocks(Tensor x, long start, long count, long size) =>
+        x.narrow(2, start, count * size).unflatten(2, new[] { count, size });
+}

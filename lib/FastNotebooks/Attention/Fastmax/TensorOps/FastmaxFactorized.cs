@@ -1,0 +1,212 @@
+using System.Numerics;
+using FastNotebooks.Attention.Fastmax.Cpu;
+using FastNotebooks.Attention.Fastmax.Reference;
+using static TorchSharp.torch;
+using static FastNotebooks.Attention.Fastmax.Reference.TaylorFeatures;
+
+namespace FastNotebooks.Attention.Fastmax.TensorOps;
+
+/// <summary>
+/// Unmasked Fastmax by factorized moments (README.md, "Unmasked"): with φ the packed Taylor features
+/// (<see cref="PackedTaylorFeatures"/>), w their weights and v′ = [v, 1], S = Σ_j φ(k̃_j)ᵀ v′_j is one
+/// [F, Dv + 1] matrix and [numerator, g]_i = φ(q̃_i)·(w ⊙ S). O(N·F·Dv) work in a few large GEMMs; features
+/// exist for one chunk of tokens at a time. Inputs are already normalized (q may carry 1/temperature).
+/// Orders 1 and 2 (order 1 in closed form is <see cref="FastmaxFirstOrder"/>; <see cref="FastmaxDispatch"/> chooses). Each piece
+/// that has a CPU kernel is chosen by the <see cref="KernelPlan"/>; with <see cref="KernelPlan.TensorOps"/> all of it is libtorch ops.
+/// </summary>
+public static class FastmaxFactorized
+{
+    /// <summary>Fewest tokens per unmasked chunk: below this the GEMMs get too thin (large D or many heads).</summary>
+    const int MinimumTokensPerChunk = 256;
+
+    /// <summary>o [B, H, Nq, Dv] and the denominator g [B, H, Nq] for q [B, H, Nq, D], k [B, H, Nk, D], v [B, H, Nk, Dv].</summary>
+    /// <remarks>
+    /// Packed features cover orders 1 and 2; for a higher order (a.Length &gt; 3) this runs the same algorithm with gathered
+    /// features, <see cref="FactorizedReference.Forward"/>, so the derivation can be followed at every order.
+    /// </remarks>
+    public static (Tensor Output, Tensor Denominator) Forward(Tensor q, Tensor k, Tensor v, double[] a, int chunk, KernelPlan? plan = null)
+    {
+        if (a.Length > 3) return FactorizedReference.Forward(q, k, v, a, chunk);
+        var (o, g, keyState) = ForwardKeepingState(q, k, v, a, chunk, plan);
+        keyState?.Dispose();
+        return (o, g);
+    }
+
+    /// <summary>
+    /// <see cref="Forward"/>, also returning the weighted key state w ⊙ S [B, H, F, Dv + 1] (null for orders above 2)
+    /// for <see cref="Backward"/>: O(F·Dv) per head, independent of N, and it spares the backward one pass over the keys.
+    /// </summary>
+    public static (Tensor Output, Tensor Denominator, Tensor? KeyState) ForwardKeepingState(Tensor q, Tensor k, Tensor v, double[] a, int chunk, KernelPlan? plan = null)
+    {
+        plan ??= KernelPlan.TensorOps;
+        if (a.Length == 2) return FastmaxFirstOrder.Forward(q, k, v, a, plan);
+        var features = new PackedTaylorFeatures((int)q.shape[3], a, plan);
+        if (HeadsPerGroup(features, q, MinimumTokensPerChunk) is var group && group < q.shape[0] * q.shape[1])
+        {
+            var perHead = InHeadGroups(new[] { q, k, v }, group, t =>
+            {
+                var (o1, g1, s1) = ForwardKeepingState(t[0], t[1], t[2], a, chunk, plan);
+                return new[] { o1, g1, s1! };
+            });
+            return (perHead[0], perHead[1], perHead[2]);
+        }
+        using var scope = NewDisposeScope();
+        int rows = TokensPerChunk(features, q, chunk);
+        var weighted = features.Weigh(KeyValueState(features, features.Extend(k), AppendOnes(v), rows)); // [B, H, F, Dv + 1]
+        // [numerator, g] = φ(q̃)·(w ⊙ S), chunk by chunk where the features are built as rows.
+        var products = Chunks(features.Extend(q), rows).Select(qc => features.Project(qc, weighted)).ToList(); // [B, H, c, Dv + 1]
+        var (o, g) = OutputAndDenominator(Joined(products), v.shape[3]);
+        g = g.contiguous();
+        return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope(), weighted.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// Gradients for dL/do, recomputing the moments (README.md, "Backward"). With Ĝ_i = dO_i / g_i,
+    /// r_i = Ĝ_i·o_i and Ĝ′ = [Ĝ, −r], dL/ds_ij = f′(s_ij)·(Ĝ′_i·v′_j). With the key state S = Σ_j φ(k̃_j)ᵀ v′_j
+    /// and the query state R = Σ_i φ(q̃_i)ᵀ Ĝ′_i (both [F, Dv + 1]): dq_i = ∇_q Σ_c Ĝ′_ic φ(q̃_i)·(w ⊙ S)_c,
+    /// dk_j = ∇_k Σ_c v′_jc φ(k̃_j)·(w ⊙ R)_c (<see cref="PackedTaylorFeatures.Gradient"/>), and
+    /// dv_j = φ(k̃_j)·(w ⊙ R)[:, :Dv] since R's first Dv columns are Σ_i φ(q̃_i)ᵀ Ĝ_i. The key state is the
+    /// forward's (<see cref="ForwardKeepingState"/>) when given, else recomputed.
+    /// </summary>
+    public static (Tensor Dq, Tensor Dk, Tensor Dv) Backward(
+        Tensor q, Tensor k, Tensor v, Tensor o, Tensor g, Tensor gradOutput, double[] a, int chunk, Tensor? keyState = null, KernelPlan? plan = null)
+    {
+        plan ??= KernelPlan.TensorOps;
+        if (a.Length == 2) return FastmaxFirstOrder.Backward(q, k, v, o, g, gradOutput, a, keyState, plan);
+        var features = new PackedTaylorFeatures((int)q.shape[3], a, plan);
+        if (HeadsPerGroup(features, q, MinimumTokensPerChunk) is var group && group < q.shape[0] * q.shape[1])
+        {
+            var inputs = new[] { q, k, v, o, g, gradOutput };
+            var perHead = InHeadGroups(keyState is null ? inputs : inputs.Append(keyState).ToArray(), group, t =>
+            {
+                var (dq1, dk1, dv1) = Backward(t[0], t[1], t[2], t[3], t[4], t[5], a, chunk, t.Length > 6 ? t[6] : null, plan);
+                return new[] { dq1, dk1, dv1 };
+            });
+            return (perHead[0], perHead[1], perHead[2]);
+        }
+        using var scope = NewDisposeScope();
+        int rows = TokensPerChunk(features, q, chunk);
+        var (_, gPrime) = plan.ScaledOutputGradients(o, g, gradOutput);
+        var (qx, kx, vOne) = (features.Extend(q), features.Extend(k), AppendOnes(v));
+        long dv = v.shape[3];
+
+        keyState ??= features.Weigh(KeyValueState(features, kx, vOne, rows));       // w ⊙ S [B, H, F, Dv + 1]
+        var queryState = features.Weigh(KeyValueState(features, qx, gPrime, rows)); // w ⊙ R [B, H, F, Dv + 1]
+        var valueState = queryState.narrow(-1, 0, dv);                                // [B, H, F, Dv]
+
+        var dq = Joined(Chunks(qx, rows).Zip(Chunks(gPrime, rows))
+            .Select(t => features.Gradient(t.First, t.Second, keyState)).ToList());
+        var dk = new List<Tensor>();
+        var dvParts = new List<Tensor>();
+        foreach (var (kc, vc) in Chunks(kx, rows).Zip(Chunks(vOne, rows)))
+        {
+            using var step = NewDisposeScope();
+            dk.Add(features.Gradient(kc, vc, queryState).MoveToOuterDisposeScope());
+            dvParts.Add(features.Project(kc, valueState).MoveToOuterDisposeScope());
+        }
+        return (dq.MoveToOuterDisposeScope(), Joined(dk).MoveToOuterDisposeScope(), Joined(dvParts).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Σ_j φ(x̃_j)ᵀ u_j over all tokens of an extended x [B, H, N, ·] and u [B, H, N, C]: [B, H, F, C].</summary>
+    internal static Tensor KeyValueState(PackedTaylorFeatures features, Tensor extended, Tensor u, int rows)
+    {
+        using var scope = NewDisposeScope();
+        Tensor? state = null;
+        // uᵀ·φ [C, F] rather than φᵀ·u [F, C]: the same product, but BLAS runs it markedly faster (measured). Chunk by chunk
+        // unless the features are built in cache anyway.
+        if (features.Plan.StatesInCache(features, extended, u)) state = features.StateTransposed(extended, u);
+        else
+            foreach (var (xc, uc) in Chunks(extended, rows).Zip(Chunks(u, rows)))
+            {
+                using var step = NewDisposeScope();
+                Accumulate(ref state, features.StateTransposed(xc, uc).MoveToOuterDisposeScope());
+            }
+        // Contiguous, so w ⊙ S and its column views have unit-stride rows, as SimdGemm takes them (a small copy).
+        return state!.transpose(-1, -2).contiguous().MoveToOuterDisposeScope();  // [B, H, F, C]
+    }
+
+    /// <summary>Chunk length for the unmasked path: the caller's chunk, grown until one chunk holds about <see cref="KernelPlan.FeatureChunkElements"/> features.</summary>
+    internal static int TokensPerChunk(PackedTaylorFeatures features, Tensor x, int chunk)
+    {
+        long heads = x.shape[0] * x.shape[1], n = Math.Max(1, x.shape[2]);
+        long budget = features.Plan.FeatureChunkElements / Math.Max(1, heads * features.Size);
+        long longest = Math.Clamp(Math.Max(Math.Max(chunk, budget), MinimumTokensPerChunk), 1, n);
+        long chunks = (n + longest - 1) / longest;
+        return (int)((n + chunks - 1) / chunks);   // equal chunks: 1024 tokens as 2 × 512, not 934 + 90
+    }
+
+    /// <summary>
+    /// How many (batch, head) slices to run together so one feature chunk stays near
+    /// <see cref="KernelPlan.FeatureChunkElements"/>: all of them when their chunks fit; else as many whole sequences as fit
+    /// (short sequences in large batches: one head at a time would be B·H tiny GEMMs); else one at a time, each with
+    /// full-size chunks (B·H = 32 at D = 32 would otherwise leave 29 tokens per chunk, or an 18 MB chunk at 256).
+    /// </summary>
+    internal static long HeadsPerGroup(PackedTaylorFeatures features, Tensor x, long tokens)
+    {
+        long heads = x.shape[0] * x.shape[1], n = Math.Max(1, x.shape[2]);
+        long budget = features.Plan.FeatureChunkElements;
+        if (heads * features.Size * Math.Min(tokens, n) <= budget) return heads;
+        return Math.Clamp(budget / (features.Size * n), 1, heads);
+    }
+
+    /// <summary>True when <see cref="HeadsPerGroup"/> splits the heads.</summary>
+    internal static bool SplitHeads(PackedTaylorFeatures features, Tensor x, long tokens) =>
+        HeadsPerGroup(features, x, tokens) < x.shape[0] * x.shape[1];
+
+    /// <summary>
+    /// Runs <paramref name="kernel"/> on groups of <paramref name="group"/> (batch, head) slices, each shaped
+    /// [1, group, ...], of the inputs [B, H, ...] and joins its outputs back to [B, H, ...]. A group's sequences
+    /// fit one feature chunk together, so the kernel does not split them again.
+    /// </summary>
+    internal static Tensor[] InHeadGroups(Tensor[] inputs, long group, Func<Tensor[], Tensor[]> kernel)
+    {
+        using var scope = NewDisposeScope();
+        long b = inputs[0].shape[0], h = inputs[0].shape[1];
+        var flat = inputs.Select(x => x.flatten(0, 1)).ToArray();                  // [B·H, ...]
+        List<Tensor>[]? outputs = null;
+        for (long i = 0; i < b * h; i += group)
+        {
+            long size = Math.Min(group, b * h - i);
+            var results = kernel(flat.Select(x => x.narrow(0, i, size).unsqueeze(0)).ToArray()); // [1, size, ...]
+            outputs ??= results.Select(_ => new List<Tensor>()).ToArray();
+            for (int j = 0; j < results.Length; j++) outputs[j].Add(results[j]);
+        }
+        return outputs!.Select(parts => cat(parts, 1).unflatten(1, new[] { b, h }).squeeze(0).MoveToOuterDisposeScope()).ToArray();
+    }
+
+    /// <summary>
+    /// Ĝ = dO / g and Ĝ′ = [Ĝ, −Ĝ·o] by tensor ops: Ĝ′·[v, 1] = Ĝ·(v − o) is dL/df up to the factor f′. The reference of
+    /// <see cref="TokenLoops.ScaledOutputGradients"/> (five passes over [B, H, Nq, Dv] and a concatenation).
+    /// </summary>
+    internal static (Tensor GHat, Tensor GPrime) ScaledOutputGradientsByTensorOps(Tensor o, Tensor g, Tensor gradOutput)
+    {
+        var gHat = gradOutput / g.unsqueeze(-1);          // [B, H, Nq, Dv]
+        using var r = (gHat * o).sum(-1, keepdim: true);  // [B, H, Nq, 1]
+        using var minusR = -r;
+        return (gHat, cat(new[] { gHat, minusR }, -1));   // [B, H, Nq, Dv + 1]
+    }
+
+    /// <summary>[..., Dv + 1] rows of [numerator, g] → o = numerator / g and g.</summary>
+    internal static (Tensor Output, Tensor Denominator) OutputAndDenominator(Tensor numeratorAndDenominator, long dv)
+    {
+        var g = numeratorAndDenominator.select(-1, dv);
+        return (numeratorAndDenominator.narrow(-1, 0, dv) / g.unsqueeze(-1), g);
+    }
+
+    internal static void Accumulate(ref Tensor? sum, Tensor term)
+    {
+        if (sum is null) sum = term;
+        else sum.add_(term);
+    }
+
+    /// <summary>Per-chunk results joined along the tokens (dim 2); one chunk's result as it is (a copy of the whole output otherwise).</summary>
+    internal static Tensor Joined(IReadOnlyList<Tensor> parts) => parts.Count == 1 ? parts[0] : cat(parts.ToArray(), 2);
+
+    /// <summary>Views of consecutive token chunks along dim 2.</summary>
+    internal static IEnumerable<Tensor> Chunks(Tensor x, int chunk, long start = 0, long end = -1)
+    {
+        if (end < 0) end = x.shape[2];
+        for (long i = start; i < end; i += chunk)
+            yield return x.narrow(2, i, Math.Min(chunk, end - i));
+    }
+}

@@ -1,0 +1,90 @@
+using TorchSharp;
+using FastNotebooks.Attention.Fastmax.Cpu;
+using FastNotebooks.Attention.Fastmax.Reference;
+using static TorchSharp.torch;
+
+namespace FastNotebooks.Attention.Fastmax.TensorOps;
+
+/// <summary>
+/// The max-norm normalizations (mean-centred and zero-centred) as one autograd node with a written-out backward.
+/// Composed of tensor ops, autograd records about ten nodes per call and their backward costs several times the
+/// forward: at p = 1 more than the whole Fastmax kernel.
+/// With c = x − mean(x) (or x), n_t = ‖c_t‖, m the largest n (or the running largest, causal), y = c / max(m, floor):
+/// dc = dy / m′, dm_t = −(dy_t·y_t) / m′_t (zero where the floor holds), routed to the token that holds the maximum,
+/// where it adds dm·c/n; dx = dc minus its mean when centred. <see cref="FastmaxDense.Normalize"/> is the oracle. The
+/// per-token work runs in <see cref="MaxNormLoops"/> where it applies, else in the tensor-op forms below.
+/// </summary>
+public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunction>
+{
+    public override string Name => "FastmaxMaxNorm";
+
+    /// <summary>y for x [B, H, N, D]: centred (mean over D) when <paramref name="centre"/>, divided by the largest token norm.</summary>
+    /// <remarks>Where no gradient is wanted, the same forward runs without an autograd node (its overhead was most of the time at N = 4096).</remarks>
+    public static Tensor Apply(Tensor x, bool centre, bool causal, KernelPlan plan)
+    {
+        if (is_grad_enabled() && x.requires_grad) return apply(x, centre, causal, plan);
+        using var scope = NewDisposeScope();
+        return Normalized(x, centre, causal, plan).Y.MoveToOuterDisposeScope();
+    }
+
+    public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+    {
+        var (x, centre, causal, plan) = ((Tensor)vars[0], (bool)vars[1], (bool)vars[2], (KernelPlan)vars[3]);
+        using var scope = NewDisposeScope();
+        var (y, norms, largest, holder, scale) = Normalized(x, centre, causal, plan);
+        var saved = new List<Tensor> { y.detach(), norms, scale, holder, largest.ge(FastmaxNormalizer.NormFloor) };
+        foreach (var t in saved) t.MoveToOuterDisposeScope();
+        ctx.save_for_backward(saved);
+        ctx.save_data("centre", centre);
+        ctx.save_data("plan", plan);
+        return y.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>y and what the backward needs: token norms, the largest (running) norm, its holder, the floored scale.</summary>
+    static (Tensor Y, Tensor Norms, Tensor Largest, Tensor Holder, Tensor Scale) Normalized(Tensor x, bool centre, bool causal, KernelPlan plan)
+    {
+        var (c, norms) = plan.MaxNormLoopsFor(x) ? MaxNormLoops.CentreAndNorm(x, centre) : CentreAndNorm(x, centre);
+        var (largest, holder) = causal
+            ? norms.cummax(-1)                                                           // [B, H, N] each
+            : norms.max(-1, keepdim: true);                                              // [B, H, 1] each
+        var scale = largest.clamp_min(FastmaxNormalizer.NormFloor);
+        return (c.div_(scale.unsqueeze(-1)), norms, largest, holder, scale);            // c is this call's own tensor
+    }
+
+    public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor dy)
+    {
+        var saved = ctx.get_saved_variables();
+        var (y, norms, scale, holder, active) = (saved[0], saved[1], saved[2], saved[3], saved[4]);
+        bool centre = (bool)ctx.get_data("centre");
+        bool loops = ((KernelPlan)ctx.get_data("plan")).MaxNormLoopsFor(dy, y);
+        using var scope = NewDisposeScope();
+        if (loops && scale.shape[^1] == 1)
+            return new List<Tensor> { MaxNormLoops.SharedScaleGradient(dy, y, norms, scale, holder, active, centre).MoveToOuterDisposeScope(), null!, null!, null! };
+        // dc_t = α_t·dy_t + β_t·y_t: α = 1/m′, and β carries the maximum's gradient to the token(s) holding it.
+        var perToken = loops ? MaxNormLoops.TokenDots(dy, y) : (dy * y).sum(-1);         // [B, H, N]
+        // The sequence-wide maximum is one scale shared by all tokens; the running maximum is one per token.
+        bool shared = scale.shape[^1] == 1;
+        var dScale = shared ? perToken.sum(-1, keepdim: true) : perToken;
+        var dLargest = (-dScale / scale).mul_(active);                                    // zero where the floor holds
+        // ∂n_t/∂c_t = c_t/n_t = y_t·m′/n_t; a token with n_t = 0 gets no gradient (it never holds an active maximum).
+        var dNorms = zeros_like(norms).scatter_add_(-1, holder, dLargest);
+        var beta = dNorms.mul_(scale / norms.clamp_min(FastmaxNormalizer.NormFloor));
+        var alpha = scale.reciprocal();
+        var dx = loops ? MaxNormLoops.CentredCombination(dy, y, alpha, beta, centre) : CentredCombination(dy, y, alpha, beta, centre);
+        return new List<Tensor> { dx.MoveToOuterDisposeScope(), null!, null!, null! };
+    }
+
+    /// <summary>The reference form of <see cref="MaxNormLoops.CentreAndNorm"/>: tensor ops, any device and dtype.</summary>
+    internal static (Tensor Centred, Tensor Norms) CentreAndNorm(Tensor x, bool centre)
+    {
+        var c = centre ? x - x.mean(new long[] { -1 }, keepdim: true) : x.clone();
+        return (c, linalg.vector_norm(c, dims: new long[] { -1 }));
+    }
+
+    /// <summary>The reference form of <see cref="MaxNormLoops.CentredCombination"/>.</summary>
+    internal static Tensor CentredCombination(Tensor a, Tensor b, Tensor alpha, Tensor beta, bool centre)
+    {
+        var dc = a * alpha.unsqueeze(-1) + b * beta.unsqueeze(-1);
+        return centre ? dc - dc.mean(new long[] { -1 }, keepdim: true) : dc;
+    }
+}
