@@ -36,7 +36,7 @@ public sealed class JupyterFixture : IDisposable
     public void RequireClient()
     {
         if (Missing is null) return;
-        if (Required) throw new Xunit.Sdk.XunitException($"the Jupyter tests must run under CI and as root, but: {Missing}");
+        if (Required) throw new Xunit.Sdk.XunitException($"the Jupyter tests must run here (CI=true or root), but: {Missing}");
         Skip.If(true, Missing);
     }
 
