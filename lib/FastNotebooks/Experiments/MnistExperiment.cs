@@ -46,23 +46,17 @@ public static class MnistExperiment
     internal const double QuickRate = 2e-3;
 
     /// <summary>
-    /// Train and test images: the real MNIST (or Fashion-MNIST) — fetched on first use — except in a smoke run without
-    /// cached data, which uses <see cref="SyntheticData.Digits"/> and says so.
+    /// Train and test images: the real MNIST — fetched on first use — or, in a smoke run with nothing cached, the MNIST
+    /// slice shipped in data/fixture (<see cref="DataFixture"/>: same IDX reader, same hash checks), saying which.
     /// </summary>
-    public static (ImageBatches Train, ImageBatches Test, string Source) Load(Profile profile, bool fashion = false)
+    public static (ImageBatches Train, ImageBatches Test, string Source) Load(Profile profile)
     {
-        var files = fashion ? Datasets.FashionMnistFiles : Datasets.MnistFiles;
         var settings = For(profile, "softmax");
-        if (profile == Profile.Smoke && !Datasets.IsCached(files))
-        {
-            var (trainImages, trainLabels) = SyntheticData.Digits(settings.TrainImages, 1);
-            var (testImages, testLabels) = SyntheticData.Digits(settings.TestImages, 2);
-            return (new ImageBatches(trainImages, trainLabels), new ImageBatches(testImages, testLabels),
-                "synthetic bar images (smoke profile, no cached MNIST: nothing was downloaded)");
-        }
-        var data = fashion ? Datasets.FashionMnist() : Datasets.Mnist();
+        bool fixture = profile == Profile.Smoke && !Datasets.IsCached(Datasets.MnistFiles);
+        var data = fixture ? DataFixture.Mnist() : Datasets.Mnist();
         return (new ImageBatches(data.TrainImages, data.TrainLabels, settings.TrainImages),
-                new ImageBatches(data.TestImages, data.TestLabels, settings.TestImages), fashion ? "Fashion-MNIST" : "MNIST");
+                new ImageBatches(data.TestImages, data.TestLabels, settings.TestImages),
+                fixture ? $"MNIST, the repository's fixture ({DataFixture.TrainImages} + {DataFixture.TestImages} images; smoke profile, nothing cached)" : "MNIST");
     }
 
     public static ImageRun Train(string attention, Profile profile, ImageBatches train, ImageBatches test,

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using FastNotebooks.Notebooks.Kernel;
 
@@ -47,7 +46,7 @@ public sealed class ExecuteHandlerTests : IDisposable
 
     JsonObject ReplyTo(JupyterMessage request, TimeSpan? timeout = null)
     {
-        Assert.True(_channels.Replies.TryTake(out var reply, timeout ?? TimeSpan.FromSeconds(60)), $"no reply to {request.Content["code"]}");
+        Assert.True(_channels.Replies.TryTake(out var reply, timeout ?? Cli.SafetyLimit), $"no reply to {request.Content["code"]}");
         Assert.Equal((request.MsgId, "execute_reply"), (reply.Parent, reply.MsgType));
         return reply.Content;
     }
@@ -64,10 +63,11 @@ public sealed class ExecuteHandlerTests : IDisposable
 
         Assert.Equal("ok", reply["status"]!.GetValue<string>());
         Assert.Equal(1, reply["execution_count"]!.GetValue<int>());
-        SpinWait.SpinUntil(() => PublishedFor(request).Contains("status:idle"), TimeSpan.FromSeconds(5));
+        Assert.True(SpinWait.SpinUntil(() => PublishedFor(request).Contains("status:idle"), Cli.SafetyLimit), "no idle status after the reply");
         Assert.Equal(new[] { "status:busy", "execute_input", "stream", "execute_result", "status:idle" }, PublishedFor(request));
     }
 
+    // Each cell announces on stdout that it runs, then blocks or loops; the interrupt is sent when that line arrives.
     [Theory]
     [InlineData("var spins = 0L;\nwhile (true) { spins++; }")]
     [InlineData("for (;;) { try { System.Threading.Thread.SpinWait(10); } catch (OperationCanceledException) { } }")]
@@ -78,15 +78,13 @@ public sealed class ExecuteHandlerTests : IDisposable
     public void Interrupt_stops_a_running_cell_and_the_session_goes_on(string cell)
     {
         Assert.Equal("ok", ReplyTo(Send("var kept = 42;"))["status"]!.GetValue<string>());
-        var running = Send(cell);
-        SpinWait.SpinUntil(() => PublishedFor(running).Contains("execute_input"), TimeSpan.FromSeconds(60));
-        Thread.Sleep(500);
+        var running = Send("Console.WriteLine(\"running\");\n" + cell);
+        Assert.True(SpinWait.SpinUntil(() => PublishedFor(running).Contains("stream"), Cli.SafetyLimit), "the cell never started");
 
-        var clock = Stopwatch.StartNew();
         _handler.Interrupt();
-        var reply = ReplyTo(running, TimeSpan.FromSeconds(10));
+        // No clock: the reply must come, however long a loaded machine takes; the safety limit only ends a hang.
+        var reply = ReplyTo(running, Cli.SafetyLimit);
 
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"interrupt took {clock.Elapsed.TotalSeconds:0.0} s");
         Assert.Equal(("error", "OperationCanceledException"), (reply["status"]!.GetValue<string>(), reply["ename"]!.GetValue<string>()));
         var after = ReplyTo(Send("kept + 1"));
         Assert.Equal("ok", after["status"]!.GetValue<string>());

@@ -6,8 +6,9 @@ namespace FastNotebooks.Notebooks.Tests.Kernel;
 /// <summary>
 /// Debian's Jupyter (jupyter-nbconvert, python3-nbclient, python3-jupyter-client) and this build's kernelspec,
 /// installed into a temporary Jupyter data directory, shared by the tests that drive the kernel with a real
-/// client. Where the packages are missing, they are installed with apt-get when the tests run as root (as on CI);
-/// otherwise <see cref="Missing"/> says why and the tests skip.
+/// client. Where the packages are missing, they are installed with apt-get when the tests run as root (as on CI).
+/// Where they are still missing, <see cref="Missing"/> says why and <see cref="RequireClient"/> fails the test under CI
+/// (<c>CI=true</c>) or as root — a CI run cannot pass with these tests left out — and skips it elsewhere.
 /// </summary>
 public sealed class JupyterFixture : IDisposable
 {
@@ -19,8 +20,25 @@ public sealed class JupyterFixture : IDisposable
 
     static readonly string[] Packages = { "jupyter-nbconvert", "python3-nbclient", "python3-jupyter-client", "python3-nbformat", "python3-zmq" };
 
-    /// <summary>Null when the client is usable; otherwise why the tests skip.</summary>
+    /// <summary>Null when the client is usable; otherwise why not (the install's error included).</summary>
     public string? Missing { get; }
+
+    /// <summary>True under CI (the CI variable is true or 1) or as root: there the Jupyter tests must run, never skip.</summary>
+    public static bool Required =>
+        System.Environment.GetEnvironmentVariable("CI") is { } ci && (ci.Equals("true", StringComparison.OrdinalIgnoreCase) || ci == "1") || IsRoot;
+
+    static bool IsRoot => Shell.Run("id", new[] { "-u" }).Output.Trim() == "0";
+
+    /// <summary>
+    /// Returns when the client is usable. Otherwise fails the test with <see cref="Missing"/> where the client is
+    /// <see cref="Required"/>, and skips it (with the command that installs the packages) elsewhere.
+    /// </summary>
+    public void RequireClient()
+    {
+        if (Missing is null) return;
+        if (Required) throw new Xunit.Sdk.XunitException($"the Jupyter tests must run here (CI=true or root), but: {Missing}");
+        Skip.If(true, Missing);
+    }
 
     /// <summary>The temporary JUPYTER_DATA_DIR holding the kernelspec.</summary>
     public string DataDirectory { get; }
@@ -50,7 +68,7 @@ public sealed class JupyterFixture : IDisposable
         if (ClientWorks()) return null;
         if (!File.Exists("/usr/bin/apt-get"))
             return $"Jupyter's client is not installed and there is no apt-get: install {string.Join(' ', Packages)} (Debian) to run this test.";
-        if (Shell.Run("id", new[] { "-u" }).Output.Trim() != "0")
+        if (!IsRoot)
             return $"Jupyter's client is not installed and the tests do not run as root: sudo apt-get install {string.Join(' ', Packages)} to run this test.";
 
         // The lock timeout waits for another apt-get (a parallel job) instead of failing at once.

@@ -20,7 +20,7 @@ public class NbconvertTests(JupyterFixture jupyter, ITestOutputHelper log)
     [MemberData(nameof(Notebooks))]
     public async Task Notebook_executes_in_nbconvert_with_the_smoke_profile(string name)
     {
-        Skip.If(jupyter.Missing is not null, jupyter.Missing);
+        jupyter.RequireClient();
         var folder = TestNotebooks.NewFolder();
         try
         {

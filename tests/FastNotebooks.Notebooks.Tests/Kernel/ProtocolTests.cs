@@ -15,11 +15,12 @@ public class ProtocolTests(JupyterFixture jupyter, ITestOutputHelper log)
     [SkippableFact]
     public void Kernel_passes_the_protocol_checks_of_jupyter_client()
     {
-        Skip.If(jupyter.Missing is not null, jupyter.Missing);
         var script = Path.Combine(AppContext.BaseDirectory, "Kernel", "protocol_check.py");
 
         var folder = TestNotebooks.NewFolder();
-        var run = Shell.Run(JupyterFixture.Python, new[] { script, KernelSpec.DefaultName }, jupyter.Environment(), TimeSpan.FromMinutes(5),
+        jupyter.RequireClient();
+        // A safety limit only: each check in the script waits for events, with its own limits for a hang.
+        var run = Shell.Run(JupyterFixture.Python, new[] { script, KernelSpec.DefaultName }, jupyter.Environment(), TimeSpan.FromMinutes(20),
             workingDirectory: folder);
         Directory.Delete(folder, recursive: true);
         log.WriteLine($"protocol_check.py exit {run.ExitCode} in {run.Elapsed.TotalSeconds:0.0} s\n{run.Output}");
@@ -28,9 +29,7 @@ public class ProtocolTests(JupyterFixture jupyter, ITestOutputHelper log)
         Assert.Contains("ok stream: output of a running cell arrives while it runs", run.Output);
         Assert.Contains("ok bad signature: message dropped, kernel still answers", run.Output);
         Assert.Contains("ok interrupt (interrupt_request): while (true) { } stops", run.Output);
-        // SIGINT went unanswered in full test runs on a slow, loaded machine (never alone); the check then says WARN.
-        Assert.True(run.Output.Contains("ok interrupt (SIGINT): Thread.Sleep(600000) stops")
-            || run.Output.Contains("WARN interrupt (SIGINT): no reply within 20 s"), run.Output);
+        Assert.Contains("ok interrupt (SIGINT): Thread.Sleep(600000) stops", run.Output);
         Assert.Contains("ok restart: variables are gone", run.Output);
         Assert.Contains("kernel: dropped a message on shell: bad signature", run.Output);
     }

@@ -1,3 +1,4 @@
+using FastNotebooks.Attention.Fastmax;
 using FastNotebooks.Data;
 using FastNotebooks.Models;
 using FastNotebooks.Training;
@@ -75,6 +76,44 @@ public class TrainerTests
         var resumed = new Trainer(second, options with { OutputDirectory = folder }).Run(LossOf(second));
 
         Assert.Equal(straight.Steps.Select(s => s.Loss), resumed.Steps.Select(s => s.Loss));
+    }
+
+    [Fact]
+    public void Char_lm_on_real_text_runs_the_factorized_kernel_checkpoints_and_resumes_exactly()
+    {
+        // Moby-Dick from the repository's fixture, through the cache's reader and hash check.
+        var corpus = new CharCorpus(DataFixture.MobyDick());
+        const int context = 96, batch = 2;
+        var config = new TransformerConfig(16, 2, 1, 32, "fastmax2", MaxTokens: context);
+        // The premise: at this length the models' Auto choice is the factorized (chunked causal) kernel, not the N×N form.
+        Assert.Equal(FastmaxAlgorithm.Factorized,
+            FastmaxAlgorithms.Choose(FastmaxAlgorithm.Auto, 2, causal: true, heads: batch * config.Heads, nq: context, nk: context, d: config.HeadDim));
+        CharLanguageModel Model(long seed) { manual_seed(seed); return new CharLanguageModel(config, corpus.Vocabulary.Length); }
+        Func<long, (Tensor, double)> Loss(CharLanguageModel model) => step =>
+        {
+            var (inputs, targets, _) = corpus.Batch(false, batch, context, seed: 3, step);
+            return (nn.functional.cross_entropy(model.forward(inputs).flatten(0, 1), targets.flatten()), 0.0);
+        };
+        var options = new TrainingOptions { Steps = 6, LearningRate = 3e-3, Seed = 7 };
+        using var straightModel = Model(0);
+        var straight = new Trainer(straightModel, options).Run(Loss(straightModel));
+
+        var folder = Path.Combine(Path.GetTempPath(), $"fixture-resume-{Guid.NewGuid():N}");
+        try
+        {
+            using (var first = Model(0))
+                new Trainer(first, options with { Steps = 4, CheckpointEvery = 2, OutputDirectory = folder }).Run(Loss(first));
+            Assert.True(Directory.Exists(Path.Combine(folder, "checkpoint-4")), "the first run leaves its checkpoint after step 4");
+            using var second = Model(99);   // other weights: everything must come from the checkpoint
+            var resumed = new Trainer(second, options with { CheckpointEvery = 2, OutputDirectory = folder }).Run(Loss(second));
+
+            Assert.All(straight.Steps, s => Assert.True(double.IsFinite(s.Loss), $"step {s.Step}: loss {s.Loss}"));
+            Assert.Equal(straight.Steps.Select(s => s.Loss), resumed.Steps.Select(s => s.Loss));
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
     }
 
     [Fact]

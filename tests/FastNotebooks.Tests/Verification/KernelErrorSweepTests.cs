@@ -14,12 +14,37 @@ public class KernelErrorSweepTests
             Assert.InRange(value, 0, 1e-12);
     }
 
-    [Fact]
-    public void Identically_zero_gradients_are_reported_as_not_applicable()
+    [Theory]
+    [InlineData("Float64", 1e-12)]
+    [InlineData("Float32", 1e-5)]
+    public void Identically_zero_gradients_are_flagged_and_measured_by_the_kernels_own_size(string dtype, double tolerance)
     {
-        var error = KernelErrorSweep.Measure(1, 4, 1.0, new FastmaxOptions(), ScalarType.Float64, seed: 3);
-        Assert.True(double.IsNaN(error.GradQ));
-        Assert.InRange(error.GradV, 0, 1e-12);
+        // N = 1: the output is v whatever q and k are, so ∂L/∂q = ∂L/∂k = 0 exactly.
+        var error = KernelErrorSweep.Measure(1, 4, 1.0, new FastmaxOptions(), Enum.Parse<ScalarType>(dtype), seed: 3);
+        Assert.Equal(KernelQuantity.GradQ | KernelQuantity.GradK, error.ExactlyZero);
+        Assert.All(error.All, e => Assert.False(double.IsNaN(e), $"NaN in {error}"));
+        Assert.InRange(error.GradQ, 0, tolerance);
+        Assert.InRange(error.GradV, 0, tolerance);
+        Assert.Equal(KernelQuantity.None, KernelErrorSweep.Measure(9, 4, 1.0, new FastmaxOptions(), ScalarType.Float64, seed: 3).ExactlyZero);
+    }
+
+    [Fact]
+    public void A_small_sweep_has_every_point_finite_and_within_tolerance()
+    {
+        var errors = KernelErrorSweep.Run(ns: new[] { 1, 9 }, ds: new[] { 1, 4 }).ToList();
+        Assert.NotEmpty(errors);
+        Assert.All(errors, e => Assert.True(e.Worst <= (e.Dtype == "Float64" ? 1e-10 : 1e-3), $"{e.Case}: worst {e.Worst}"));
+    }
+
+    [Fact]
+    public void A_maximum_of_errors_keeps_nan_and_infinity()
+    {
+        Assert.True(double.IsNaN(KernelErrorSweep.MaxOf(new[] { 1e-16, double.NaN, 1e-15 })));
+        Assert.True(double.IsNaN(KernelErrorSweep.MaxOf(new[] { double.NaN, 1.0 })));
+        Assert.Equal(double.PositiveInfinity, KernelErrorSweep.MaxOf(new[] { 1.0, double.PositiveInfinity }));
+        Assert.Equal(2.0, KernelErrorSweep.MaxOf(new[] { 1.0, 2.0 }));
+        var nan = new KernelError(8, 4, 2, false, FastmaxNormalization.MeanCentered, 1, "Float32", 1e-7, double.NaN, 1e-7, 1e-7);
+        Assert.True(double.IsNaN(nan.Worst));
     }
 
     [Fact]

@@ -23,8 +23,19 @@ public sealed class SoftmaxDense : AttentionMechanism
         using var scope = NewDisposeScope();
         var logits = q.matmul(k.transpose(-1, -2)) / Math.Sqrt(q.shape[3]);
         if (causal)
-            logits = logits.masked_fill(SoftmaxAttention.CausalMask(q.shape[2], k.shape[2], q.device).logical_not(), double.NegativeInfinity);
+            logits = logits.masked_fill(Visible(q.shape[2], k.shape[2], q.device).logical_not(), double.NegativeInfinity);
         return logits.softmax(-1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// [Nq, Nk] booleans, true where query i may see key j: j ≤ Nk − Nq + i, compared index by index. The reference
+    /// builds its own mask, so that a wrong mask in the fast path cannot hide in both.
+    /// </summary>
+    static Tensor Visible(long nq, long nk, Device device)
+    {
+        var query = arange(nq, dtype: ScalarType.Int64, device: device).unsqueeze(1);   // [Nq, 1]
+        var key = arange(nk, dtype: ScalarType.Int64, device: device).unsqueeze(0);     // [1, Nk]
+        return key.le(query + (nk - nq));                                               // [Nq, Nk]
     }
 
     public static Tensor Attention(Tensor q, Tensor k, Tensor v, bool causal = false)
