@@ -36,6 +36,12 @@ public sealed class FastmaxRecurrentState : IAttentionCache
 
     public long Tokens { get; private set; }
 
+    /// <summary>
+    /// Whether steps on CPU float tensors (p ≤ 2) run as one written-out loop per head (<see cref="FastmaxRecurrentStep"/>; the
+    /// default) or as the tensor operations below, which are its reference. For tests and the bench.
+    /// </summary>
+    public bool UseLoop { get; set; } = true;
+
     /// <summary>Bytes of the state: F·(Dv + 1) + 2 numbers per head.</summary>
     public long Bytes => (state.numel() + queryScale.numel() + keyScale.numel()) * state.ElementSize;
 
@@ -73,6 +79,14 @@ public sealed class FastmaxRecurrentState : IAttentionCache
         if (q.shape[2] != 1 || k.shape[2] != 1 || v.shape[2] != 1)
             throw new ArgumentException($"a step takes one token; got q, k, v of {q.shape[2]}, {k.shape[2]}, {v.shape[2]} tokens.", nameof(q));
         if (q.dtype != state.dtype) throw new ArgumentException($"q has dtype {q.dtype}; the state holds {state.dtype}.", nameof(q));
+        if (UseLoop && FastmaxRecurrentStep.Applies(options.Order, state, queryScale, keyScale, q, k, v))
+        {
+            using var contiguous = NewDisposeScope();
+            var o = empty(new[] { q.shape[0], q.shape[1], 1, v.shape[3] }, dtype: q.dtype);
+            FastmaxRecurrentStep.Run(q.contiguous(), k.contiguous(), v.contiguous(), state, queryScale, keyScale, o, options.Normalization, coefficients, options.Temperature);
+            Tokens++;
+            return o.MoveToOuterDisposeScope();
+        }
         using var scope = NewDisposeScope();
         var kHat = Normalize(k, keyScale, options.Normalization);                                  // [B, H, 1, D]
         state.add_(TaylorFeatures.Key(kHat, options.Order).transpose(-1, -2).matmul(TaylorFeatures.AppendOnes(v))); // += φ_k(k̂)ᵀ [v, 1]

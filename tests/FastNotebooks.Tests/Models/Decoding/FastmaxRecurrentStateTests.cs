@@ -39,16 +39,41 @@ public class FastmaxRecurrentStateTests
         var (q, k, v) = (Draw(5), Draw(5), Draw(7));
         var expected = FastmaxDense.Attention(q, k, v, options);                                 // [2, 3, total, 7]
 
-        using var state = FastmaxRecurrentState.Prefill(q.narrow(2, 0, prompt), k.narrow(2, 0, prompt), v.narrow(2, 0, prompt), options);
-        Assert.Equal(prompt, state.Tokens);
-        for (int t = prompt; t < total; t++)
+        foreach (bool loop in new[] { true, false })                                             // the written-out step and its tensor-op reference
         {
-            var o = state.Step(q.narrow(2, t, 1), k.narrow(2, t, 1), v.narrow(2, t, 1));
-            ErrorReport.Of($"o at t={t} (p={order}, {normalization}, prompt {prompt})", o, expected.narrow(2, t, 1)).Require(1e-10);
+            using var state = FastmaxRecurrentState.Prefill(q.narrow(2, 0, prompt), k.narrow(2, 0, prompt), v.narrow(2, 0, prompt), options);
+            state.UseLoop = loop;
+            Assert.Equal(prompt, state.Tokens);
+            for (int t = prompt; t < total; t++)
+            {
+                var o = state.Step(q.narrow(2, t, 1), k.narrow(2, t, 1), v.narrow(2, t, 1));
+                ErrorReport.Of($"o at t={t} (p={order}, {normalization}, prompt {prompt}, {(loop ? "loop" : "tensor ops")})", o, expected.narrow(2, t, 1)).Require(1e-10);
+            }
+            Assert.Equal(total, state.Tokens);
+            long features = TaylorFeatures.Size(5, order);
+            Assert.Equal((2 * 3 * features * 8 + 2 * 2 * 3) * 8, state.Bytes);                  // F·(Dv + 1) + 2 numbers per head, float64
         }
-        Assert.Equal(total, state.Tokens);
-        long features = TaylorFeatures.Size(5, order);
-        Assert.Equal((2 * 3 * features * 8 + 2 * 2 * 3) * 8, state.Bytes);                      // F·(Dv + 1) + 2 numbers per head, float64
+    }
+
+    [Theory]
+    [InlineData(1, FastmaxNormalization.MeanCentered)]
+    [InlineData(2, FastmaxNormalization.MeanCentered)]
+    [InlineData(2, FastmaxNormalization.SquaredNorm)]
+    public void The_float32_loop_step_matches_the_tensor_op_step(int order, FastmaxNormalization normalization)
+    {
+        using var scope = NewDisposeScope();
+        var options = new FastmaxOptions { Order = order, Normalization = normalization, Causal = true };
+        var generator = new Generator(31);
+        Tensor Draw(long n, long d) => randn(new long[] { 1, 4, n, d }, generator: generator);
+        var (q, k, v) = (Draw(40, 32), Draw(40, 32), Draw(40, 33));
+        using var loop = FastmaxRecurrentState.Prefill(q.narrow(2, 0, 7), k.narrow(2, 0, 7), v.narrow(2, 0, 7), options);
+        using var ops = FastmaxRecurrentState.Prefill(q.narrow(2, 0, 7), k.narrow(2, 0, 7), v.narrow(2, 0, 7), options);
+        ops.UseLoop = false;
+        for (int t = 7; t < 40; t++)
+        {
+            Tensor Token(Tensor x) => x.narrow(2, t, 1);
+            ErrorReport.Of($"float32 step t={t}", loop.Step(Token(q), Token(k), Token(v)), ops.Step(Token(q), Token(k), Token(v))).Require(1e-5);
+        }
     }
 
     [Fact]
