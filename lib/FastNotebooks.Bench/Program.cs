@@ -6,12 +6,17 @@ using FastNotebooks.Attention.Fastmax.Cpu;
 using static TorchSharp.torch;
 
 // Fastmax vs SDPA vs the dense reference: forward, forward + backward, GFLOP/s against a same-run GEMM, peak memory.
+// Then generation per token, the char-LM training step and the FMA-peak roofline (ModelBench.cs).
 // Usage: dotnet run -c Release --project lib/FastNotebooks.Bench -- [--quick | --full] [--threads N] [--out artifacts/bench]
+//        [--sections kernels,generation,training,roofline] (default: all; without kernels, roofline measures the peak and thread scaling only)
 var profile = args.Contains("--full") ? BenchProfile.Full : BenchProfile.Quick;
 string? Value(string name) => Array.IndexOf(args, name) is int i && i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
 var outDir = Value("--out") ?? Path.Combine("artifacts", "bench");
-var unknown = args.Where(a => a.StartsWith("--") && a is not ("--quick" or "--full" or "--out" or "--threads")).ToList();
-if (unknown.Count > 0) { Console.Error.WriteLine($"unknown option(s): {string.Join(", ", unknown)}; use --quick, --full, --threads N, --out DIR"); return 2; }
+var unknown = args.Where(a => a.StartsWith("--") && a is not ("--quick" or "--full" or "--out" or "--threads" or "--sections")).ToList();
+if (unknown.Count > 0) { Console.Error.WriteLine($"unknown option(s): {string.Join(", ", unknown)}; use --quick, --full, --threads N, --out DIR, --sections LIST"); return 2; }
+var sections = (Value("--sections") ?? "kernels,generation,training,roofline").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+if (sections.Except(new[] { "kernels", "generation", "training", "roofline" }).FirstOrDefault() is string section)
+{ Console.Error.WriteLine($"unknown section '{section}'; known: kernels, generation, training, roofline"); return 2; }
 // On a shared machine, libtorch's threads wait on each other behind other processes; --threads 1 gives steadier ratios.
 if (Value("--threads") is string threads) set_num_threads(int.Parse(threads, CultureInfo.InvariantCulture));
 if (Console.IsOutputRedirected || AnsiConsole.Profile.Width < 140) AnsiConsole.Profile.Width = 160;
@@ -21,12 +26,13 @@ CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 var started = DateTime.UtcNow;
 AnsiConsole.MarkupLine($"[bold]Fastmax bench[/] profile={profile.Name}, libtorch threads={get_num_threads()}");
 
-var checks = AttentionBench.CheckCorrectness();
+bool kernels = sections.Contains("kernels");
+var checks = kernels ? AttentionBench.CheckCorrectness() : new List<CheckRow>();
 var gemmBefore = Roofline.MeasureGemmGflops(best: true);
 AnsiConsole.MarkupLine($"GEMM 2048³ fp32: {gemmBefore:F1} GFLOP/s");
 // The roofline is the better of two GEMM measurements, before and after: on a shared machine that is the fairer bar.
 var bench = new AttentionBench(profile, gemmBefore, line => AnsiConsole.MarkupLine($"[grey]  {Markup.Escape(line)}[/]"));
-var rows = bench.Run();
+var rows = kernels ? bench.Run() : new List<BenchRow>();
 var gemmAfter = Roofline.MeasureGemmGflops(best: true);
 double gemm = Math.Max(gemmBefore, gemmAfter);
 var tiles = Roofline.MeasureTileGflops();
@@ -55,13 +61,35 @@ var targetTable = new Table().AddColumns("target", "measured", "met");
 foreach (var t in targets) targetTable.AddRow(Markup.Escape(t.Target), Markup.Escape(t.Measured), t.Met ? "[green]yes[/]" : "[red]no[/]");
 AnsiConsole.Write(targetTable);
 
+void Log(string line) => AnsiConsole.MarkupLine($"[grey]  {Markup.Escape(line)}[/]");
+var sizes = ModelBenchSizes.For(profile);
+var generation = sections.Contains("generation") ? ModelBench.Generation(sizes, Log) : default;
+var training = sections.Contains("training") ? ModelBench.Training(sizes, Log) : default;
+var roofline = sections.Contains("roofline") ? ModelBench.Roofline(rows, gemm, Log) : default;
+var moreTargets = new[] { generation.Targets, training.Targets, roofline.Targets }.Where(t => t is not null).SelectMany(t => t!).ToList();
+if (moreTargets.Count > 0)
+{
+    var more = new Table().AddColumns("target (generation, model, roofline)", "measured", "met");
+    foreach (var t in moreTargets) more.AddRow(Markup.Escape(t.Target), Markup.Escape(t.Measured), t.Met ? "[green]yes[/]" : "[red]no[/]");
+    AnsiConsole.Write(more);
+}
+
 Directory.CreateDirectory(outDir);
 string stamp = started.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
-var report = new { profile = profile.Name, started, seconds = (DateTime.UtcNow - started).TotalSeconds, threads = get_num_threads(), gemmGflops = new { before = gemmBefore, after = gemmAfter, used = gemm }, tileGflops = tiles, checks, rows, targets };
+var report = new { profile = profile.Name, started, seconds = (DateTime.UtcNow - started).TotalSeconds, threads = get_num_threads(), gemmGflops = new { before = gemmBefore, after = gemmAfter, used = gemm }, tileGflops = tiles, checks, rows, targets,
+    generation = generation.Rows, training = training.Rows,
+    roofline = roofline.Rows is null ? null : new { fmaPeakOneThread = roofline.PeakOne, fmaPeak = roofline.PeakThreads, rows = roofline.Rows, threadScaling = roofline.Scaling },
+    modelTargets = moreTargets };
 string json = Path.Combine(outDir, $"bench-{profile.Name}-{stamp}.json");
 File.WriteAllText(json, JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
 string csv = Path.Combine(outDir, $"bench-{profile.Name}-{stamp}.csv");
 File.WriteAllLines(csv, rows.Select(r => string.Join(",", r.Implementation, r.N, r.D, r.Order, r.Causal, r.BatchHeads, r.ForwardMs, r.ForwardBackwardMs, r.Gflops, r.FractionOfGemm, r.PeakGrowthMb, r.SpeedupOverSoftmax, r.ForwardMedianMs, r.ForwardBackwardMedianMs))
     .Prepend("implementation,n,d,order,causal,batch_heads,forward_ms,forward_backward_ms,gflops,fraction_of_gemm,peak_growth_mb,speedup_over_sdpa,forward_median_ms,forward_backward_median_ms"));
+if (generation.Rows is { } g)
+    File.WriteAllLines(Path.Combine(outDir, $"generation-{profile.Name}-{stamp}.csv"), g.Select(r => string.Join(",", r.Scope, r.Method, r.Context, r.TokenMs, r.TokenMedianMs, r.TokensPerSecond, r.StateBytesPerSequence))
+        .Prepend("scope,method,context,token_ms,token_median_ms,tokens_per_second,state_bytes_per_sequence"));
+if (training.Rows is { } tr)
+    File.WriteAllLines(Path.Combine(outDir, $"training-{profile.Name}-{stamp}.csv"), tr.Select(r => string.Join(",", r.Attention, r.Context, r.Batch, r.StepMs, r.StepMedianMs, r.AttentionMs, r.AttentionFraction))
+        .Prepend("attention,context,batch,step_ms,step_median_ms,attention_ms,attention_fraction"));
 AnsiConsole.MarkupLine($"wrote {Markup.Escape(json)} and {Markup.Escape(csv)} in {(DateTime.UtcNow - started).TotalSeconds:F0} s");
 return checks.All(c => c.Passed) ? 0 : 1;

@@ -6,9 +6,10 @@ namespace FastNotebooks.Models;
 
 /// <summary>
 /// Causal character-level language model: token and learned position embeddings, causal pre-LN blocks, a linear
-/// head. ids [B, N] → logits [B, N, vocabulary].
+/// head. ids [B, N] → logits [B, N, vocabulary]. Generation (prefill, one token at a time with per-layer state, sampling and
+/// greedy decoding) is in Decoding/CharLanguageModel.Decoding.cs.
 /// </summary>
-public sealed class CharLanguageModel : nn.Module<Tensor, Tensor>
+public sealed partial class CharLanguageModel : nn.Module<Tensor, Tensor>
 {
     readonly Embedding tokens;
     readonly Parameter positions;
@@ -52,22 +53,5 @@ public sealed class CharLanguageModel : nn.Module<Tensor, Tensor>
         var x = Embed(ids);
         for (int i = 0; i < block; i++) x = blocks[i].forward(x);
         return blocks[block].attention.AttentionMap(blocks[block].AttentionInput(x)).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>Continues <paramref name="prompt"/> by <paramref name="count"/> sampled tokens (temperature-scaled softmax).</summary>
-    public long[] Sample(long[] prompt, int count, double temperature = 1.0, long seed = 0)
-    {
-        if (prompt.Length == 0) throw new ArgumentException("prompt must hold at least one token.", nameof(prompt));
-        var generator = new Generator((ulong)seed);
-        var sequence = prompt.ToList();
-        using var noGrad = no_grad();
-        for (int i = 0; i < count; i++)
-        {
-            using var scope = NewDisposeScope();
-            var window = sequence.Skip(Math.Max(0, sequence.Count - Config.MaxTokens)).ToArray();
-            var logits = forward(tensor(window).unsqueeze(0)).select(1, window.Length - 1).squeeze(0) / temperature;
-            sequence.Add(multinomial(logits.softmax(-1), 1, generator: generator).item<long>());
-        }
-        return sequence.Skip(prompt.Length).ToArray();
     }
 }

@@ -31,11 +31,17 @@ public sealed class SelfAttention : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x)
+    public override Tensor forward(Tensor x) => Forward(x, mechanism.forward);
+
+    /// <summary>The mechanism this layer runs on its heads.</summary>
+    public AttentionMechanism Mechanism => mechanism;
+
+    /// <summary>The layer with <paramref name="attend"/> in place of the mechanism (decoding passes a cache's step).</summary>
+    internal Tensor Forward(Tensor x, Func<Tensor, Tensor, Tensor, Tensor> attend)
     {
         using var scope = NewDisposeScope();
         var (q, k, v) = Heads(x);
-        var o = mechanism.forward(q, k, v);                                        // [B, H, N, d/H]
+        var o = attend(q, k, v);                                                   // [B, H, N, d/H]
         return output.forward(o.transpose(1, 2).reshape(x.shape)).MoveToOuterDisposeScope(); // [B, N, d]
     }
 

@@ -25,10 +25,13 @@ public sealed class TransformerBlock : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x)
+    public override Tensor forward(Tensor x) => Forward(x, attention.forward);
+
+    /// <summary>The block with <paramref name="attend"/> in place of the attention layer (decoding passes its cached form).</summary>
+    internal Tensor Forward(Tensor x, Func<Tensor, Tensor> attend)
     {
         using var scope = NewDisposeScope();
-        x = x + dropout.forward(attention.forward(attentionNorm.forward(x)));
+        x = x + dropout.forward(attend(attentionNorm.forward(x)));
         x = x + dropout.forward(down.forward(nn.functional.gelu(up.forward(mlpNorm.forward(x)))));
         return x.MoveToOuterDisposeScope();
     }

@@ -1,0 +1,148 @@
+using FastNotebooks.Attention.Fastmax;
+using FastNotebooks.Experiments;
+using FastNotebooks.Models;
+using Spectre.Console;
+using static TorchSharp.torch;
+
+namespace FastNotebooks.Bench;
+
+/// <summary>Sizes of the generation, training-step and roofline sections per bench profile.</summary>
+public sealed record ModelBenchSizes(int[] LayerContexts, int LayerWindowMax, int[] CharLmContexts, int CharLmWindowMax, int[] TrainingContexts, int TrainingRepeats)
+{
+    public static ModelBenchSizes For(BenchProfile profile) => profile.Name == "full"
+        ? new(new[] { 1024, 2048, 4096, 8192, 16384, 32768, 65536 }, 16384, new[] { 128, 256, 512, 1024, 2048 }, 2048, new[] { 512, 1024, 2048, 4096, 8192, 16384 }, 5)
+        : new(new[] { 1024, 2048, 4096, 16384, 65536 }, 8192, new[] { 256, 1024, 2048 }, 2048, new[] { 512, 2048, 8192, 16384 }, 2);
+
+    /// <summary>
+    /// The model the generation and training sections use: the quick character LM of notebook 05 (d 128, 4 heads of 32,
+    /// 2 blocks, MLP 512; <see cref="CharLmExperiment.For"/>), with enough learned positions for the longest context.
+    /// </summary>
+    public static TransformerConfig CharLm(int maxTokens) => CharLmExperiment.For(FastNotebooks.Training.Profile.Quick, "fastmax2").Model with { MaxTokens = maxTokens };
+
+    /// <summary>Vocabulary of the random-weight models (about Moby-Dick's character count).</summary>
+    public const int Vocabulary = 80;
+}
+
+/// <summary>The bench's sections beyond single kernels: generation per token, the char-LM training step, the FMA-peak roofline.</summary>
+public static class ModelBench
+{
+    public static (List<GenerationRow> Rows, List<TargetResult> Targets) Generation(ModelBenchSizes sizes, Action<string> log)
+    {
+        var rows = GenerationSpeed.Layer(sizes.LayerContexts, windowMaxContext: sizes.LayerWindowMax, log: log);
+        int longest = sizes.CharLmContexts.Max();
+        rows.AddRange(GenerationSpeed.CharLm(ModelBenchSizes.CharLm(longest + 16), ModelBenchSizes.Vocabulary, sizes.CharLmContexts,
+            new[] { "fastmax2", "softmax" }, windowMaxContext: sizes.CharLmWindowMax, log: log));
+
+        var table = new Table().AddColumns("scope", "method", "context", "ms/token", "(median)", "tokens/s", "state KB/sequence");
+        foreach (var r in rows)
+            table.AddRow(r.Scope, r.Method, $"{r.Context}", $"{r.TokenMs:F3}", $"{r.TokenMedianMs:F3}", $"{r.TokensPerSecond:F0}", $"{r.StateBytesPerSequence / 1024.0:F1}");
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLine("Layer: one causal attention layer, B = 1, 8 heads of D = 32, q, k, v given; per token the fastest of the timed steps after warm-up, median beside it.");
+
+        var targets = new List<TargetResult>();
+        var (shortest, longestLayer, ratio) = GenerationSpeed.Flatness(rows, "layer", "fastmax2-state");
+        targets.Add(new($"generation: Fastmax state per-token time at context {longestLayer} within 1.3× of {shortest} (one layer, D = 32)", $"{ratio:F2}×", ratio <= 1.3));
+        double from = GenerationSpeed.FasterFrom(rows, "layer", "fastmax2-state", "softmax-kv-cache");
+        targets.Add(new("generation: Fastmax state faster per token than softmax with KV cache from context ≤ 2048 on (one layer)",
+            double.IsPositiveInfinity(from) ? "not faster at the longest context" : $"from {from:F0}", from <= 2048));
+        return (rows, targets);
+    }
+
+    public static (List<TrainingRow> Rows, List<TargetResult> Targets) Training(ModelBenchSizes sizes, Action<string> log)
+    {
+        var rows = TrainingSpeed.Measure(ModelBenchSizes.CharLm(sizes.TrainingContexts.Max()), ModelBenchSizes.Vocabulary, sizes.TrainingContexts,
+            new[] { "fastmax1", "fastmax2", "softmax" }, batch: 1, repeats: sizes.TrainingRepeats, log: log);
+        var table = new Table().AddColumns("attention", "context", "step ms", "(median)", "attention ms", "attention share", "× softmax");
+        foreach (var r in rows)
+        {
+            var softmax = rows.FirstOrDefault(s => s.Attention == "softmax" && s.Context == r.Context);
+            table.AddRow(r.Attention, $"{r.Context}", $"{r.StepMs:F0}", $"{r.StepMedianMs:F0}", $"{r.AttentionMs:F0}", $"{100 * r.AttentionFraction:F0} %",
+                softmax is null ? "–" : $"{softmax.StepMs / r.StepMs:F2}");
+        }
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLine("Char-LM training step (forward, cross-entropy, backward, AdamW), batch 1; attention ms = blocks × the mechanism's forward + backward alone on the model's shapes.");
+        var targets = new List<TargetResult>();
+        var f = rows.FirstOrDefault(r => r.Attention == "fastmax2" && r.Context == 8192);
+        var s = rows.FirstOrDefault(r => r.Attention == "softmax" && r.Context == 8192);
+        if (f is not null && s is not null)
+            targets.Add(new("char-LM training step at context 8192: Fastmax p=2 ≥ 5× faster than softmax", $"{s.StepMs / f.StepMs:F2}× ({f.StepMs:F0} against {s.StepMs:F0} ms)", s.StepMs / f.StepMs >= 5));
+        return (rows, targets);
+    }
+
+    /// <summary>A kernel row against the FMA peak of the threads it ran on.</summary>
+    public sealed record PeakRow(string Implementation, int N, int D, int Order, bool Causal, int BatchHeads, double Gflops, double FractionOfPeak, double FractionOfGemm);
+
+    /// <summary>Thread scaling of one case: forward and forward + backward on one and on two libtorch threads.</summary>
+    public sealed record ThreadScaling(string Case, double ForwardOneMs, double ForwardTwoMs, double ForwardBackwardOneMs, double ForwardBackwardTwoMs);
+
+    public static (double? PeakOne, double? PeakThreads, List<PeakRow> Rows, ThreadScaling? Scaling, List<TargetResult> Targets) Roofline(
+        IReadOnlyList<BenchRow> kernelRows, double gemm, Action<string> log)
+    {
+        int threads = get_num_threads();
+        log($"FMA peak on 1 and {threads} thread(s)");
+        double? one = FmaPeak.Measure(1);
+        double? all = threads == 1 ? one : FmaPeak.Measure(threads);
+        var targets = new List<TargetResult>();
+        var rows = new List<PeakRow>();
+        if (all is double peak)
+        {
+            rows = kernelRows.Select(r => new PeakRow(r.Implementation, r.N, r.D, r.Order, r.Causal, r.BatchHeads, r.Gflops, r.Gflops / peak, r.FractionOfGemm)).ToList();
+            var table = new Table().AddColumns("impl", "N", "D", "p", "causal", "B·H", "GFLOP/s", "% FMA peak", "% GEMM");
+            foreach (var r in rows)
+                table.AddRow(r.Implementation, $"{r.N}", $"{r.D}", $"{r.Order}", r.Causal ? "yes" : "", $"{r.BatchHeads}", $"{r.Gflops:F1}", $"{100 * r.FractionOfPeak:F0}", $"{100 * r.FractionOfGemm:F0}");
+            AnsiConsole.Write(table);
+            AnsiConsole.MarkupLine($"FMA peak (register-only {FmaPeak.Lanes}-lane FMA loop, 12 chains): {one:F1} GFLOP/s on one thread, {peak:F1} on {threads}; libtorch GEMM 2048³ {gemm:F1} = {100 * gemm / peak:F0} % of it.");
+            var fastmax = rows.Where(r => r.Implementation == "fastmax").ToList();
+            foreach (var r in fastmax.Where(r => r.Order == 2 && !r.Causal && r.N >= 4096 && r.D is 32 or 64 && r.BatchHeads == 1))
+                targets.Add(new($"p=2 unmasked fwd N={r.N} D={r.D} ≥ 70 % of FMA peak", $"{100 * r.FractionOfPeak:F0} % ({r.Gflops:F1} GFLOP/s)", r.FractionOfPeak >= 0.7));
+            foreach (var r in fastmax.Where(r => r.Order == 2 && r.Causal && r.N <= 16384 && r.BatchHeads == 1))
+                targets.Add(new($"p=2 causal fwd N={r.N} D={r.D} ≥ 50 % of FMA peak", $"{100 * r.FractionOfPeak:F0} % ({r.Gflops:F1} GFLOP/s)", r.FractionOfPeak >= 0.5));
+        }
+        foreach (var r in kernelRows.Where(r => r.Implementation == "fastmax" && r.ForwardBackwardMs is not null))
+        {
+            double limit = r.Order == 1 ? 3.5 : 3.0, ratio = r.ForwardBackwardMs!.Value / r.ForwardMs;
+            targets.Add(new($"p={r.Order} fwd+bwd ≤ {limit:F1}× fwd at N={r.N} D={r.D}{(r.Causal ? " causal" : "")}{(r.BatchHeads > 1 ? $" B·H={r.BatchHeads}" : "")}", $"{ratio:F2}×", ratio <= limit));
+        }
+        ThreadScaling? scaling = null;
+        if (Environment.ProcessorCount >= 2)
+        {
+            log("thread scaling: N=4096 D=32 p=2 B·H=8 on 1 and 2 threads");
+            scaling = Scaling(log);
+            double fwd = scaling.ForwardOneMs / scaling.ForwardTwoMs, fb = scaling.ForwardBackwardOneMs / scaling.ForwardBackwardTwoMs;
+            targets.Add(new($"two threads ≥ 1.7× one thread, fwd, {scaling.Case}", $"{fwd:F2}× ({scaling.ForwardOneMs:F2} → {scaling.ForwardTwoMs:F2} ms)", fwd >= 1.7));
+            targets.Add(new($"two threads ≥ 1.7× one thread, fwd+bwd, {scaling.Case}", $"{fb:F2}× ({scaling.ForwardBackwardOneMs:F2} → {scaling.ForwardBackwardTwoMs:F2} ms)", fb >= 1.7));
+        }
+        return (one, all, rows, scaling, targets);
+    }
+
+    /// <summary>N = 4096, D = 32, p = 2, B = 1, H = 8: the fastest of seven runs on one thread and on two, then the thread count restored.</summary>
+    static ThreadScaling Scaling(Action<string> log)
+    {
+        int before = get_num_threads();
+        using var scope = NewDisposeScope();
+        var generator = new Generator(23);
+        var inputs = Enumerable.Range(0, 3).Select(_ => randn(new long[] { 1, 8, 4096, 32 }, generator: generator)).ToArray();
+        var weights = randn(new long[] { 1, 8, 4096, 32 }, generator: generator);
+        var options = new FastmaxOptions();
+        (double Forward, double ForwardBackward) Time(int threads)
+        {
+            set_num_threads(threads);
+            double forward;
+            using (no_grad()) forward = Timing.Best(() => { using var o = Fastmax.Attention(inputs[0], inputs[1], inputs[2], options); }, 7, warmup: 2);
+            var leaves = inputs.Select(t => t.detach().requires_grad_()).ToArray();
+            double backward = Timing.Best(() =>
+            {
+                using var step = NewDisposeScope();
+                autograd.grad(new[] { (Fastmax.Attention(leaves[0], leaves[1], leaves[2], options) * weights).sum() }, leaves);
+            }, 7, warmup: 2);
+            return (forward, backward);
+        }
+        try
+        {
+            var one = Time(1);
+            var two = Time(2);
+            return new ThreadScaling("N=4096 D=32 p=2 B·H=8", one.Forward, two.Forward, one.ForwardBackward, two.ForwardBackward);
+        }
+        finally { set_num_threads(before); }
+    }
+}
