@@ -35,7 +35,7 @@ public class ModelShapeTests
 
     [Theory]
     [InlineData("fma")]
-    [InlineData("fma-conv")]
+    [InlineData("fma-avgpool")]
     public void Char_model_runs_with_fma_on_block_multiples(string attention)
     {
         using var model = new CharLanguageModel(Tiny(attention, 128), vocabulary: 5);
