@@ -16,8 +16,14 @@ public static partial class AttentionRegistry
     public static readonly IReadOnlyList<string> Names = new[]
     {
         "softmax", "softmax-dense", "linear", "linear-dense", "fastmax1", "fastmax2", "fastmax3", "fastmax2-zero-centered", "fastmax2-none",
-        "fastmax2-squared-norm", "fastmax2-dense",
+        "fastmax2-squared-norm", "fastmax2-dense", LearnedScaleName,
     };
+
+    /// <summary>
+    /// The sharpness-limit ablation (<see cref="LearnedScaleFastmax"/>): Fastmax p = 2 with a learned scale on s, which
+    /// leaves the gradient bound's premise |s| ≤ 1.
+    /// </summary>
+    public const string LearnedScaleName = "fastmax2-learned-scale";
 
     /// <summary>
     /// Fast Multipole Attention: self-attention on lengths BlockSize·2^k only, and it needs headDim and maxLength.
@@ -61,6 +67,11 @@ public static partial class AttentionRegistry
                 HeadDim = headDim, MaxLength = maxLength, BlockSize = blockSize, Rank = Math.Min(2, blockSize), Causal = causal, Dropout = dropout,
                 Downsampling = FmaDownsamplingOf(name),
             });
+        }
+        if (name == LearnedScaleName)
+        {
+            if (dropout != 0) throw new ArgumentException($"'{name}' has no dropout; got dropout {dropout}.", nameof(dropout));
+            return new LearnedScaleFastmax(causal);
         }
         switch (name)
         {

@@ -10,7 +10,7 @@ namespace FastNotebooks.Experiments;
 public sealed record CharLmRun(string Attention, TrainingRun Run, double ValidationLoss, double ValidationAccuracy, CharLanguageModel Model);
 
 /// <summary>
-/// The paper's character-level LM (FAST §5, Tiny Shakespeare; here Moby-Dick): causal pre-LN transformer, AdamW lr 1e-4
+/// The paper's character-level LM (FAST, arXiv 2402.07901: Tiny Shakespeare; here Moby-Dick): causal pre-LN transformer, AdamW lr 1e-4
 /// in the paper (we use 1e-3 on the reduced schedules, said in the notebook), next-character cross-entropy.
 /// </summary>
 public static class CharLmExperiment

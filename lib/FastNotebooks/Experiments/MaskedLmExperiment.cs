@@ -71,9 +71,14 @@ public static class MaskedLmExperiment
         return (input, windows, masked);
     }
 
-    public static MaskedLmRun Train(string attention, Profile profile, CharCorpus corpus, long seed = 0, string? outputDirectory = null)
+    public static MaskedLmRun Train(string attention, Profile profile, CharCorpus corpus, long seed = 0, string? outputDirectory = null) =>
+        Train(For(profile, attention), corpus, seed, outputDirectory);
+
+    /// <summary>Trains the model of <paramref name="settings"/> (its attention by name) and validates it every tenth of the run.</summary>
+    public static MaskedLmRun Train(Settings settings, CharCorpus corpus, long seed = 0, string? outputDirectory = null)
     {
-        var settings = For(profile, attention);
+        ArgumentNullException.ThrowIfNull(settings);
+        string attention = settings.Model.Attention;
         manual_seed(seed);
         var model = new MaskedCharModel(settings.Model, corpus.Vocabulary.Length);
         var options = new TrainingOptions

@@ -9,7 +9,7 @@ namespace FastNotebooks.Experiments;
 public sealed record ImageRun(string Attention, TrainingRun Run, double TestAccuracy, ImageClassifier Model);
 
 /// <summary>
-/// The paper's MNIST experiment (FAST §5): the 4×4-patch transformer trained with AdamW (lr 5e-4, wd 1e-3, batch 128,
+/// The paper's MNIST experiment (FAST, arXiv 2402.07901, its MNIST experiment): the 4×4-patch transformer trained with AdamW (lr 5e-4, wd 1e-3, batch 128,
 /// 10 epochs in full). Quick trains the paper's model on a reduced schedule; smoke a tiny model on a few batches.
 /// </summary>
 public static class MnistExperiment

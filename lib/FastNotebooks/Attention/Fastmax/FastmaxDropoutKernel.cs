@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace FastNotebooks.Attention.Fastmax;
 
 /// <summary>
-/// Quadratic-term dropout for p = 2 (research notes §2): ordinary inverted dropout on the flattened q⊗q and
+/// Quadratic-term dropout for p = 2: ordinary inverted dropout on the flattened q⊗q and
 /// k⊗k features, in numerator and denominator alike; the constant and linear terms are untouched. Features are
 /// random per draw, so this path builds them explicitly (D² per token) and lets autograd differentiate. On the CPU
 /// the masks come from <see cref="KeepMask"/> (libtorch's Bernoulli sampling was most of a training step).
