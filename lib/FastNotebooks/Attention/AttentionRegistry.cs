@@ -8,7 +8,7 @@ namespace FastNotebooks.Attention;
 /// Attention mechanisms by name, so models and notebooks can swap them with a string:
 /// <c>softmax</c> (libtorch SDPA), <c>softmax-dense</c>, <c>linear</c> (elu + 1 features), <c>linear-dense</c>, and <c>fastmax{p}[-normalization][-dense]</c> with
 /// p ∈ {1, 2, 3} and normalization one of mean-centered (default), zero-centered, none, squared-norm —
-/// e.g. <c>fastmax2</c>, <c>fastmax1-zero-centered</c>, <c>fastmax2-dense</c>; and <c>none</c>, the no-attention control.
+/// e.g. <c>fastmax2</c>, <c>fastmax1-zero-centered</c>, <c>fastmax2-dense</c>; <c>none</c>, the no-attention control; and the FMA names (<see cref="FmaNames"/>).
 /// </summary>
 public static partial class AttentionRegistry
 {
@@ -16,14 +16,23 @@ public static partial class AttentionRegistry
     public static readonly IReadOnlyList<string> Names = new[]
     {
         "softmax", "softmax-dense", "linear", "linear-dense", "fastmax1", "fastmax2", "fastmax3", "fastmax2-zero-centered", "fastmax2-none",
-        "fastmax2-squared-norm", "fastmax2-dense", "none",
+        "fastmax2-squared-norm", "fastmax2-dense", LearnedScaleName, "none",
     };
 
     /// <summary>
-    /// Fast Multipole Attention: self-attention on lengths BlockSize·2^k only, and it needs headDim and maxLength.
-    /// <c>fma</c> pools coarse tokens by averaging, <c>fma-conv</c> and <c>fma-depthwise</c> learn them.
+    /// The sharpness-limit ablation (<see cref="LearnedScaleFastmax"/>): Fastmax p = 2 with a learned scale on s, which
+    /// leaves the gradient bound's premise |s| ≤ 1.
     /// </summary>
-    public static readonly IReadOnlyList<string> FmaNames = new[] { "fma", "fma-conv", "fma-depthwise" };
+    public const string LearnedScaleName = "fastmax2-learned-scale";
+
+    /// <summary>
+    /// Fast Multipole Attention: self-attention on lengths BlockSize·2^k only, and it needs headDim and maxLength.
+    /// <c>fma</c> is the published method: coarse keys and values by a learned downsampling (a strided Conv1d per level,
+    /// keys and values apart). <c>fma-depthwise</c> learns a depthwise Conv1d instead (fewer weights), and
+    /// <c>fma-avgpool</c> is the ablation without weights (average pooling). Causal or bidirectional is the
+    /// <c>causal</c> argument of <see cref="Create"/>, not part of the name.
+    /// </summary>
+    public static readonly IReadOnlyList<string> FmaNames = new[] { "fma", "fma-depthwise", "fma-avgpool" };
 
     static readonly Dictionary<string, FastmaxNormalization> NormalizationNames = new()
     {
@@ -61,8 +70,13 @@ public static partial class AttentionRegistry
             return new Fma.FmaAttention(new Fma.FmaOptions
             {
                 HeadDim = headDim, MaxLength = maxLength, BlockSize = blockSize, Rank = Math.Min(2, blockSize), Causal = causal, Dropout = dropout,
-                Downsampling = name switch { "fma-conv" => Fma.FmaDownsampling.Convolution, "fma-depthwise" => Fma.FmaDownsampling.DepthwiseConvolution, _ => Fma.FmaDownsampling.AveragePooling },
+                Downsampling = FmaDownsamplingOf(name),
             });
+        }
+        if (name == LearnedScaleName)
+        {
+            if (dropout != 0) throw new ArgumentException($"'{name}' has no dropout; got dropout {dropout}.", nameof(dropout));
+            return new LearnedScaleFastmax(causal);
         }
         switch (name)
         {
@@ -79,6 +93,15 @@ public static partial class AttentionRegistry
         if (match.Groups["dense"].Success) return new FastmaxDenseAttention(options);
         return new FastmaxAttention(fastmaxDropout is { } kind ? options with { Dropout = kind, DropoutRate = dropout } : options);
     }
+
+    /// <summary>The downsampling an FMA name stands for: <c>fma</c> the paper's learned Conv1d.</summary>
+    public static Fma.FmaDownsampling FmaDownsamplingOf(string name) => name switch
+    {
+        "fma" => Fma.FmaDownsampling.Convolution,
+        "fma-depthwise" => Fma.FmaDownsampling.DepthwiseConvolution,
+        "fma-avgpool" => Fma.FmaDownsampling.AveragePooling,
+        _ => throw new ArgumentException($"'{name}' is not an FMA name; known: {string.Join(", ", FmaNames)}.", nameof(name)),
+    };
 
     /// <summary>The options a fastmax name stands for.</summary>
     public static FastmaxOptions FastmaxOptionsFor(string name, bool causal = false, double dropout = 0)

@@ -188,7 +188,9 @@ public static class Scaling
             return new ScalingPoint(implementation, pass, d, n, null, null, null, scoreMb, OverBudget: true, nominal);
         }
         using var scope = NewDisposeScope();
-        double ms = Timing.Median(Call(implementation, pass, d, n), settings.Repeats, warmup: 1);
+        var call = Call(implementation, pass, d, n);
+        ScalingComplexity.Warm(call, minimumCalls: 1, minimumMs: 150);   // short calls repeat until the JIT has optimized them
+        double ms = Timing.Median(call, settings.Repeats, warmup: 0);
         double? gflops = pass == ScalingPass.Forward ? Flops(implementation, n, d) / (ms * 1e6) : null;
         return new ScalingPoint(implementation, pass, d, n, ms, gflops, null, scoreMb, OverBudget: false, null);
     }

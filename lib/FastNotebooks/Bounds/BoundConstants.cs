@@ -1,8 +1,10 @@
 namespace FastNotebooks.Bounds;
 
 /// <summary>
-/// The constants of the Fastmax gradient bound for p = 2 (a = 1, 1, 1/2) under |s| ≤ 1 (README.md in this folder; Attention/Fastmax/README.md,
-/// "Gradient bound"). On [−1, 1]: f(s) = 1 + s + s²/2 ∈ [1/2, 5/2],
+/// The constants of the Fastmax gradient bound for p = 2 (a = 1, 1, 1/2) under |s| ≤ 1 (derived in README.md in
+/// this folder). They bound derivatives with respect to the normalized q̂, k̂ and the scores s; the gradient with
+/// respect to the raw q, k grows like 1/scale as the inputs shrink. N is the number of keys a query sees: N for
+/// unmasked attention, i + 1 for query i under the causal mask. On [−1, 1]: f(s) = 1 + s + s²/2 ∈ [1/2, 5/2],
 /// f′(s) = 1 + s ∈ [0, 2], so g_i = Σ_j f(s_ij) ≥ N/2, and ∂a_ij/∂s_il = (δ_jl f′_ij − a_ij f′_il)/g_i.
 /// </summary>
 public static class BoundConstants
@@ -28,4 +30,10 @@ public static class BoundConstants
 
     /// <summary>The premise: every bound above assumes max|s| ≤ 1.</summary>
     public const double MaxAbsS = 1;
+
+    /// <summary>
+    /// The premise's other side: under |s| ≤ 1 every weight lies in [1/(5N), 5/N] (f ∈ [1/2, 5/2], g ∈ [N/2, 5N/2]),
+    /// so within a row the largest weight is at most 5 times the smallest.
+    /// </summary>
+    public const double MaxRowSpread = 5;
 }

@@ -18,7 +18,8 @@ public sealed class GradientBoundSweep(int d = 16, int dv = 8, double adversaria
     public static IReadOnlyList<int> DefaultNs { get; } = new[] { 8, 32, 128, 256 };
 
     /// <summary>
-    /// Input scales: tiny, unit, large (the bound claims independence of the scale), plus 0.06, where for D = 16 the
+    /// Input scales: tiny, unit, large (the bound on derivatives with respect to q̂, k̂ and s does not depend on the
+    /// scale; the gradient with respect to the raw q, k does, see README.md), plus 0.06, where for D = 16 the
     /// largest squared token norm sits near the squared-norm floor 0.1 and that variant's |s| peaks (up to 10).
     /// </summary>
     public static IReadOnlyList<double> DefaultScales { get; } = new[] { 1e-3, 0.06, 1.0, 1e3 };

@@ -18,7 +18,7 @@ public sealed record CharLmRun(string Attention, TrainingRun Run, double Validat
 /// transformer, next-character cross-entropy. <c>full</c> is the paper's model and rate (width 256, 8 blocks, AdamW
 /// lr 1e-4, batch 64, context 512). <c>quick</c> is sized like nanoGPT's CPU "baby GPT" — small model, short context —
 /// so that it gets well below the bigram plateau in minutes: width 128, 4 heads, 4 blocks, context 64, batch 12,
-/// lr 1e-3 with warm-up and cosine decay. The control <c>none</c> (attention removed) shows what attention buys.
+/// lr 2e-3 with warm-up and cosine decay. The control <c>none</c> (attention removed) shows what attention buys.
 /// </summary>
 public static class CharLmExperiment
 {

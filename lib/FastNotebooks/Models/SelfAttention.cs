@@ -56,6 +56,7 @@ public sealed class SelfAttention : nn.Module<Tensor, Tensor>
         var (q, k, _) = Heads(x);
         Tensor map = _config.Attention switch
         {
+            _ when mechanism is LearnedScaleFastmax scaled => scaled.Scores(q, k),
             var name when name.StartsWith("fastmax") => FastmaxDense.Scores(q, k, AttentionRegistry.FastmaxOptionsFor(name.Replace("-dense", ""), _causal)),
             var name when name.StartsWith("softmax") => SoftmaxDense.Scores(q, k, _causal),
             var name when name.StartsWith("linear") => LinearScores(q, k),

@@ -1,5 +1,6 @@
 using FastNotebooks.Attention;
 using FastNotebooks.Attention.Fastmax;
+using FastNotebooks.Attention.Fma;
 using FastNotebooks.Verification;
 using static TorchSharp.torch;
 
@@ -48,13 +49,32 @@ public class AttentionRegistryFmaTests
 {
     [Theory]
     [InlineData("fma")]
-    [InlineData("fma-conv")]
     [InlineData("fma-depthwise")]
+    [InlineData("fma-avgpool")]
     public void Fma_names_make_modules_for_the_given_head_size(string name)
     {
         using var attention = AttentionRegistry.Create(name, causal: true, headDim: 8, maxLength: 256);
         using var o = attention.forward(randn(1, 2, 128, 8), randn(1, 2, 128, 8), randn(1, 2, 128, 8));
         Assert.Equal(new long[] { 1, 2, 128, 8 }, o.shape);
+    }
+
+    [Theory]
+    [InlineData("fma", FmaDownsampling.Convolution, true)]
+    [InlineData("fma-depthwise", FmaDownsampling.DepthwiseConvolution, true)]
+    [InlineData("fma-avgpool", FmaDownsampling.AveragePooling, false)]
+    public void Fma_is_the_learned_downsampling_and_avgpool_the_weightless_ablation(string name, FmaDownsampling expected, bool learned)
+    {
+        using var attention = (FmaAttention)AttentionRegistry.Create(name, causal: false, headDim: 8, maxLength: 256);
+        Assert.Equal(expected, attention.Options.Downsampling);
+        Assert.False(attention.Options.Causal);
+        Assert.Equal(learned, attention.parameters().Any());
+    }
+
+    [Fact]
+    public void Fma_conv_is_no_longer_a_name()
+    {
+        var error = Assert.Throws<ArgumentException>(() => AttentionRegistry.Create("fma-conv", headDim: 8, maxLength: 256));
+        Assert.Contains("fma-conv", error.Message);
     }
 
     [Fact]

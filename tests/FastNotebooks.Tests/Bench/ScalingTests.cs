@@ -171,3 +171,47 @@ public class ScalingTests
         Assert.Equal("from", Assert.Throws<ArgumentException>(() => ScalingSettings.PowersOfTwo(48, 256)).ParamName);
     }
 }
+
+public class ScalingComplexityTests
+{
+    static ComplexityPoint At(int x, double ms) => new(x, 64, x, 1, ms, ms, false);
+
+    [Fact]
+    public void A_point_five_times_off_both_neighbours_is_an_outlier()
+    {
+        var points = new[] { At(8, 1), At(16, 10), At(32, 1.5), At(64, 2) };
+        Assert.True(ScalingComplexity.IsOutlier(points, 1));
+        Assert.False(ScalingComplexity.IsOutlier(points, 2));   // off one neighbour only
+        Assert.False(ScalingComplexity.IsOutlier(points, 3));
+    }
+
+    [Fact]
+    public void Fit_recovers_a_power_law_over_the_larger_half()
+    {
+        // t = D³ above D = 16, flattened by overhead below: the larger-half fit sees the cube.
+        var points = new[] { At(4, 100), At(8, 100), At(16, 4096), At(32, 32768), At(64, 262144) };
+        var fit = ScalingComplexity.Fit("time vs D", 2, points, predicted: 3, largerHalf: true);
+        Assert.Equal(3, fit.Slope, 9);
+        Assert.Equal(16, fit.FromX);
+        Assert.Equal(64, fit.ToX);
+    }
+
+    [Fact]
+    public void Heads_must_divide_the_width()
+    {
+        var settings = new ComplexitySettings(64, new[] { 4 }, 64, 12, new[] { 1, 5 }, 1);
+        var e = Assert.Throws<ArgumentException>(() => ScalingComplexity.HeadsSweep(settings, 1));
+        Assert.Contains("Width", e.Message);
+    }
+
+    [Fact]
+    public void Smoke_sweeps_time_every_point()
+    {
+        var settings = ComplexitySettings.For(FastNotebooks.Training.Profile.Smoke);
+        var d = ScalingComplexity.HeadDimSweep(settings, 1);
+        Assert.Equal(settings.HeadDims, d.Select(p => p.X).ToArray());
+        Assert.All(d, p => Assert.True(p.Fastest > 0 && p.Fastest <= p.Median));
+        var h = ScalingComplexity.HeadsSweep(settings, 2);
+        Assert.Equal(settings.Heads.Select(x => settings.Width / x).ToArray(), h.Select(p => p.D).ToArray());
+    }
+}

@@ -35,7 +35,7 @@ public class ModelShapeTests
 
     [Theory]
     [InlineData("fma")]
-    [InlineData("fma-conv")]
+    [InlineData("fma-avgpool")]
     public void Char_model_runs_with_fma_on_block_multiples(string attention)
     {
         using var model = new CharLanguageModel(Tiny(attention, 128), vocabulary: 5);
@@ -47,6 +47,7 @@ public class ModelShapeTests
     [InlineData("softmax")]
     [InlineData("fastmax2")]
     [InlineData("linear")]
+    [InlineData("fastmax2-learned-scale")]
     public void Causal_char_model_never_looks_ahead(string attention)
     {
         using var model = new CharLanguageModel(Tiny(attention, 16), vocabulary: 9);

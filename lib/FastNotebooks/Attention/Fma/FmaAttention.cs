@@ -3,7 +3,8 @@ using static TorchSharp.torch;
 namespace FastNotebooks.Attention.Fma;
 
 /// <summary>
-/// Fast Multipole Attention as a module: learned coarse keys and values per level (<see cref="FmaDownsampler"/>)
+/// Fast Multipole Attention as a module: coarse keys and values per level (<see cref="FmaDownsampler"/>: learned as in
+/// the paper, or average-pooled in the ablation)
 /// and the blocked O(n log n) attention (<see cref="FmaBlocked"/>). Self-attention only: q, k, v have one length n,
 /// n = BlockSize·2^k ≤ MaxLength.
 /// </summary>

@@ -1,6 +1,9 @@
 namespace FastNotebooks.Attention.Fma;
 
-/// <summary>How each level's coarse keys and values are made from the fine ones (learned, per level, keys and values apart).</summary>
+/// <summary>
+/// How each level's coarse keys and values are made from the fine ones (per level, keys and values apart). The paper's
+/// method learns them (<see cref="Convolution"/>, the default); <see cref="AveragePooling"/> is the weightless ablation.
+/// </summary>
 public enum FmaDownsampling
 {
     /// <summary>Conv1d(d → p·d, kernel = stride = group width w): the richest, w·p·d² weights per level.</summary>
@@ -31,7 +34,8 @@ public sealed record FmaOptions
 
     public bool Causal { get; init; }
 
-    public FmaDownsampling Downsampling { get; init; } = FmaDownsampling.AveragePooling;
+    /// <summary>How coarse keys and values are made; the paper's learned Conv1d by default.</summary>
+    public FmaDownsampling Downsampling { get; init; } = FmaDownsampling.Convolution;
 
     /// <summary>Multiply each coarse weight by w/p, the number of tokens it stands for (the paper's scale_attn).</summary>
     public bool ScaleByGroupSize { get; init; } = true;
