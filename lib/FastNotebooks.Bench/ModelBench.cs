@@ -128,12 +128,12 @@ public static class ModelBench
         {
             set_num_threads(threads);
             double forward;
-            using (no_grad()) forward = Timing.Best(() => { using var o = Fastmax.Attention(inputs[0], inputs[1], inputs[2], options); }, 7, warmup: 2);
+            using (no_grad()) forward = Timing.Best(() => { using var o = FastmaxFunctional.Attention(inputs[0], inputs[1], inputs[2], options); }, 7, warmup: 2);
             var leaves = inputs.Select(t => t.detach().requires_grad_()).ToArray();
             double backward = Timing.Best(() =>
             {
                 using var step = NewDisposeScope();
-                autograd.grad(new[] { (Fastmax.Attention(leaves[0], leaves[1], leaves[2], options) * weights).sum() }, leaves);
+                autograd.grad(new[] { (FastmaxFunctional.Attention(leaves[0], leaves[1], leaves[2], options) * weights).sum() }, leaves);
             }, 7, warmup: 2);
             return (forward, backward);
         }

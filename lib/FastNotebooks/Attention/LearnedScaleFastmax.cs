@@ -1,3 +1,4 @@
+using FastNotebooks.Attention.Fastmax.Reference;
 using FastNotebooks.Attention.Fastmax;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -33,7 +34,7 @@ public sealed class LearnedScaleFastmax : AttentionMechanism
         AttentionInputs.Validate(q, k, v, Causal);
         using var scope = NewDisposeScope();
         var (qs, ks) = Scaled(q, k);
-        return Fastmax.Fastmax.Attention(qs, ks, v, inner, training).MoveToOuterDisposeScope();
+        return FastmaxFunctional.Attention(qs, ks, v, inner, training).MoveToOuterDisposeScope();
     }
 
     /// <summary>The dense attention weights [B, H, Nq, Nk] this module applies (for attention maps and spread).</summary>

@@ -1,3 +1,4 @@
+using FastNotebooks.Attention.Fastmax.Reference;
 using FastNotebooks.Attention.Fastmax;
 using FastNotebooks.Training;
 using TorchSharp;
@@ -79,7 +80,7 @@ public static class ScalingComplexity
         long[] shape = { 1, heads, n, d };                                                    // [B, H, N, D]
         var (q, k, v) = (randn(shape, generator: generator), randn(shape, generator: generator), randn(shape, generator: generator));
         var options = new FastmaxOptions { Order = order, Algorithm = FastmaxAlgorithm.Factorized };   // the paper's linear-time form, at every size
-        Action call = () => { using var noGrad = no_grad(); using var o = Fastmax.Attention(q, k, v, options); };
+        Action call = () => { using var noGrad = no_grad(); using var o = FastmaxFunctional.Attention(q, k, v, options); };
         Warm(call);
         var samples = Timing.Samples(call, repeats, warmup: 0);
         return new ComplexityPoint(x, n, d, heads, samples.Min(), Timing.Median(samples), remeasured);

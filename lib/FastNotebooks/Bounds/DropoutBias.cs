@@ -1,3 +1,4 @@
+using FastNotebooks.Attention.Fastmax.Reference;
 using FastNotebooks.Attention.Fastmax;
 using static TorchSharp.torch;
 
@@ -39,13 +40,13 @@ public static class DropoutBias
         using var v = randn(1, 1, n, d, dtype: float64, generator: generator);
         var options = new FastmaxOptions { Order = order, Dropout = variant, DropoutRate = rate };
         manual_seed(seed);
-        using var plain = Fastmax.Attention(q, k, v, options with { Dropout = FastmaxDropout.None });
+        using var plain = FastmaxFunctional.Attention(q, k, v, options with { Dropout = FastmaxDropout.None });
         using var sum = zeros_like(plain);
         using var squares = zeros_like(plain);
         for (int m = 0; m < draws; m++)
         {
             using var scope = NewDisposeScope();
-            var o = Fastmax.Attention(q, k, v, options, training: true);
+            var o = FastmaxFunctional.Attention(q, k, v, options, training: true);
             sum.add_(o);
             squares.add_(o.square());
         }

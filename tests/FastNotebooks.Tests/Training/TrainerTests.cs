@@ -87,7 +87,7 @@ public class TrainerTests
         var config = new TransformerConfig(16, 2, 1, 32, "fastmax2", MaxTokens: context);
         // The premise: at this length the models' Auto choice is the factorized (chunked causal) kernel, not the N×N form.
         Assert.Equal(FastmaxAlgorithm.Factorized,
-            FastmaxAlgorithms.Choose(FastmaxAlgorithm.Auto, 2, causal: true, heads: batch * config.Heads, nq: context, nk: context, d: config.HeadDim));
+            FastmaxDispatch.Algorithm(FastmaxAlgorithm.Auto, 2, causal: true, heads: batch * config.Heads, nq: context, nk: context, d: config.HeadDim));
         CharLanguageModel Model(long seed) { manual_seed(seed); return new CharLanguageModel(config, corpus.Vocabulary.Length); }
         Func<long, (Tensor, double)> Loss(CharLanguageModel model) => step =>
         {

@@ -1,3 +1,4 @@
+using FastNotebooks.Attention.Fastmax.Reference;
 using FastNotebooks.Attention.Fastmax;
 using static TorchSharp.torch;
 

@@ -1,3 +1,4 @@
+using FastNotebooks.Attention.Fastmax.Reference;
 using System.Numerics;
 using System.Runtime.InteropServices;
 using FastNotebooks.Attention.Fastmax;

@@ -1,3 +1,4 @@
+using FastNotebooks.Attention.Fastmax.Reference;
 using FastNotebooks.Attention.Fastmax;
 using FastNotebooks.Models.Decoding;
 using FastNotebooks.Verification;
