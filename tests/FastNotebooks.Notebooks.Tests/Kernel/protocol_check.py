@@ -35,6 +35,16 @@ def check(name):
     return wrap
 
 
+def shell_reply(kc, msg_id):
+    """The shell reply to msg_id. wait_for_ready asks kernel_info until one answer comes; on a loaded machine the
+    answers to its earlier asks arrive after it returned, so stale kernel_info replies are skipped (nothing else is)."""
+    while True:
+        reply = kc.get_shell_msg(timeout=SAFETY)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return reply
+        assert reply["msg_type"] == "kernel_info_reply", f"reply to another request: {reply['msg_type']}"
+
+
 def run(kc, code, timeout=SAFETY):
     """Executes code; returns (reply content, iopub messages of this request until idle)."""
     msg_id = kc.execute(code)
@@ -47,26 +57,24 @@ def run(kc, code, timeout=SAFETY):
         if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
             break
         messages.append(m)
-    reply = kc.get_shell_msg(timeout=SAFETY)
-    assert reply["parent_header"]["msg_id"] == msg_id, "reply to another request"
-    return reply["content"], messages
+    return shell_reply(kc, msg_id)["content"], messages
 
 
 def start_cell(kc, code):
-    """Sends code prefixed by a line it prints, and returns when that line arrives: the cell is running."""
+    """Sends code prefixed by a line it prints, and returns its msg_id when that line arrives: the cell is running."""
     msg_id = kc.execute('Console.WriteLine("running");\n' + code)
     while True:
         m = kc.get_iopub_msg(timeout=SAFETY)
         if m["parent_header"].get("msg_id") == msg_id and m["msg_type"] == "stream" and "running" in m["content"]["text"]:
-            break
+            return msg_id
 
 
 def interrupt_running(kc, code, interrupt):
     """Starts code, interrupts it once it runs, and returns the reply's content (however long it takes to come)."""
-    start_cell(kc, code)
+    msg_id = start_cell(kc, code)
     start = time.monotonic()
     interrupt()
-    reply = kc.get_shell_msg(timeout=SAFETY)
+    reply = shell_reply(kc, msg_id)
     print(f"  interrupt to reply: {time.monotonic() - start:.2f}s", flush=True)
     return reply["content"]
 
@@ -133,7 +141,7 @@ def _():
                 open(gate, "w").close()
         if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
             break
-    reply = kc.get_shell_msg(timeout=SAFETY)
+    reply = shell_reply(kc, msg_id)
     assert reply["content"]["status"] == "ok", reply["content"]
     assert "".join(texts) == "first\nsecond\n", texts
 
@@ -144,6 +152,8 @@ def _():
     replies = {}
     while len(replies) < 3:
         m = kc.get_shell_msg(timeout=SAFETY)
+        if m["msg_type"] == "kernel_info_reply":
+            continue  # a stale answer to wait_for_ready (see shell_reply)
         replies[m["parent_header"]["msg_id"]] = m["content"]["status"]
     assert [replies[i] for i in ids] == ["error", "aborted", "aborted"], [replies[i] for i in ids]
     reply, _ = run(kc, "skipped")
@@ -152,25 +162,20 @@ def _():
 
 @check("complete: members of a variable in scope")
 def _():
-    kc.complete("answer.Comp", 11)
-    reply = kc.get_shell_msg(timeout=SAFETY)["content"]
+    reply = shell_reply(kc, kc.complete("answer.Comp", 11))["content"]
     assert reply["status"] == "ok" and "CompareTo" in reply["matches"], reply
     assert (reply["cursor_start"], reply["cursor_end"]) == (7, 11), reply
     types = {t["text"]: t["type"] for t in reply["metadata"]["_jupyter_types_experimental"]}
     assert types["CompareTo"] == "function", types
-    kc.complete("ans", 3)
-    reply = kc.get_shell_msg(timeout=SAFETY)["content"]
+    reply = shell_reply(kc, kc.complete("ans", 3))["content"]
     assert "answer" in reply["matches"], reply
 
 
 @check("is_complete and inspect")
 def _():
-    kc.is_complete("for (var i = 0; i < 3; i++) {")
-    assert kc.get_shell_msg(timeout=SAFETY)["content"]["status"] == "incomplete"
-    kc.is_complete("var z = 1;")
-    assert kc.get_shell_msg(timeout=SAFETY)["content"]["status"] == "complete"
-    kc.inspect("answer", 6)
-    reply = kc.get_shell_msg(timeout=SAFETY)["content"]
+    assert shell_reply(kc, kc.is_complete("for (var i = 0; i < 3; i++) {"))["content"]["status"] == "incomplete"
+    assert shell_reply(kc, kc.is_complete("var z = 1;"))["content"]["status"] == "complete"
+    reply = shell_reply(kc, kc.inspect("answer", 6))["content"]
     assert reply["found"] and "int" in reply["data"]["text/plain"], reply
 
 
@@ -223,14 +228,18 @@ def _():
 def _():
     # The cell would sleep ten minutes. A kernel that ignores SIGINT never answers: after SIGINT_SAFETY (only there to
     # turn that hang into a failure) the check fails, and stops the cell by message so the later checks still run.
-    start_cell(kc, "System.Threading.Thread.Sleep(600000);")
+    msg_id = start_cell(kc, "System.Threading.Thread.Sleep(600000);")
     start = time.monotonic()
     km.signal_kernel(signal.SIGINT)
     try:
-        reply = kc.get_shell_msg(timeout=SIGINT_SAFETY)["content"]
+        reply = kc.get_shell_msg(timeout=SIGINT_SAFETY)
+        while reply["msg_type"] == "kernel_info_reply":  # stale (see shell_reply)
+            reply = kc.get_shell_msg(timeout=SIGINT_SAFETY)
+        assert reply["parent_header"].get("msg_id") == msg_id, f"reply to another request: {reply['msg_type']}"
+        reply = reply["content"]
     except queue.Empty:
         km.interrupt_kernel()
-        kc.get_shell_msg(timeout=SAFETY)
+        shell_reply(kc, msg_id)
         raise AssertionError(f"no reply to SIGINT within {SIGINT_SAFETY} s: the kernel ignored it (the cell was then stopped by interrupt_request)")
     print(f"  interrupt to reply: {time.monotonic() - start:.2f}s", flush=True)
     assert reply["status"] == "error" and reply["ename"] == "OperationCanceledException", reply
