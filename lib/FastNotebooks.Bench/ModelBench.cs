@@ -93,10 +93,15 @@ public static class ModelBench
             AnsiConsole.Write(table);
             AnsiConsole.MarkupLine($"FMA peak (register-only {FmaPeak.Lanes}-lane FMA loop, 12 chains): {one:F1} GFLOP/s on one thread, {peak:F1} on {threads}; libtorch GEMM 2048³ {gemm:F1} = {100 * gemm / peak:F0} % of it.");
             var fastmax = rows.Where(r => r.Implementation == "fastmax").ToList();
+            // No GEMM can beat the FMA peak: a peak below the GEMM rate means the loop was descheduled (a loaded machine), and
+            // fractions of it would flatter every kernel. Then the fraction targets are reported unmet, saying why.
+            bool trusted = peak >= gemm;
+            targets.Add(new("FMA peak measured undisturbed (≥ libtorch's GEMM rate)", $"{peak:F1} against {gemm:F1} GFLOP/s", trusted));
+            string Fraction(PeakRow r) => $"{100 * r.FractionOfPeak:F0} % ({r.Gflops:F1} GFLOP/s){(trusted ? "" : ", peak disturbed")}";
             foreach (var r in fastmax.Where(r => r.Order == 2 && !r.Causal && r.N >= 4096 && r.D is 32 or 64 && r.BatchHeads == 1))
-                targets.Add(new($"p=2 unmasked fwd N={r.N} D={r.D} ≥ 70 % of FMA peak", $"{100 * r.FractionOfPeak:F0} % ({r.Gflops:F1} GFLOP/s)", r.FractionOfPeak >= 0.7));
+                targets.Add(new($"p=2 unmasked fwd N={r.N} D={r.D} ≥ 70 % of FMA peak", Fraction(r), trusted && r.FractionOfPeak >= 0.7));
             foreach (var r in fastmax.Where(r => r.Order == 2 && r.Causal && r.N <= 16384 && r.BatchHeads == 1))
-                targets.Add(new($"p=2 causal fwd N={r.N} D={r.D} ≥ 50 % of FMA peak", $"{100 * r.FractionOfPeak:F0} % ({r.Gflops:F1} GFLOP/s)", r.FractionOfPeak >= 0.5));
+                targets.Add(new($"p=2 causal fwd N={r.N} D={r.D} ≥ 50 % of FMA peak", Fraction(r), trusted && r.FractionOfPeak >= 0.5));
         }
         foreach (var r in kernelRows.Where(r => r.Implementation == "fastmax" && r.ForwardBackwardMs is not null))
         {
