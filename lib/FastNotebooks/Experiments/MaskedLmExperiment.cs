@@ -84,6 +84,10 @@ public static class MaskedLmExperiment
         var options = new TrainingOptions
         {
             Steps = settings.Steps, LearningRate = settings.LearningRate, WeightDecay = 0, Seed = seed,
+            // A tenth of the run warms up, then the rate decays (cosine): at a constant rate the short quick schedule stalled
+            // on the unigram plateau.
+            WarmupSteps = settings.Steps / 10, Schedule = LearningRateSchedule.Cosine,
+            Fingerprint = $"masked LM {settings} on {corpus.Train.Length} characters",
             EvaluateEvery = Math.Max(1, settings.Steps / 10), OutputDirectory = outputDirectory, LogEvery = 100,
             CheckpointEvery = outputDirectory is null ? 0 : RunDirectories.CheckpointEvery,
         };
