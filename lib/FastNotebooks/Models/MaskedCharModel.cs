@@ -24,7 +24,10 @@ public sealed class MaskedCharModel : nn.Module<Tensor, Tensor>
         Config = config;
         Vocabulary = vocabulary;
         tokens = nn.Embedding(vocabulary + 1, config.Dim);                    // + [MASK]
-        positions = nn.Parameter(randn(1, config.MaxTokens, config.Dim) * 0.02);
+        // Positions at the scale of the token embeddings (N(0, 1)): a masked position carries no token, so everything it
+        // predicts must come from attending to its neighbours by position; at 1/50 of the tokens' scale (a common choice
+        // for causal models, which see their own token) the quick run stayed on the unigram plateau.
+        positions = nn.Parameter(randn(1, config.MaxTokens, config.Dim));
         for (int i = 0; i < config.Blocks; i++) blocks.Add(new TransformerBlock(config, causal: false));
         norm = nn.LayerNorm(config.Dim);
         head = nn.Linear(config.Dim, vocabulary);

@@ -60,6 +60,7 @@ public sealed class SelfAttention : nn.Module<Tensor, Tensor>
             var name when name.StartsWith("fastmax") => FastmaxDense.Scores(q, k, AttentionRegistry.FastmaxOptionsFor(name.Replace("-dense", ""), _causal)),
             var name when name.StartsWith("softmax") => SoftmaxDense.Scores(q, k, _causal),
             var name when name.StartsWith("linear") => LinearScores(q, k),
+            "none" => zeros(q.shape[0], q.shape[1], q.shape[2], k.shape[2], dtype: q.dtype, device: q.device),   // the control attends to nothing
             var name => throw new NotSupportedException($"no dense attention map for '{name}'."),
         };
         return map.MoveToOuterDisposeScope();

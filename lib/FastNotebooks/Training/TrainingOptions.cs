@@ -26,9 +26,12 @@ public sealed record TrainingOptions
     /// </summary>
     public string? Fingerprint { get; init; }
 
-    /// <summary>Everything that decides what a run computes, as one line (what a checkpoint must match to be resumed).</summary>
+    /// <summary>
+    /// Everything that decides what a run computes, as one line (what a checkpoint must match to be resumed). The step count
+    /// is part of it only under a decaying schedule, whose rates depend on it; at a constant rate a run may be extended.
+    /// </summary>
     public string Settings => string.Create(System.Globalization.CultureInfo.InvariantCulture,
-        $"steps {Steps}; lr {LearningRate}; warm-up {WarmupSteps}; {Schedule} to {FinalRateFraction}; wd {WeightDecay}; seed {Seed}; {Fingerprint}");
+        $"{(Schedule == LearningRateSchedule.Constant ? "" : $"steps {Steps}; ")}lr {LearningRate}; warm-up {WarmupSteps}; {Schedule} to {FinalRateFraction}; wd {WeightDecay}; seed {Seed}; {Fingerprint}");
 
     /// <summary>The learning rate of step <paramref name="step"/> (0-based).</summary>
     public double RateAt(long step)
