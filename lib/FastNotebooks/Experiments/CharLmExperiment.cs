@@ -36,7 +36,7 @@ public static class CharLmExperiment
 
     public static Settings For(Profile profile, string attention) => profile.Pick(
         smoke: new Settings(new TransformerConfig(32, 2, 1, 64, attention, MaxTokens: 64), 15, 8, 64, 1e-3, 2, LearningRateSchedule.Cosine),
-        quick: new Settings(new TransformerConfig(128, 4, 4, 512, attention, MaxTokens: 64), 2000, 12, 64, 2e-3, 100, LearningRateSchedule.Cosine, 40),
+        quick: new Settings(new TransformerConfig(128, 4, 4, 512, attention, MaxTokens: 64), 1600, 12, 64, 2e-3, 100, LearningRateSchedule.Cosine, 40),
         full: new Settings(TransformerConfig.PaperCharLm(attention, 512), 5000, 64, 512, 1e-4, 0, LearningRateSchedule.Constant, 16));
 
     /// <summary>

@@ -32,7 +32,7 @@ public static class LraExperiment
     public static readonly string[] Mechanisms = { "softmax", "fastmax1", "fastmax2", "linear", "fma" };
 
     /// <summary>Steps, batch and peak rate per profile (warm-up of a tenth of the steps, then cosine decay).</summary>
-    public static (int Steps, int Batch, double LearningRate) Budget(Profile profile) => profile.Pick((3, 4, 1e-3), (300, 16, 2e-3), (5000, 32, 1e-3));
+    public static (int Steps, int Batch, double LearningRate) Budget(Profile profile) => profile.Pick((3, 4, 1e-3), (240, 16, 2e-3), (5000, 32, 1e-3));
 
     /// <summary>The accuracy of always answering the most common class of <paramref name="examples"/> (at least 1 / classes).</summary>
     public static double Chance(IReadOnlyList<SequenceExample> examples, int classes) =>

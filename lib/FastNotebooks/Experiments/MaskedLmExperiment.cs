@@ -34,7 +34,7 @@ public static class MaskedLmExperiment
 
     public static Settings For(Profile profile, string attention) => profile.Pick(
         smoke: new Settings(new TransformerConfig(32, 2, 1, 64, attention, MaxTokens: 64), 12, 8, 64, 2e-3, 0.15, 2),
-        quick: new Settings(new TransformerConfig(128, 4, 4, 512, attention, MaxTokens: 64), 1500, 16, 64, 2e-3, 0.25, 8),
+        quick: new Settings(new TransformerConfig(128, 4, 4, 512, attention, MaxTokens: 64), 1200, 16, 64, 2e-3, 0.25, 8),
         // The FMA paper's masked-LM model is 6 layers at lengths 512–2K; 512 keeps its levels meaningful (block 32: 3 levels).
         full: new Settings(new TransformerConfig(256, 8, 6, 1024, attention, MaxTokens: 512), 5000, 32, 512, 5e-4, 0.15, 32));
 
