@@ -60,7 +60,11 @@ public sealed class ExecuteHandler : IDisposable
     {
         lock (_gate)
         {
-            if (!_cellRunning) return;
+            if (!_cellRunning)
+            {
+                _log.WriteLine("kernel: interrupt with no cell running: nothing to stop");
+                return;
+            }
             CellInterrupt.Request();
             _thread.Interrupt();
         }

@@ -69,6 +69,7 @@ public sealed class KernelServer : IKernelChannels, IDisposable
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context =>
         {
             context.Cancel = true;
+            _log.WriteLine("kernel: SIGINT received");
             _handler.Interrupt();
         });
 
