@@ -16,6 +16,12 @@ import jupyter_client
 import zmq
 from jupyter_client.session import Session
 
+# A process started as a background job of a non-interactive shell (`cmd &`, as CI scripts often do) inherits SIGINT ignored,
+# and so would the kernel started below: an ignored signal stays ignored across exec, and the .NET runtime keeps an inherited
+# ignore. The SIGINT check is about the kernel's own handler, so the kernel is given the default disposition whatever this
+# script was started with. (Frontends interrupt by message: the kernelspec's interrupt_mode is "message".)
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 KERNEL = sys.argv[1]
 SAFETY = 300  # seconds; generous, so that a slow, loaded machine never reaches it in a passing run
 SIGINT_SAFETY = 120  # seconds a kernel may take to answer SIGINT before it counts as ignoring it
