@@ -26,8 +26,9 @@ internal static unsafe class FeatureStates
 
     /// <summary>
     /// Tokens per segment: a long sequence's sum is taken as partial sums over segments of this many tokens, added in order at
-    /// the end, so the threads share one head's tokens (a group of one head is all the unmasked path runs at a time for long
-    /// sequences) and the result is the same whatever their number: the segments depend on n only.
+    /// the end, so the threads share one head's tokens (a single head, or the one-head groups the unmasked path takes for many
+    /// heads; several heads already go to the threads as whole slices) and the result is the same whatever their number: the
+    /// segments depend on n only.
     /// </summary>
     internal const int SegmentTokens = 1024;
 
