@@ -25,12 +25,15 @@ internal static unsafe class FeatureStates
     const int Block = 64;   // tokens whose features are built and multiplied together
 
     /// <summary>
-    /// Tokens per segment: a long sequence's sum is taken as partial sums over segments of this many tokens, added in order at
+    /// Tokens per segment (at least; <see cref="MaxSegments"/>): a long sequence's sum is taken as partial sums over segments of this many tokens, added in order at
     /// the end, so the threads share one head's tokens (a single head, or the one-head groups the unmasked path takes for many
     /// heads; several heads already go to the threads as whole slices) and the result is the same whatever their number: the
     /// segments depend on n only.
     /// </summary>
     internal const int SegmentTokens = 1024;
+
+    /// <summary>Most segments per slice: longer sequences get longer segments, so the partial sums stay within 15 states per slice.</summary>
+    internal const int MaxSegments = 16;
 
     /// <summary>uᵀ·φ(x̃) [..., C, F] for an extended x [..., n, 2D̃] and u [..., n, C] with equal leading dims.</summary>
     public static Tensor Transposed(Tensor extended, Tensor u, int d, int rows)
@@ -43,13 +46,14 @@ internal static unsafe class FeatureStates
         long slices = TokenColumns.SliceCount(u);
         var sums = n == 0 ? zeros(shape, dtype: ScalarType.Float32, device: u.device) : empty(shape, dtype: ScalarType.Float32, device: u.device);   // every block but the first adds to what the first wrote
         if (slices == 0 || n == 0 || c == 0) return sums;
-        int segments = (n + SegmentTokens - 1) / SegmentTokens;
+        int segmentTokens = Math.Max(SegmentTokens, ((n + MaxSegments - 1) / MaxSegments + Block - 1) / Block * Block);
+        int segments = (n + segmentTokens - 1) / segmentTokens;
         long sumSize = (long)c * size;
         // Segment 0 of each slice sums into the result, the others into their own partial sums [slices, segments − 1, C, F].
         using var partial = segments > 1 ? empty(new[] { slices * (segments - 1), sumSize }, dtype: ScalarType.Float32, device: u.device) : null;
         float* xs = SimdGemm.Address(x), us = SimdGemm.Address(uc), target = SimdGemm.Address(sums);
         float* partials = partial is null ? null : SimdGemm.Address(partial);
-        TokenLoops.ForTokenRanges(slices * segments, (long)Math.Min(n, SegmentTokens) * size * c, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, count) =>
+        TokenLoops.ForTokenRanges(slices * segments, (long)Math.Min(n, segmentTokens) * size * c, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, count) =>
         {
             float[]? buffer = StatePanels.Supports(d) ? null : ArrayPool<float>.Shared.Rent(Block * size + c * size + Block * 32);
             try
@@ -57,7 +61,7 @@ internal static unsafe class FeatureStates
                 for (long item = first; item < first + count; item++)
                 {
                     long slice = item / segments;
-                    int segment = (int)(item % segments), start = segment * SegmentTokens, tokens = Math.Min(SegmentTokens, n - start);
+                    int segment = (int)(item % segments), start = segment * segmentTokens, tokens = Math.Min(segmentTokens, n - start);
                     long token0 = slice * n + start;
                     float* sum = segment == 0 ? target + slice * sumSize : partials + (slice * (segments - 1) + segment - 1) * sumSize;
                     if (buffer is null) StatePanels.Slices(xs + token0 * 2 * tilde, us + token0 * c, sum, 0, 1, tokens, c, d, rows);

@@ -16,17 +16,18 @@ namespace FastNotebooks.Tests.Attention.Fastmax.Cpu;
 public class FeatureStatesTests
 {
     [Avx512Theory]
-    [InlineData(32, 1)]    // state panels, one slice: the segments are all the threads can share
-    [InlineData(16, 1)]    // feature rows and the SIMD GEMM
-    [InlineData(33, 3)]    // an odd tail of the windows, several slices
-    public void Long_sequences_sum_by_segments_whatever_the_thread_count(int d, int heads)
+    [InlineData(32, 1, 2 * FeatureStates.SegmentTokens + 52)]    // state panels, one slice: the segments are all the threads can share
+    [InlineData(16, 1, 2 * FeatureStates.SegmentTokens + 52)]    // feature rows and the SIMD GEMM
+    [InlineData(33, 3, 2 * FeatureStates.SegmentTokens + 52)]    // an odd tail of the windows, several slices
+    [InlineData(16, 1, FeatureStates.MaxSegments * FeatureStates.SegmentTokens + 700)]   // longer segments past the most segments
+    public void Long_sequences_sum_by_segments_whatever_the_thread_count(int d, int heads, int n)
     {
         using var scope = NewDisposeScope();
         var generator = new Generator(17 + (ulong)d);
         var a = new FastmaxOptions { Order = 2 }.ResolvedCoefficients();
         var (onCpu, onOps) = (new PackedTaylorFeatures(d, a, KernelPlan.Cpu), new PackedTaylorFeatures(d, a, KernelPlan.TensorOps));
-        // Two whole segments and a short third one (52 tokens, not a multiple of the 64-token blocks).
-        long n = 2 * FeatureStates.SegmentTokens + 52, c = 5;
+        // Whole segments and a short last one (not a multiple of the 64-token blocks).
+        long c = 5;
         var x = onOps.Extend(randn(new long[] { 1, heads, n, d }, generator: generator) / Math.Sqrt(d));
         var u = randn(new long[] { 1, heads, n, c }, generator: generator);
         Assert.True(FeatureStates.Supports(onCpu, x, u));
