@@ -40,9 +40,9 @@ public static class FastmaxChunked
         if (a.Length > 3) return ChunkedReference.Forward(q, k, v, a, chunk);
         plan ??= KernelPlan.TensorOps;
         var features = new PackedTaylorFeatures((int)q.shape[3], a, plan);
-        if (HeadsPerGroup(features, q, chunk) is var group && group < q.shape[0] * q.shape[1])
+        if (SplitOf(features, q, chunk, Work(features, q, k, v)) is { Splits: true } split)
         {
-            var perHead = InHeadGroups(new[] { q, k, v }, group, t => { var (o1, g1) = Forward(t[0], t[1], t[2], a, chunk, plan); return new[] { o1, g1 }; });
+            var perHead = InHeadGroups(new[] { q, k, v }, split, (t, groupPlan) => { var (o1, g1) = Forward(t[0], t[1], t[2], a, chunk, groupPlan); return new[] { o1, g1 }; });
             return (perHead[0], perHead[1]);
         }
         using var scope = NewDisposeScope();
@@ -75,11 +75,11 @@ public static class FastmaxChunked
     {
         plan ??= KernelPlan.TensorOps;
         var features = new PackedTaylorFeatures((int)q.shape[3], a, plan);
-        if (HeadsPerGroup(features, q, chunk) is var group && group < q.shape[0] * q.shape[1])
+        if (SplitOf(features, q, chunk, 2 * Work(features, q, k, v)) is { Splits: true } split)
         {
-            var perHead = InHeadGroups(new[] { q, k, v, o, g, gradOutput }, group, t =>
+            var perHead = InHeadGroups(new[] { q, k, v, o, g, gradOutput }, split, (t, groupPlan) =>
             {
-                var (dq1, dk1, dv1) = Backward(t[0], t[1], t[2], t[3], t[4], t[5], a, chunk, plan);
+                var (dq1, dk1, dv1) = Backward(t[0], t[1], t[2], t[3], t[4], t[5], a, chunk, groupPlan);
                 return new[] { dq1, dk1, dv1 };
             });
             return (perHead[0], perHead[1], perHead[2]);

@@ -17,7 +17,7 @@ namespace FastNotebooks.Attention.Fastmax.TensorOps;
 public static class FastmaxFactorized
 {
     /// <summary>Fewest tokens per unmasked chunk: below this the GEMMs get too thin (large D or many heads).</summary>
-    const int MinimumTokensPerChunk = 256;
+    internal const int MinimumTokensPerChunk = 256;
 
     /// <summary>o [B, H, Nq, Dv] and the denominator g [B, H, Nq] for q [B, H, Nq, D], k [B, H, Nk, D], v [B, H, Nk, Dv].</summary>
     /// <remarks>
@@ -41,11 +41,11 @@ public static class FastmaxFactorized
         plan ??= KernelPlan.TensorOps;
         if (a.Length == 2) return FastmaxFirstOrder.Forward(q, k, v, a, plan);
         var features = new PackedTaylorFeatures((int)q.shape[3], a, plan);
-        if (HeadsPerGroup(features, q, MinimumTokensPerChunk) is var group && group < q.shape[0] * q.shape[1])
+        if (SplitOf(features, q, MinimumTokensPerChunk, Work(features, q, k, v)) is { Splits: true } split)
         {
-            var perHead = InHeadGroups(new[] { q, k, v }, group, t =>
+            var perHead = InHeadGroups(new[] { q, k, v }, split, (t, groupPlan) =>
             {
-                var (o1, g1, s1) = ForwardKeepingState(t[0], t[1], t[2], a, chunk, plan);
+                var (o1, g1, s1) = ForwardKeepingState(t[0], t[1], t[2], a, chunk, groupPlan);
                 return new[] { o1, g1, s1! };
             });
             return (perHead[0], perHead[1], perHead[2]);
@@ -74,12 +74,12 @@ public static class FastmaxFactorized
         plan ??= KernelPlan.TensorOps;
         if (a.Length == 2) return FastmaxFirstOrder.Backward(q, k, v, o, g, gradOutput, a, keyState, plan);
         var features = new PackedTaylorFeatures((int)q.shape[3], a, plan);
-        if (HeadsPerGroup(features, q, MinimumTokensPerChunk) is var group && group < q.shape[0] * q.shape[1])
+        if (SplitOf(features, q, MinimumTokensPerChunk, 2 * Work(features, q, k, v)) is { Splits: true } split)
         {
             var inputs = new[] { q, k, v, o, g, gradOutput };
-            var perHead = InHeadGroups(keyState is null ? inputs : inputs.Append(keyState).ToArray(), group, t =>
+            var perHead = InHeadGroups(keyState is null ? inputs : inputs.Append(keyState).ToArray(), split, (t, groupPlan) =>
             {
-                var (dq1, dk1, dv1) = Backward(t[0], t[1], t[2], t[3], t[4], t[5], a, chunk, t.Length > 6 ? t[6] : null, plan);
+                var (dq1, dk1, dv1) = Backward(t[0], t[1], t[2], t[3], t[4], t[5], a, chunk, t.Length > 6 ? t[6] : null, groupPlan);
                 return new[] { dq1, dk1, dv1 };
             });
             return (perHead[0], perHead[1], perHead[2]);
@@ -149,29 +149,68 @@ public static class FastmaxFactorized
         return Math.Clamp(budget / (features.Size * n), 1, heads);
     }
 
-    /// <summary>True when <see cref="HeadsPerGroup"/> splits the heads.</summary>
+    /// <summary>
+    /// How a kernel's (batch, head) slices run: <see cref="Group"/> of the <see cref="Heads"/> at a time, on
+    /// <see cref="Threads"/> threads (<see cref="HeadThreads"/>). <see cref="ShareBudget"/> when the groups are there only for
+    /// the threads: each group then gets its heads' share of the working-set budget, so every head is cut into the same
+    /// chunks as with all heads together, and the results do not depend on the thread count.
+    /// </summary>
+    internal readonly record struct HeadSplit(KernelPlan Plan, long Heads, long Group, int Threads, bool ShareBudget)
+    {
+        public bool Splits => Group < Heads;
+
+        /// <summary>The plan a group of <paramref name="size"/> heads runs with.</summary>
+        public KernelPlan PlanFor(long size) =>
+            ShareBudget ? Plan.WithFeatureChunkElements(Math.Max(1, Plan.FeatureChunkElements * size / Heads)) : Plan;
+    }
+
+    /// <summary>
+    /// The heads in groups of <see cref="HeadsPerGroup"/> when one chunk cannot hold them all, those groups on as many threads
+    /// as <see cref="HeadThreads.For"/> gives <paramref name="work"/>; else, with the CPU kernels and more than one thread,
+    /// one group per thread (<see cref="HeadSplit.ShareBudget"/>); else all together.
+    /// </summary>
+    internal static HeadSplit SplitOf(PackedTaylorFeatures features, Tensor x, long tokens, double work)
+    {
+        long heads = x.shape[0] * x.shape[1], group = HeadsPerGroup(features, x, tokens);
+        // Groups for the threads: those of HeadsPerGroup, or single heads when all fit together.
+        long groups = group < heads ? (heads + group - 1) / group : heads;
+        int threads = features.Plan.CpuKernels ? HeadThreads.For(groups, work) : 1;
+        if (group < heads) return new(features.Plan, heads, group, threads, false);
+        return threads <= 1 ? new(features.Plan, heads, heads, 1, false) : new(features.Plan, heads, (heads + threads - 1) / threads, threads, true);
+    }
+
+    /// <summary>True when <see cref="HeadsPerGroup"/> splits the heads (whatever the threads).</summary>
     internal static bool SplitHeads(PackedTaylorFeatures features, Tensor x, long tokens) =>
         HeadsPerGroup(features, x, tokens) < x.shape[0] * x.shape[1];
 
+    /// <summary>Multiply-adds of one pass of the factorized kernel: (Nq + Nk) tokens of every head against an [F, Dv + 1] state.</summary>
+    internal static double Work(PackedTaylorFeatures features, Tensor q, Tensor k, Tensor v) =>
+        (double)q.shape[0] * q.shape[1] * (q.shape[2] + k.shape[2]) * features.Size * (v.shape[3] + 1);
+
     /// <summary>
-    /// Runs <paramref name="kernel"/> on groups of <paramref name="group"/> (batch, head) slices, each shaped
-    /// [1, group, ...], of the inputs [B, H, ...] and joins its outputs back to [B, H, ...]. A group's sequences
-    /// fit one feature chunk together, so the kernel does not split them again.
+    /// Runs <paramref name="kernel"/> on groups of <see cref="HeadSplit.Group"/> (batch, head) slices, each shaped
+    /// [1, group, ...], of the inputs [B, H, ...], with the group's plan, on the split's threads, and joins its outputs back to
+    /// [B, H, ...]. A group's sequences fit one feature chunk together, so the kernel does not split them again.
     /// </summary>
-    internal static Tensor[] InHeadGroups(Tensor[] inputs, long group, Func<Tensor[], Tensor[]> kernel)
+    internal static Tensor[] InHeadGroups(Tensor[] inputs, HeadSplit split, Func<Tensor[], KernelPlan, Tensor[]> kernel)
     {
         using var scope = NewDisposeScope();
-        long b = inputs[0].shape[0], h = inputs[0].shape[1];
+        long b = inputs[0].shape[0], h = inputs[0].shape[1], heads = b * h;
         var flat = inputs.Select(x => x.flatten(0, 1)).ToArray();                  // [B·H, ...]
-        List<Tensor>[]? outputs = null;
-        for (long i = 0; i < b * h; i += group)
+        var groups = new List<(Tensor[] Inputs, long Size)>();
+        for (long i = 0; i < heads; i += split.Group)
         {
-            long size = Math.Min(group, b * h - i);
-            var results = kernel(flat.Select(x => x.narrow(0, i, size).unsqueeze(0)).ToArray()); // [1, size, ...]
-            outputs ??= results.Select(_ => new List<Tensor>()).ToArray();
-            for (int j = 0; j < results.Length; j++) outputs[j].Add(results[j]);
+            long size = Math.Min(split.Group, heads - i);
+            groups.Add((flat.Select(x => x.narrow(0, i, size).unsqueeze(0)).ToArray(), size)); // [1, size, ...]
         }
-        return outputs!.Select(parts => cat(parts, 1).unflatten(1, new[] { b, h }).squeeze(0).MoveToOuterDisposeScope()).ToArray();
+        // The views are made here, in this scope; what a worker thread returns belongs to no scope and is disposed below.
+        var results = HeadThreads.Run(groups.Count, split.Threads, g => kernel(groups[g].Inputs, split.PlanFor(groups[g].Size)));
+        // The join is a worker's too: on this thread it would wake libtorch's thread team, which then spins beside the workers.
+        var joined = HeadThreads.Run(1, split.Threads, _ => Enumerable.Range(0, results[0].Length)
+            .Select(j => cat(results.Select(r => r[j]).ToArray(), 1).unflatten(1, new[] { b, h }).squeeze(0)).ToArray())[0];
+        foreach (var part in results.SelectMany(r => r)) part.Dispose();
+        foreach (var t in joined) scope.Attach(t);
+        return joined.Select(t => t.MoveToOuterDisposeScope()).ToArray();
     }
 
     /// <summary>
