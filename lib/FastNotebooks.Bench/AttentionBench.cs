@@ -53,7 +53,7 @@ public sealed class AttentionBench(BenchProfile profile, double gemmGflops, Acti
             double softmaxFlops = c.BatchHeads * FlopCounts.SoftmaxForward(c.N, c.D, c.Causal);
             int repeats = c.N >= 65536 ? 1 : profile.Repeats;
 
-            bool backward = c.N <= BackwardMaxN && (c.BatchHeads == 1 || profile.Name == "full");
+            bool backward = TimesBackward(profile, c);
             Func<Tensor, Tensor, Tensor, Tensor> fastmaxCall = (a, b, d) => FastmaxFunctional.Attention(a, b, d, options);
             var fastmax = Measure(fastmaxCall, q, k, v, repeats, backward);
             BenchRow? softmax = null;
@@ -104,6 +104,9 @@ public sealed class AttentionBench(BenchProfile profile, double gemmGflops, Acti
         }
         return rows;
     }
+
+    /// <summary>Whether a case's forward + backward is timed too: up to N = 16384, and with several heads in the full profile only.</summary>
+    internal static bool TimesBackward(BenchProfile profile, BenchCase c) => c.N <= BackwardMaxN && (c.BatchHeads == 1 || profile.Name == "full");
 
     /// <summary>The case's q, k, v, the same for every implementation and every call.</summary>
     static (Tensor Q, Tensor K, Tensor V) Inputs(BenchCase c)

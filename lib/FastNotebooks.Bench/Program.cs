@@ -9,17 +9,28 @@ using static TorchSharp.torch;
 // Then generation per token, the char-LM training step and the FMA-peak roofline (ModelBench.cs).
 // Usage: dotnet run -c Release --project lib/FastNotebooks.Bench -- [--quick | --full] [--threads N] [--out artifacts/bench]
 //        [--sections kernels,generation,training,roofline] (default: all; without kernels, roofline measures the peak and thread scaling only)
+//        [--compare BEFORE_DIR AFTER_DIR [--seconds S]]: two builds' Fastmax cases side by side instead (BuildComparison.cs)
 var profile = args.Contains("--full") ? BenchProfile.Full : BenchProfile.Quick;
 string? Value(string name) => Array.IndexOf(args, name) is int i && i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
 var outDir = Value("--out") ?? Path.Combine("artifacts", "bench");
-var unknown = args.Where(a => a.StartsWith("--") && a is not ("--quick" or "--full" or "--out" or "--threads" or "--sections")).ToList();
-if (unknown.Count > 0) { Console.Error.WriteLine($"unknown option(s): {string.Join(", ", unknown)}; use --quick, --full, --threads N, --out DIR, --sections LIST"); return 2; }
+var unknown = args.Where(a => a.StartsWith("--") && a is not ("--quick" or "--full" or "--out" or "--threads" or "--sections" or "--compare" or "--seconds")).ToList();
+if (unknown.Count > 0) { Console.Error.WriteLine($"unknown option(s): {string.Join(", ", unknown)}; use --quick, --full, --threads N, --out DIR, --sections LIST, --compare BEFORE AFTER, --seconds S"); return 2; }
 var sections = (Value("--sections") ?? "kernels,generation,training,roofline").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet();
 if (sections.Except(new[] { "kernels", "generation", "training", "roofline" }).FirstOrDefault() is string section)
 { Console.Error.WriteLine($"unknown section '{section}'; known: kernels, generation, training, roofline"); return 2; }
 // On a shared machine, libtorch's threads wait on each other behind other processes; --threads 1 gives steadier ratios.
 if (Value("--threads") is string threads) set_num_threads(int.Parse(threads, CultureInfo.InvariantCulture));
 if (Console.IsOutputRedirected || AnsiConsole.Profile.Width < 140) AnsiConsole.Profile.Width = 160;
+if (Array.IndexOf(args, "--compare") is int compareAt && compareAt >= 0)
+{
+    if (compareAt + 2 >= args.Length || args[compareAt + 1].StartsWith("--") || args[compareAt + 2].StartsWith("--"))
+    { Console.Error.WriteLine("--compare takes two folders, each holding a built FastNotebooks.dll: --compare BEFORE_DIR AFTER_DIR"); return 2; }
+    double seconds = 10;
+    if (Value("--seconds") is string s && !(double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out seconds) && seconds > 0))
+    { Console.Error.WriteLine($"--seconds must be a positive number of seconds; got '{s}'"); return 2; }
+    CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+    return BuildComparison.Run(args[compareAt + 1], args[compareAt + 2], seconds, profile, outDir);
+}
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
