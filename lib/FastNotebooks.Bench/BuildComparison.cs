@@ -28,17 +28,6 @@ static class BuildComparison
             AnsiConsole.MarkupLine(Markup.Escape($"  {c}"));
             rows.Add(Compare(builds, c, AttentionBench.TimesBackward(profile, c), seconds));
         }
-        var table = new Table().AddColumns("case", "fwd before", "fwd after", "Δ fastest", "paired Δ fwd [95 % CI]",
-            "fwd+bwd before", "fwd+bwd after", "Δ fastest", "paired Δ fwd+bwd [95 % CI]", "rounds");
-        static string Delta(double before, double after) => (100 * (after / before - 1)).ToString("+0.0;−0.0;0.0", CultureInfo.InvariantCulture) + " %";
-        foreach (var r in rows)
-            table.AddRow(r.Case, $"{r.Forward.Before:F2}", $"{r.Forward.After:F2}", Delta(r.Forward.Before, r.Forward.After), $"{r.Forward.Paired}",
-                r.ForwardBackward is { } fb ? $"{fb.Before:F2}" : "–", r.ForwardBackward is { } fb2 ? $"{fb2.After:F2}" : "–",
-                r.ForwardBackward is { } fb3 ? Delta(fb3.Before, fb3.After) : "–", r.ForwardBackward is { } fb4 ? $"{fb4.Paired}" : "–", $"{r.Rounds}");
-        AnsiConsole.Write(table);
-        var all = rows.SelectMany(r => r.ForwardBackward is { } fb ? new[] { r.Forward, fb } : new[] { r.Forward }).ToList();
-        AnsiConsole.MarkupLine(Markup.Escape($"Times in ms. Largest median change {all.Max(t => t.Paired.Median) * 100 - 100:+0.0;−0.0} %, largest upper end of an interval " +
-            $"{all.Max(t => t.Paired.Upper) * 100 - 100:+0.0;−0.0} %; fastest against fastest {all.Max(t => t.After / t.Before) * 100 - 100:+0.0;−0.0} %."));
         Directory.CreateDirectory(outDir);
         string path = Path.Combine(outDir, $"compare-{profile.Name}-{started.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}.json");
         File.WriteAllText(path, JsonSerializer.Serialize(new
@@ -47,6 +36,17 @@ static class BuildComparison
             before = new { beforeDir, builds[0].Location }, after = new { afterDir, builds[1].Location }, rows,
         }, new JsonSerializerOptions { WriteIndented = true }));
         AnsiConsole.MarkupLine(Markup.Escape($"wrote {path}"));
+        var table = new Table().AddColumns("case", "fwd before", "fwd after", "Δ fastest", "paired Δ fwd [[95 % CI]]",
+            "fwd+bwd before", "fwd+bwd after", "Δ fastest", "paired Δ fwd+bwd [[95 % CI]]", "rounds");
+        static string Delta(double before, double after) => (100 * (after / before - 1)).ToString("+0.0;−0.0;0.0", CultureInfo.InvariantCulture) + " %";
+        foreach (var r in rows)
+            table.AddRow(new[] { r.Case, $"{r.Forward.Before:F2}", $"{r.Forward.After:F2}", Delta(r.Forward.Before, r.Forward.After), $"{r.Forward.Paired}",
+                r.ForwardBackward is { } fb ? $"{fb.Before:F2}" : "–", r.ForwardBackward is { } fb2 ? $"{fb2.After:F2}" : "–",
+                r.ForwardBackward is { } fb3 ? Delta(fb3.Before, fb3.After) : "–", r.ForwardBackward is { } fb4 ? $"{fb4.Paired}" : "–", $"{r.Rounds}" }.Select(cell => new Markup(Markup.Escape(cell))).ToArray());
+        AnsiConsole.Write(table);
+        var all = rows.SelectMany(r => r.ForwardBackward is { } fb ? new[] { r.Forward, fb } : new[] { r.Forward }).ToList();
+        AnsiConsole.MarkupLine(Markup.Escape($"Times in ms. Largest median change {all.Max(t => t.Paired.Median) * 100 - 100:+0.0;−0.0} %, largest upper end of an interval " +
+            $"{all.Max(t => t.Paired.Upper) * 100 - 100:+0.0;−0.0} %; fastest against fastest {all.Max(t => t.After / t.Before) * 100 - 100:+0.0;−0.0} %."));
         return 0;
     }
 

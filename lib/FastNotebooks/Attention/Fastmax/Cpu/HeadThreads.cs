@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Runtime.ExceptionServices;
 using TorchSharp;
 
@@ -38,9 +39,10 @@ internal static class HeadThreads
         try
         {
             var workers = Workers(Math.Min(threads, groups));
-            var job = new Job(groups, torch.is_grad_enabled(), group => results[group] = body(group));
+            var job = new Job(groups, workers.Length, torch.is_grad_enabled(), group => results[group] = body(group));
             foreach (var worker in workers) worker.Start(job);
-            foreach (var worker in workers) worker.Wait();
+            // Interrupted here (a notebook kernel's interrupt), the caller leaves; the workers finish this job before the next.
+            job.Done.Wait();
             job.Failure?.Throw();
             return results;
         }
@@ -54,20 +56,27 @@ internal static class HeadThreads
         {
             int intraOp = torch.get_num_threads();
             var more = _workers.ToList();
-            while (more.Count < count) more.Add(new Worker());
-            // Each worker set its own intra-op count to 1, which libtorch also takes as the count for threads it has not
-            // seen yet; put that back (the workers keep theirs: libtorch reads it once per thread).
-            torch.set_num_threads(intraOp);
-            _workers = more.ToArray();
+            try
+            {
+                while (more.Count < count) more.Add(new Worker());
+            }
+            finally
+            {
+                // Each worker set its own intra-op count to 1, which libtorch also takes as the count for threads it has not
+                // seen yet; put that back (the workers keep theirs: libtorch reads it once per thread).
+                torch.set_num_threads(intraOp);
+                _workers = more.ToArray();
+            }
         }
         return _workers[..count];
     }
 
-    /// <summary>One call's groups, taken in turn by the workers.</summary>
-    sealed class Job(int groups, bool grad, Action<int> body)
+    /// <summary>One call's groups, taken in turn by the workers; <see cref="Done"/> is set when every worker has left it.</summary>
+    sealed class Job(int groups, int workers, bool grad, Action<int> body)
     {
         int _next = -1;
         public ExceptionDispatchInfo? Failure;
+        public readonly CountdownEvent Done = new(workers);
 
         public void Run()
         {
@@ -82,42 +91,34 @@ internal static class HeadThreads
                 Interlocked.CompareExchange(ref Failure, ExceptionDispatchInfo.Capture(e), null);
                 Interlocked.Exchange(ref _next, groups);   // the others stop taking groups
             }
-            finally { torch.set_grad_enabled(before); }
+            finally
+            {
+                torch.set_grad_enabled(before);
+                Done.Signal();
+            }
         }
     }
 
-    /// <summary>A background thread with libtorch's intra-op count 1 that runs the jobs it is given, one at a time.</summary>
+    /// <summary>A background thread with libtorch's intra-op count 1 that runs the jobs it is given, in order.</summary>
     sealed class Worker
     {
-        readonly SemaphoreSlim _start = new(0), _done = new(0);
-        Job? _job;
+        readonly BlockingCollection<Job> _jobs = new();
 
         public Worker()
         {
-            new Thread(Loop) { IsBackground = true, Name = "Fastmax head group" }.Start();
-            _done.Wait();
+            using var ready = new ManualResetEventSlim();
+            new Thread(() => Loop(ready)) { IsBackground = true, Name = "Fastmax head group" }.Start();
+            ready.Wait();
         }
 
-        void Loop()
+        void Loop(ManualResetEventSlim ready)
         {
             torch.get_num_threads();      // libtorch sets a thread's count on its first use; after that, set it to 1
             torch.set_num_threads(1);
-            _done.Release();
-            while (true)
-            {
-                _start.Wait();
-                _job!.Run();
-                _job = null;
-                _done.Release();
-            }
+            ready.Set();
+            foreach (var job in _jobs.GetConsumingEnumerable()) job.Run();
         }
 
-        public void Start(Job job)
-        {
-            _job = job;
-            _start.Release();
-        }
-
-        public void Wait() => _done.Wait();
+        public void Start(Job job) => _jobs.Add(job);
     }
 }

@@ -46,6 +46,26 @@ public class HeadThreadsTests
         Assert.Equal(new[] { 0, 1, 2 }, HeadThreads.Run(3, 2, g => g));
     }
 
+    [Fact]
+    public void An_interrupted_caller_leaves_the_workers_to_finish_its_job_before_the_next()
+    {
+        using var started = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        Exception? seen = null;
+        var caller = new Thread(() =>
+        {
+            try { HeadThreads.Run(2, 2, g => { started.Set(); release.Wait(); return g; }); }
+            catch (Exception e) { seen = e; }
+        });
+        caller.Start();
+        started.Wait();          // a worker is inside the job; the caller waits for it
+        caller.Interrupt();
+        caller.Join();
+        Assert.IsType<ThreadInterruptedException>(seen);
+        release.Set();           // the abandoned job ends; the next one gets the workers to itself
+        Assert.Equal(new[] { 0, 1, 2, 3 }, HeadThreads.Run(4, 2, g => g));
+    }
+
     [Avx512Theory]
     [InlineData(false, 240_000)]    // all heads fit together (in chunks of 150 tokens): one group per thread, each with its share of the budget
     [InlineData(true, 240_000)]
