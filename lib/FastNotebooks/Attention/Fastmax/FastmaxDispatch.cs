@@ -86,6 +86,13 @@ public sealed class KernelPlan
         return MatMul(phi, weightedState);
     }
 
+    /// <summary>
+    /// Whether <see cref="Project"/> (and <see cref="Gradient"/>, given <paramref name="u"/>) runs on <see cref="TokenColumns"/>,
+    /// which builds no features: then all tokens go in one call, without joining chunks.
+    /// </summary>
+    internal bool ProjectsInCache(PackedTaylorFeatures features, Tensor extended, Tensor weightedState, Tensor? u = null) =>
+        CpuKernels && TokenColumns.Supports(features, extended, weightedState, u);
+
     /// <summary>Whether <see cref="StateTransposed"/> builds the features block by block in cache (then any number of tokens per call is cheap).</summary>
     internal bool StatesInCache(PackedTaylorFeatures features, Tensor extended, Tensor u) =>
         CpuKernels && FeatureStates.Supports(features, extended, u);
