@@ -55,7 +55,7 @@ public static class FastmaxFactorized
         var weighted = features.Weigh(KeyValueState(features, features.Extend(k), AppendOnes(v), rows)); // [B, H, F, Dv + 1]
         // [numerator, g] = φ(q̃)·(w ⊙ S), chunk by chunk where the features are built as rows.
         var qx = features.Extend(q);
-        var products = Chunks(qx, WholeOr(plan.ProjectsInCache(features, qx, weighted), qx, rows))
+        var products = Chunks(qx, WholeOr(rows < qx.shape[2] && plan.ProjectsInCache(features, qx, weighted), qx, rows))
             .Select(qc => features.Project(qc, weighted)).ToList();                                        // [B, H, c, Dv + 1]
         var (o, g) = OutputAndDenominator(Joined(products), v.shape[3]);
         g = g.contiguous();
@@ -96,12 +96,13 @@ public static class FastmaxFactorized
         var queryState = features.Weigh(KeyValueState(features, qx, gPrime, rows)); // w ⊙ R [B, H, F, Dv + 1]
         var valueState = queryState.narrow(-1, 0, dv);                                // [B, H, F, Dv]
 
-        int queryRows = WholeOr(plan.ProjectsInCache(features, qx, keyState, gPrime), qx, rows);
+        bool chunked = rows < qx.shape[2] || rows < kx.shape[2];
+        int queryRows = WholeOr(chunked && plan.ProjectsInCache(features, qx, keyState, gPrime), qx, rows);
         var dq = Joined(Chunks(qx, queryRows).Zip(Chunks(gPrime, queryRows))
             .Select(t => features.Gradient(t.First, t.Second, keyState)).ToList());
         var dk = new List<Tensor>();
         var dvParts = new List<Tensor>();
-        int keyRows = WholeOr(plan.ProjectsInCache(features, kx, queryState, vOne) && plan.ProjectsInCache(features, kx, valueState), kx, rows);
+        int keyRows = WholeOr(chunked && plan.ProjectsInCache(features, kx, queryState, vOne) && plan.ProjectsInCache(features, kx, valueState), kx, rows);
         foreach (var (kc, vc) in Chunks(kx, keyRows).Zip(Chunks(vOne, keyRows)))
         {
             using var step = NewDisposeScope();
@@ -111,7 +112,10 @@ public static class FastmaxFactorized
         return (dq.MoveToOuterDisposeScope(), Joined(dk).MoveToOuterDisposeScope(), Joined(dvParts).MoveToOuterDisposeScope());
     }
 
-    /// <summary>All of x's tokens as one chunk when <paramref name="whole"/> (the CPU kernels that build no features), else <paramref name="rows"/>.</summary>
+    /// <summary>
+    /// All of x's tokens as one chunk when <paramref name="whole"/> (the CPU kernels that build no features; asked only when
+    /// there would be several chunks), else <paramref name="rows"/>.
+    /// </summary>
     static int WholeOr(bool whole, Tensor x, int rows) => whole ? (int)Math.Max(1, x.shape[2]) : rows;
 
     /// <summary>Σ_j φ(x̃_j)ᵀ u_j over all tokens of an extended x [B, H, N, ·] and u [B, H, N, C]: [B, H, F, C].</summary>
