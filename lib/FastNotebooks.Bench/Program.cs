@@ -10,6 +10,7 @@ using static TorchSharp.torch;
 // Usage: dotnet run -c Release --project lib/FastNotebooks.Bench -- [--quick | --full] [--threads N] [--out artifacts/bench]
 //        [--sections kernels,generation,training,roofline] (default: all; without kernels, roofline measures the peak and thread scaling only)
 //        [--compare BEFORE_DIR AFTER_DIR [--seconds S]]: two builds' Fastmax cases side by side instead (BuildComparison.cs)
+FastNotebooks.OpenMpSpin.Apply();   // before libtorch loads (libgomp reads it then)
 var profile = args.Contains("--full") ? BenchProfile.Full : BenchProfile.Quick;
 string? Value(string name) => Array.IndexOf(args, name) is int i && i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
 var outDir = Value("--out") ?? Path.Combine("artifacts", "bench");

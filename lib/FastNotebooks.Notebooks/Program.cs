@@ -26,6 +26,7 @@ public static class Program
     /// <summary>Entry point.</summary>
     public static async Task<int> Main(string[] args)
     {
+        FastNotebooks.OpenMpSpin.Apply();   // before libtorch loads here or in a child process (libgomp reads it then)
         var root = new RootCommand("FastNotebooks notebook runner: execute .NET C# notebooks, export them to offline HTML, and serve them as a Jupyter kernel.");
         root.Add(RunCommand());
         root.Add(ExportCommand());
