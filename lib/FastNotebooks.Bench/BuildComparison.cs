@@ -38,15 +38,15 @@ static class BuildComparison
         AnsiConsole.MarkupLine(Markup.Escape($"wrote {path}"));
         var table = new Table().AddColumns("case", "fwd before", "fwd after", "Δ fastest", "paired Δ fwd [[95 % CI]]",
             "fwd+bwd before", "fwd+bwd after", "Δ fastest", "paired Δ fwd+bwd [[95 % CI]]", "rounds");
-        static string Delta(double before, double after) => (100 * (after / before - 1)).ToString("+0.0;−0.0;0.0", CultureInfo.InvariantCulture) + " %";
+        static string Delta(double before, double after) => PairedRatios.Percent(after / before) + " %";
         foreach (var r in rows)
             table.AddRow(new[] { r.Case, $"{r.Forward.Before:F2}", $"{r.Forward.After:F2}", Delta(r.Forward.Before, r.Forward.After), $"{r.Forward.Paired}",
                 r.ForwardBackward is { } fb ? $"{fb.Before:F2}" : "–", r.ForwardBackward is { } fb2 ? $"{fb2.After:F2}" : "–",
                 r.ForwardBackward is { } fb3 ? Delta(fb3.Before, fb3.After) : "–", r.ForwardBackward is { } fb4 ? $"{fb4.Paired}" : "–", $"{r.Rounds}" }.Select(cell => new Markup(Markup.Escape(cell))).ToArray());
         AnsiConsole.Write(table);
         var all = rows.SelectMany(r => r.ForwardBackward is { } fb ? new[] { r.Forward, fb } : new[] { r.Forward }).ToList();
-        AnsiConsole.MarkupLine(Markup.Escape($"Times in ms. Largest median change {all.Max(t => t.Paired.Median) * 100 - 100:+0.0;−0.0} %, largest upper end of an interval " +
-            $"{all.Max(t => t.Paired.Upper) * 100 - 100:+0.0;−0.0} %; fastest against fastest {all.Max(t => t.After / t.Before) * 100 - 100:+0.0;−0.0} %."));
+        AnsiConsole.MarkupLine(Markup.Escape($"Times in ms. Largest median change {PairedRatios.Percent(all.Max(t => t.Paired.Median))} %, largest upper end of an interval " +
+            $"{PairedRatios.Percent(all.Max(t => t.Paired.Upper))} %; fastest against fastest {PairedRatios.Percent(all.Max(t => t.After / t.Before))} %."));
         return 0;
     }
 

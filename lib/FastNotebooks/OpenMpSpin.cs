@@ -5,7 +5,7 @@ namespace FastNotebooks;
 
 /// <summary>
 /// Shortens how long libtorch's OpenMP threads (GNU libgomp) spin after each parallel op before they sleep: 300,000 turns of
-/// a wait loop by default, several milliseconds in which such a thread holds a core. On a 2-core machine that is the core the
+/// a wait loop by default, in which such a thread holds a core. On a 2-core machine that is the core the
 /// Fastmax head-group threads (<see cref="Attention.Fastmax.Cpu.HeadThreads"/>) start on right after an op on the calling thread
 /// (PERF.md, "the OpenMP spin"). libgomp reads <c>GOMP_SPINCOUNT</c> once, when libtorch is loaded, so
 /// <see cref="Apply"/> must run before the first TorchSharp call: the bench and the notebook runner call it first thing, and

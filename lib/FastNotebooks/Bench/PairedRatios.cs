@@ -23,5 +23,6 @@ public sealed record PairedRatios(int Count, double Median, double Lower, double
     /// <summary>"+1.2 % [−0.8, +3.0]": the median change and its interval in percent.</summary>
     public override string ToString() => $"{Percent(Median)} % [{Percent(Lower)}, {Percent(Upper)}]";
 
-    static string Percent(double ratio) => (100 * (ratio - 1)).ToString("+0.0;−0.0;0.0", System.Globalization.CultureInfo.InvariantCulture);
+    /// <summary>A ratio as a signed change in percent, one decimal: 1.012 → "+1.2".</summary>
+    public static string Percent(double ratio) => (100 * (ratio - 1)).ToString("+0.0;−0.0;0.0", System.Globalization.CultureInfo.InvariantCulture);
 }

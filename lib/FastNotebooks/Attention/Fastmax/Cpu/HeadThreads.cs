@@ -17,13 +17,6 @@ internal static class HeadThreads
     static Worker[] _workers = [];
 
     /// <summary>
-    /// How many threads <paramref name="groups"/> groups of <paramref name="work"/> multiply-adds in all get: libtorch's intra-op
-    /// count on the calling thread (1 on a worker, so a kernel never splits again inside a group), at most one per group,
-    /// and <see cref="TokenLoops.MinWorkPerThread"/> for each.
-    /// </summary>
-    public static int For(long groups, double work) => TokenLoops.ThreadsFor(groups, work);
-
-    /// <summary>
     /// body(group) for every group in [0, groups) on <paramref name="threads"/> dedicated threads (in turn on the calling thread
     /// when that is one, or while another call holds the threads); each result is returned in its group's place. Grad mode on
     /// the threads is the caller's. Tensors made there belong to no dispose scope.

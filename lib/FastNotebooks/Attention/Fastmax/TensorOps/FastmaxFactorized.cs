@@ -177,7 +177,8 @@ public static class FastmaxFactorized
 
     /// <summary>
     /// The heads in groups of <see cref="HeadsPerGroup"/> when one chunk cannot hold them all, those groups on as many threads
-    /// as <see cref="HeadThreads.For"/> gives <paramref name="work"/>; else, with the CPU kernels and more than one thread,
+    /// as <see cref="TokenLoops.ThreadsFor"/> gives <paramref name="work"/> (one on a head-group thread, whose libtorch count is 1);
+    /// else, with the CPU kernels and more than one thread,
     /// one group per thread (<see cref="HeadSplit.ShareBudget"/>); else all together.
     /// </summary>
     internal static HeadSplit SplitOf(PackedTaylorFeatures features, Tensor x, long tokens, double work)
@@ -185,7 +186,7 @@ public static class FastmaxFactorized
         long heads = x.shape[0] * x.shape[1], group = HeadsPerGroup(features, x, tokens);
         // Groups for the threads: those of HeadsPerGroup, or single heads when all fit together.
         long groups = group < heads ? (heads + group - 1) / group : heads;
-        int threads = features.Plan.CpuKernels ? HeadThreads.For(groups, work) : 1;
+        int threads = features.Plan.CpuKernels ? TokenLoops.ThreadsFor(groups, work) : 1;
         if (group < heads) return new(features.Plan, heads, group, threads, false);
         return threads <= 1 ? new(features.Plan, heads, heads, 1, false) : new(features.Plan, heads, (heads + threads - 1) / threads, threads, true);
     }
