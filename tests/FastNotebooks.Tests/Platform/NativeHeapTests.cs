@@ -21,9 +21,10 @@ public class NativeHeapTests
     /// A 40 MB tensor (above the 32 MiB that glibc maps with mmap whatever its threshold), freed and allocated again, lands on
     /// pages the process already has: writing it takes far fewer page faults than its 9766 pages. The faults are the measuring
     /// thread's own and the tensor is written from it (libtorch's workers and the test runner fault pages of their own); three
-    /// tries are allowed. It measures on a new thread with a glibc arena of its own (the arena limit raised first): on a test
-    /// runner thread the outcome depended on which arena that thread shared with others — when the shared arena's first heap had
-    /// no room, glibc put the block in an extra heap and unmapped it on free (one failure in seven runs of the suite).
+    /// tries on each of up to three new threads, each meant to get a glibc arena of its own (the arena limit raised first). On a
+    /// test runner thread alone the outcome depended on the arena that thread shared with others, and it failed once in seven
+    /// runs of the suite; on one new thread it still failed once in a fresh-clone run (2528 to 9767 faults). Which arena states
+    /// give the pages back is not understood yet; without the tuning every try on every thread faults in all pages.
     /// </summary>
     [SkippableFact]
     public void A_large_tensor_freed_and_allocated_again_reuses_its_pages()
@@ -34,32 +35,42 @@ public class NativeHeapTests
         Skip.IfNot(Glibc, "the C library is not glibc: there is no heap tuning to measure.");
         Assert.True(NativeHeap.Tuned, "the library did not tune glibc's heap, so freed blocks go back to the system");
         Assert.Equal(1, Mallopt(ArenaMax, 1024));   // a new thread then gets an arena of its own
-        Exception? failure = null;
-        var thread = new Thread(() => { try { MeasureReuse(); } catch (Exception e) { failure = e; } });
-        thread.Start();
-        thread.Join();
-        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        var faults = new List<long>();
+        for (int thread = 0; thread < 3; thread++)
+        {
+            long? reused = null;
+            Exception? failure = null;
+            var measuring = new Thread(() => { try { reused = MeasureReuse(faults); } catch (Exception e) { failure = e; } });
+            measuring.Start();
+            measuring.Join();
+            if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+            if (reused is not null) return;
+        }
+        // Without the tuning every try faults in all pages: glibc maps a 40 MB block afresh and unmaps it on free.
+        Assert.Fail($"writing a reallocated 40 MB tensor took {string.Join(", ", faults)} page faults on the measuring threads ({PagesOf40Mb} pages)");
     }
+
+    static long PagesOf40Mb => 10_000_000L * sizeof(float) / Environment.SystemPageSize;
 
     const int ArenaMax = -8;   // glibc's M_ARENA_MAX
 
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "mallopt")]
     static extern int Mallopt(int parameter, int value);
 
-    static void MeasureReuse()
+    /// <summary>Three tries on the calling thread; the faults of the first try that reused its pages, or null (all tries added to <paramref name="faults"/>).</summary>
+    static long? MeasureReuse(List<long> faults)
     {
         const long floats = 10_000_000;
-        long pages = floats * sizeof(float) / Environment.SystemPageSize;
         using (var first = empty(floats)) Write(first, 1f);
-        var faults = new List<long>();
         for (int attempt = 0; attempt < 3; attempt++)
         {
             long before = ThreadMinorFaults();
             using (var again = empty(floats)) Write(again, 2f);
-            faults.Add(ThreadMinorFaults() - before);
-            if (faults[^1] < pages / 10) return;
+            long taken = ThreadMinorFaults() - before;
+            lock (faults) faults.Add(taken);
+            if (taken < PagesOf40Mb / 10) return taken;
         }
-        Assert.Fail($"writing a reallocated 40 MB tensor took {string.Join(", ", faults)} page faults on this thread ({pages} pages)");
+        return null;
     }
 
     static bool Glibc => OperatingSystem.IsLinux() &&
