@@ -120,6 +120,33 @@ public static class ModelBench
         return (one, all, rows, scaling, targets);
     }
 
+    /// <summary>The cases of the unmet kernel targets, profiled piece by piece (<see cref="KernelStages"/>).</summary>
+    public static readonly BenchCase[] StageCases =
+    {
+        new(4096, 32, 2, false), new(16384, 32, 2, false), new(4096, 64, 2, false), new(4096, 32, 2, true), new(16384, 32, 2, true),
+        new(16384, 32, 1, false), new(4096, 32, 1, true),
+    };
+
+    /// <summary>Where each profiled case's time goes: the kernel's pieces forward and backward, and what the entry point adds.</summary>
+    public static List<StageRow> Stages(double? peak, Action<string> log)
+    {
+        var rows = new List<StageRow>();
+        foreach (var c in StageCases)
+        {
+            log($"stages: {c}");
+            rows.AddRange(KernelStages.Measure(c.N, c.D, c.Order, c.Causal, peak));
+        }
+        var table = new Table().AddColumns("case", "pass", "stage", "calls", "ms", "share", "GFLOP/s", "% FMA peak");
+        foreach (var r in rows)
+            table.AddRow(r.Case, r.Pass, Markup.Escape(r.Stage), $"{r.Calls}", $"{r.Ms:F2}", $"{100 * r.Share:F0} %",
+                r.Gflops is double gf ? $"{gf:F1}" : "", r.FractionOfPeak is double f ? $"{100 * f:F0}" : "");
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLine(Markup.Escape("Stages: one head, one libtorch thread, the CPU kernels; each pass the fastest of 9 after a warm-up. " +
+            "GFLOP/s count a product's 2·tokens·F·columns (the gradient's chain rule not counted); \"the rest\" is the pass's total less its pieces; " +
+            "the entry-point rows are the functional call's fastest time less the kernel's fastest passes. Order 1 runs as one kernel, so its time is all \"the rest\"."));
+        return rows;
+    }
+
     /// <summary>N = 4096, D = 32, p = 2, B = 1, H = 8: the fastest of seven runs on one thread and on two, then the thread count restored.</summary>
     static ThreadScaling Scaling(Action<string> log)
     {

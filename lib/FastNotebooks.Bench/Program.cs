@@ -8,7 +8,8 @@ using static TorchSharp.torch;
 // Fastmax vs SDPA vs the dense reference: forward, forward + backward, GFLOP/s against a same-run GEMM, peak memory.
 // Then generation per token, the char-LM training step and the FMA-peak roofline (ModelBench.cs).
 // Usage: dotnet run -c Release --project lib/FastNotebooks.Bench -- [--quick | --full] [--threads N] [--out artifacts/bench]
-//        [--sections kernels,generation,training,roofline] (default: all; without kernels, roofline measures the peak and thread scaling only)
+//        [--sections kernels,generation,training,roofline,stages] (default: all; without kernels, roofline measures the peak and thread scaling only;
+//        stages profiles the unmet kernel targets' cases piece by piece)
 //        [--compare BEFORE_DIR AFTER_DIR [--seconds S]]: two builds' Fastmax cases side by side instead (BuildComparison.cs)
 FastNotebooks.OpenMpSpin.Apply();   // before libtorch loads (libgomp reads it then)
 var profile = args.Contains("--full") ? BenchProfile.Full : BenchProfile.Quick;
@@ -16,9 +17,9 @@ string? Value(string name) => Array.IndexOf(args, name) is int i && i >= 0 && i 
 var outDir = Value("--out") ?? Path.Combine("artifacts", "bench");
 var unknown = args.Where(a => a.StartsWith("--") && a is not ("--quick" or "--full" or "--out" or "--threads" or "--sections" or "--compare" or "--seconds")).ToList();
 if (unknown.Count > 0) { Console.Error.WriteLine($"unknown option(s): {string.Join(", ", unknown)}; use --quick, --full, --threads N, --out DIR, --sections LIST, --compare BEFORE AFTER, --seconds S"); return 2; }
-var sections = (Value("--sections") ?? "kernels,generation,training,roofline").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet();
-if (sections.Except(new[] { "kernels", "generation", "training", "roofline" }).FirstOrDefault() is string section)
-{ Console.Error.WriteLine($"unknown section '{section}'; known: kernels, generation, training, roofline"); return 2; }
+var sections = (Value("--sections") ?? "kernels,generation,training,roofline,stages").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+if (sections.Except(new[] { "kernels", "generation", "training", "roofline", "stages" }).FirstOrDefault() is string section)
+{ Console.Error.WriteLine($"unknown section '{section}'; known: kernels, generation, training, roofline, stages"); return 2; }
 // On a shared machine, libtorch's threads wait on each other behind other processes; --threads 1 gives steadier ratios.
 if (Value("--threads") is string threads) set_num_threads(int.Parse(threads, CultureInfo.InvariantCulture));
 if (Console.IsOutputRedirected || AnsiConsole.Profile.Width < 140) AnsiConsole.Profile.Width = 160;
@@ -78,6 +79,7 @@ var sizes = ModelBenchSizes.For(profile);
 var generation = sections.Contains("generation") ? ModelBench.Generation(sizes, Log) : default;
 var training = sections.Contains("training") ? ModelBench.Training(sizes, Log) : default;
 var roofline = sections.Contains("roofline") ? ModelBench.Roofline(rows, gemm, Log) : default;
+var stages = sections.Contains("stages") ? ModelBench.Stages(roofline.PeakOne ?? FmaPeak.Measure(1), Log) : null;
 var moreTargets = new[] { generation.Targets, training.Targets, roofline.Targets }.Where(t => t is not null).SelectMany(t => t!).ToList();
 if (moreTargets.Count > 0)
 {
@@ -91,7 +93,7 @@ string stamp = started.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)
 var report = new { profile = profile.Name, started, seconds = (DateTime.UtcNow - started).TotalSeconds, threads = get_num_threads(), gemmGflops = new { before = gemmBefore, after = gemmAfter, used = gemm }, tileGflops = tiles, checks, rows, targets,
     generation = generation.Rows, training = training.Rows,
     roofline = roofline.Rows is null ? null : new { fmaPeakOneThread = roofline.PeakOne, fmaPeak = roofline.PeakThreads, rows = roofline.Rows, threadScaling = roofline.Scaling },
-    modelTargets = moreTargets };
+    modelTargets = moreTargets, stages };
 string json = Path.Combine(outDir, $"bench-{profile.Name}-{stamp}.json");
 File.WriteAllText(json, JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
 string csv = Path.Combine(outDir, $"bench-{profile.Name}-{stamp}.csv");

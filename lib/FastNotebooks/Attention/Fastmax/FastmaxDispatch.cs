@@ -49,12 +49,13 @@ public sealed class KernelPlan
     /// <summary>The CPU kernels wherever they support the operands.</summary>
     public static readonly KernelPlan Cpu = new(true, DefaultFeatureChunkElements);
 
-    internal KernelPlan(bool cpuKernels, long featureChunkElements)
+    internal KernelPlan(bool cpuKernels, long featureChunkElements, StageClock? clock = null)
     {
         if (featureChunkElements < 1)
             throw new ArgumentOutOfRangeException(nameof(featureChunkElements), featureChunkElements, "the feature-chunk budget must be at least 1 element");
         CpuKernels = cpuKernels;
         FeatureChunkElements = featureChunkElements;
+        Clock = clock;
     }
 
     /// <summary>Whether the CPU kernels may run (else libtorch ops only).</summary>
@@ -63,23 +64,60 @@ public sealed class KernelPlan
     /// <summary>See <see cref="DefaultFeatureChunkElements"/>.</summary>
     public long FeatureChunkElements { get; }
 
+    /// <summary>The clock that times each piece this plan runs (<see cref="StageClock"/>); null for none, the default.</summary>
+    public StageClock? Clock { get; }
+
     /// <summary>This plan with another working-set budget.</summary>
-    public KernelPlan WithFeatureChunkElements(long elements) => new(CpuKernels, elements);
+    public KernelPlan WithFeatureChunkElements(long elements) => new(CpuKernels, elements, Clock);
+
+    /// <summary>This plan timing its pieces on <paramref name="clock"/> (null: untimed). The same kernels run either way.</summary>
+    public KernelPlan WithClock(StageClock? clock) => new(CpuKernels, FeatureChunkElements, clock);
+
+    /// <summary>The stage names a <see cref="StageClock"/> records for this plan's pieces.</summary>
+    public static class Stages
+    {
+        public const string Gemm = "GEMM (chunk blocks)";
+        public const string Features = "features φ(x̃)";
+        public const string Project = "projection φ·W";
+        public const string State = "state uᵀ·φ";
+        public const string Gradient = "gradient ∇(φ·W)";
+        public const string RunningStates = "running states";
+        public const string MaskedPolynomial = "masked polynomial";
+        public const string ScaledOutputGradients = "scaled output gradients";
+        public const string Inputs = "inputs [x, 1, x, 1], [v, 1]";
+        public const string Output = "output o = numerator / g";
+    }
+
+    /// <summary>Times a piece of the algorithm that is not one of the plan's operations (no flops counted); null without a clock.</summary>
+    internal StageClock.Scope? Time(string stage) => Clock?.Time(stage, 0);
+
+    /// <summary>Tokens (rows) of x [..., n, ·].</summary>
+    static double Rows(Tensor x) => x.shape[^1] == 0 ? 0 : (double)x.numel() / x.shape[^1];
 
     public override string ToString() => $"{(CpuKernels ? "cpu" : "tensor-ops")} (budget {FeatureChunkElements} feature elements)";
 
     /// <summary>a·b: <see cref="SimdGemm"/> (which itself hands what its tiles do not support to libtorch), or <c>matmul</c>.</summary>
-    internal Tensor MatMul(Tensor a, Tensor b) => CpuKernels ? SimdGemm.MatMul(a, b) : a.matmul(b);
+    internal Tensor MatMul(Tensor a, Tensor b)
+    {
+        using var _ = Clock?.Time(Stages.Gemm, 2 * Math.Max(Rows(a), Rows(b) / b.shape[^2] * a.shape[^2]) * a.shape[^1] * b.shape[^1]);
+        return CpuKernels ? SimdGemm.MatMul(a, b) : a.matmul(b);
+    }
 
     /// <summary>Bare packed features φ(x̃) of an extended chunk.</summary>
-    internal Tensor Build(PackedTaylorFeatures features, Tensor extended) =>
-        features.Order == 1 ? extended.contiguous()
-        : CpuKernels && PackedFeatureLoops.Supports(features, extended) ? PackedFeatureLoops.Build(extended, features.Extended, features.Rows)
-        : features.BuildByBroadcast(extended);
+    internal Tensor Build(PackedTaylorFeatures features, Tensor extended)
+    {
+        using var _ = Clock?.Time(Stages.Features, 0);
+        using var fromRaw = features.ExtendedIfRaw(extended);
+        extended = fromRaw ?? extended;
+        return features.Order == 1 ? extended.contiguous()
+            : CpuKernels && PackedFeatureLoops.Supports(features, extended) ? PackedFeatureLoops.Build(extended, features.Extended, features.Rows)
+            : features.BuildByBroadcast(extended);
+    }
 
     /// <summary>φ(x̃)·W without storing the features (<see cref="TokenColumns"/>), or features and a GEMM.</summary>
     internal Tensor Project(PackedTaylorFeatures features, Tensor extended, Tensor weightedState)
     {
+        using var _ = Clock?.Time(Stages.Project, 2 * Rows(extended) * features.Size * weightedState.shape[^1]);
         if (CpuKernels && TokenColumns.Supports(features, extended, weightedState, null))
             return TokenColumns.Project(extended, weightedState, features.D, features.Rows);
         using var phi = Build(features, extended);
@@ -93,6 +131,13 @@ public sealed class KernelPlan
     internal bool ProjectsInCache(PackedTaylorFeatures features, Tensor extended, Tensor weightedState, Tensor? u = null) =>
         CpuKernels && TokenColumns.Supports(features, extended, weightedState, u);
 
+    /// <summary>
+    /// Whether the pieces may get x [..., n, D] rather than the extended [x̃, x̃] (<see cref="PackedTaylorFeatures.KernelInput"/>):
+    /// order 2 on the CPU kernels, whose state product (<see cref="StatePanels"/>, D̃ ≥ 32) and token-column products build x̃ in cache.
+    /// </summary>
+    internal bool TakesRawInputs(PackedTaylorFeatures features, Tensor x) =>
+        CpuKernels && features.Order == 2 && StatePanels.Supports(features.D) && TokenColumns.SupportsFused(features, x);
+
     /// <summary>Whether <see cref="StateTransposed"/> builds the features block by block in cache (then any number of tokens per call is cheap).</summary>
     internal bool StatesInCache(PackedTaylorFeatures features, Tensor extended, Tensor u) =>
         CpuKernels && FeatureStates.Supports(features, extended, u);
@@ -100,6 +145,7 @@ public sealed class KernelPlan
     /// <summary>uᵀ·φ(x̃) [..., C, F]: <see cref="FeatureStates"/>, or features and a GEMM.</summary>
     internal Tensor StateTransposed(PackedTaylorFeatures features, Tensor extended, Tensor u)
     {
+        using var _ = Clock?.Time(Stages.State, 2 * Rows(extended) * features.Size * u.shape[^1]);
         if (StatesInCache(features, extended, u)) return FeatureStates.Transposed(extended, u, features.D, features.Rows);
         using var phi = Build(features, extended);
         return MatMul(u.transpose(-1, -2), phi);
@@ -108,10 +154,12 @@ public sealed class KernelPlan
     /// <summary>∂/∂x of Σ_c u_c φ(x̃)·W_c: <see cref="TokenColumns.Gradient"/>, or the feature gradient as a GEMM and the chain rule.</summary>
     internal Tensor Gradient(PackedTaylorFeatures features, Tensor extended, Tensor u, Tensor weightedState)
     {
+        using var _ = Clock?.Time(Stages.Gradient, 2 * Rows(extended) * features.Size * u.shape[^1]);
         if (features.Order == 1) return u.matmul(weightedState.narrow(-2, 0, features.D).transpose(-1, -2)); // [..., n, D]
         if (CpuKernels && TokenColumns.Supports(features, extended, weightedState, u))
             return TokenColumns.Gradient(u, weightedState, extended, features.D, features.Rows);
         using var scope = NewDisposeScope();
+        extended = features.ExtendedIfRaw(extended) ?? extended;
         var featureGradient = MatMul(u, features.DMajorTransposed(weightedState));        // [..., n, F]
         var dx = CpuKernels && PackedFeatureLoops.SupportsChainRule(features, featureGradient, extended, u, weightedState)
             ? PackedFeatureLoops.ChainRule(featureGradient, extended, features.D, features.Rows)
@@ -120,14 +168,18 @@ public sealed class KernelPlan
     }
 
     /// <summary>The weighted states before (after) each chunk of a group: one pass (<see cref="PackedFeatureLoops.RunningStates"/>) or tensor ops.</summary>
-    internal Tensor RunningStates(PackedTaylorFeatures features, Tensor delta, Tensor carry, bool reverse) =>
-        CpuKernels && PackedFeatureLoops.SupportsRunningStates(delta, carry)
+    internal Tensor RunningStates(PackedTaylorFeatures features, Tensor delta, Tensor carry, bool reverse)
+    {
+        using var _ = Clock?.Time(Stages.RunningStates, 0);
+        return CpuKernels && PackedFeatureLoops.SupportsRunningStates(delta, carry)
             ? PackedFeatureLoops.RunningStates(delta, carry, features.WeightValues, reverse)
             : features.RunningStatesByTensorOps(delta, carry, reverse);
+    }
 
     /// <summary>tril f(s) of each chunk's scores, in place by <see cref="MaskedPolynomialLoops"/>, or by tensor ops.</summary>
     internal Tensor MaskedPolynomial(Tensor scores, double[] a)
     {
+        using var _ = Clock?.Time(Stages.MaskedPolynomial, 0);
         if (!(CpuKernels && MaskedPolynomialLoops.Supports(scores))) return TaylorFeatures.Polynomial(scores, a).tril_();
         MaskedPolynomialLoops.Polynomial(scores, a);
         return scores;
@@ -136,6 +188,7 @@ public sealed class KernelPlan
     /// <summary>(tril f(s), tril f′(s) ⊙ u), in place by <see cref="MaskedPolynomialLoops"/>, or by tensor ops.</summary>
     internal (Tensor F, Tensor Ds) MaskedPolynomialAndDerivative(Tensor scores, Tensor upstream, double[] a, double[] b)
     {
+        using var _ = Clock?.Time(Stages.MaskedPolynomial, 0);
         if (!(CpuKernels && MaskedPolynomialLoops.Supports(scores, upstream)))
             return (TaylorFeatures.Polynomial(scores, a).tril_(), TaylorFeatures.Polynomial(scores, b).tril_().mul_(upstream));
         MaskedPolynomialLoops.PolynomialAndDerivative(scores, upstream, a, b);
@@ -143,10 +196,13 @@ public sealed class KernelPlan
     }
 
     /// <summary>Ĝ and Ĝ′ = [Ĝ, −Ĝ·o]: one pass over the tokens (<see cref="TokenLoops.ScaledOutputGradients"/>) or tensor ops.</summary>
-    internal (Tensor GHat, Tensor GPrime) ScaledOutputGradients(Tensor o, Tensor g, Tensor gradOutput) =>
-        CpuKernels && TokenLoops.SupportsScaledOutputGradients(o, g, gradOutput)
+    internal (Tensor GHat, Tensor GPrime) ScaledOutputGradients(Tensor o, Tensor g, Tensor gradOutput)
+    {
+        using var _ = Clock?.Time(Stages.ScaledOutputGradients, 0);
+        return CpuKernels && TokenLoops.SupportsScaledOutputGradients(o, g, gradOutput)
             ? TokenLoops.ScaledOutputGradients(o, g, gradOutput)
             : FastmaxFactorized.ScaledOutputGradientsByTensorOps(o, g, gradOutput);
+    }
 
     /// <summary>Whether the max-norm normalization's per-token work runs in <see cref="MaxNormLoops"/>.</summary>
     internal bool MaxNormLoopsFor(params Tensor[] inputs) => CpuKernels && MaxNormLoops.Supports(inputs);

@@ -28,7 +28,9 @@ internal static unsafe class FeatureStates
     public static Tensor Transposed(Tensor extended, Tensor u, int d, int rows)
     {
         int tilde = d + 1, size = tilde * rows, c = (int)u.shape[^1], n = (int)extended.shape[^2];
-        using var x = extended.contiguous();
+        bool raw = extended.shape[^1] == d && StatePanels.Supports(d);   // the panels build [x̃, x̃] in cache; the rows below need it extended
+        using var ones = extended.shape[^1] == d && !raw ? ones_like(extended.narrow(-1, 0, 1)) : null;
+        using var x = ones is null ? extended.contiguous() : cat(new[] { extended, ones, extended, ones }, -1);
         using var uc = u.contiguous();
         var shape = u.shape.ToArray();
         (shape[^2], shape[^1]) = (c, size);
@@ -41,7 +43,7 @@ internal static unsafe class FeatureStates
         {
             if (StatePanels.Supports(d))
             {
-                StatePanels.Slices(xs, us, target, first, count, n, c, d, rows);
+                StatePanels.Slices(xs, us, target, first, count, n, c, d, rows, raw);
                 return;
             }
             float[] buffer = ArrayPool<float>.Shared.Rent(Block * size + c * size + Block * 32);

@@ -26,28 +26,32 @@ internal static unsafe class StatePanels
 
     /// <summary>
     /// Slices [first, first + count) of uᵀ·φ(x̃) into <paramref name="target"/> ([slices, C, F], packed order) for extended
-    /// rows xs [slices, n, 2D̃] and us [slices, n, C].
+    /// rows xs [slices, n, 2D̃] (or, when <paramref name="raw"/>, x [slices, n, D], whose [x̃, x̃] rows each block of tokens
+    /// builds in cache) and us [slices, n, C].
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Slices(float* xs, float* us, float* target, long first, long count, int n, int c, int d, int rows)
+    public static void Slices(float* xs, float* us, float* target, long first, long count, int n, int c, int d, int rows, bool raw = false)
     {
         int tilde = d + 1, size = tilde * rows, windows = tilde / Window, covered = windows * Window, rest = tilde - covered;
         int blocks = (c + 11) / 12, perBlock = (c + blocks - 1) / blocks;
         int lanes = (rows + Window - 1) / Window * Window, leftoverSize = rest * lanes;   // leftovers per column of u: [rest, lanes]
-        float[] buffer = ArrayPool<float>.Shared.Rent(c * (size + leftoverSize));
+        int ldx = raw ? d : 2 * tilde;
+        float[] buffer = ArrayPool<float>.Shared.Rent(c * (size + leftoverSize) + (raw ? Block * 2 * tilde : 0));
         try
         {
             fixed (float* scratch = buffer)
             {
                 float* dMajor = scratch, leftover = scratch + c * size;   // [C, Rows, D̃] and [C, rest, lanes]
+                float* extendedBlock = leftover + c * leftoverSize;       // [Block, 2D̃] when raw
                 for (long slice = first; slice < first + count; slice++)
                 {
-                    float* x = xs + slice * n * 2 * tilde, u = us + slice * n * c;
+                    float* x = xs + slice * n * ldx, u = us + slice * n * c;
                     for (int start = 0; start < n; start += Block)
                     {
                         int tokens = Math.Min(Block, n - start);
                         bool firstBlock = start == 0;   // its tiles write the sums, later blocks' add to them: no clearing
-                        float* xb = x + (long)start * 2 * tilde, ub = u + (long)start * c;
+                        float* xb = x + (long)start * ldx, ub = u + (long)start * c;
+                        if (raw) xb = Extend(xb, tokens, d, extendedBlock);
                         for (int shift = 0; shift < rows; shift++)
                             for (int i0 = 0; i0 < covered; i0 += Window)
                                 for (int c0 = 0; c0 < c; c0 += perBlock)
@@ -74,6 +78,22 @@ internal static unsafe class StatePanels
             }
         }
         finally { ArrayPool<float>.Shared.Return(buffer); }
+    }
+
+    /// <summary>[x̃, x̃] = [x, 1, x, 1] rows of <paramref name="tokens"/> consecutive raw tokens x (D each) into <paramref name="block"/>; returns it.</summary>
+    static float* Extend(float* x, int tokens, int d, float* block)
+    {
+        int tilde = d + 1;
+        for (int t = 0; t < tokens; t++, x += d)
+        {
+            float* row = block + t * 2 * tilde;
+            var source = new ReadOnlySpan<float>(x, d);
+            source.CopyTo(new Span<float>(row, d));
+            source.CopyTo(new Span<float>(row + tilde, d));
+            row[d] = 1;
+            row[tilde + d] = 1;
+        }
+        return block;
     }
 
     static void Tile<TWindow>(int count, float* x, int ldx, int shift, float* u, int ldu, int tokens, float* sum, long ldSum, bool write)

@@ -45,7 +45,7 @@ internal static unsafe partial class TokenColumns
     /// </summary>
     public static Tensor Project(Tensor extended, Tensor weightedState, int d, int rows)
     {
-        int tilde = d + 1, size = tilde * rows, columns = (int)weightedState.shape[^1], n = (int)extended.shape[^2];
+        int tilde = d + 1, size = tilde * rows, columns = (int)weightedState.shape[^1], n = (int)extended.shape[^2], width = (int)extended.shape[^1];
         using var x = extended.contiguous();
         using var w = StateLayout(weightedState, out long rowStride, out long columnStride);
         var shape = extended.shape.ToArray();
@@ -60,7 +60,7 @@ internal static unsafe partial class TokenColumns
         {
             float* xT = scratch, outT = scratch + tilde * Strip;
             long token0 = slice * n + start;
-            ToColumns(xs + token0 * 2 * tilde, 2 * tilde, tokens, tilde, xT);
+            TildeColumns(xs + token0 * width, width, tokens, d, xT);
             for (int c0 = 0; c0 < columns; c0 += perBlock)
                 ProjectTile(Math.Min(perBlock, columns - c0), ws + offsets[slice] + c0 * columnStride, rowStride, columnStride, xT, outT + c0 * Strip, tilde, rows);
             FromColumns(outT, tokens, columns, outs + token0 * columns, columns);
@@ -78,7 +78,7 @@ internal static unsafe partial class TokenColumns
     /// </summary>
     public static Tensor Gradient(Tensor u, Tensor weightedState, Tensor extended, int d, int rows)
     {
-        int tilde = d + 1, c = (int)u.shape[^1], n = (int)u.shape[^2];
+        int tilde = d + 1, c = (int)u.shape[^1], n = (int)u.shape[^2], width = (int)extended.shape[^1];
         using var uc = u.contiguous();
         using var w = StateLayout(weightedState, out long rowStride, out long columnStride);
         using var x = extended.contiguous();
@@ -95,7 +95,7 @@ internal static unsafe partial class TokenColumns
             float* uT = scratch, xT = uT + c * Strip, dxT = xT + tilde * Strip;
             long token0 = slice * n + start;
             ToColumns(us + token0 * c, c, tokens, c, uT);
-            ToColumns(xs + token0 * 2 * tilde, 2 * tilde, tokens, tilde, xT);
+            TildeColumns(xs + token0 * width, width, tokens, d, xT);
             new Span<float>(dxT, tilde * Strip).Clear();
             float* state = ws + offsets[slice];
             for (int i = 0; i < tilde; i++)
@@ -118,6 +118,21 @@ internal static unsafe partial class TokenColumns
         var w = state.stride(-1) == 1 || state.stride(-2) == 1 ? state.alias() : state.contiguous();
         (rowStride, columnStride) = (w.stride(-2), w.stride(-1));
         return w;
+    }
+
+    /// <summary>
+    /// x̃ = [x, 1] of <paramref name="tokens"/> rows (stride ld) as the columns of a [D̃, 32] block: the rows are extended
+    /// [x̃, x̃] (ld = 2D̃) or raw x (ld = D), whose constant row is filled in here.
+    /// </summary>
+    static void TildeColumns(float* rows, int ld, int tokens, int d, float* columns)
+    {
+        if (ld != d)
+        {
+            ToColumns(rows, ld, tokens, d + 1, columns);
+            return;
+        }
+        ToColumns(rows, ld, tokens, d, columns);
+        new Span<float>(columns + d * Strip, Strip).Fill(1);
     }
 
     /// <summary>The first <paramref name="width"/> entries of <paramref name="tokens"/> rows (stride ld) as columns of a [width, 32] block, zeros past the last token.</summary>

@@ -47,7 +47,8 @@ public static class FastmaxChunked
         }
         using var scope = NewDisposeScope();
         long nq = q.shape[2], offset = k.shape[2] - nq;
-        var (qx, kx, vOne) = (features.Extend(q), features.Extend(k), AppendOnes(v));
+        Tensor qx, kx, vOne;
+        using (plan.Time(KernelPlan.Stages.Inputs)) (qx, kx, vOne) = (features.KernelInput(q), features.KernelInput(k), AppendOnes(v));
         var carry = InitialState(features, kx, vOne, offset, TokensPerChunk(features, k, chunk)); // [B, H, Dv + 1, F]
 
         var rows = new List<Tensor>();
@@ -61,7 +62,9 @@ public static class FastmaxChunked
             within.add_(features.Project(Blocks(qx, start, count, size), before));
             rows.Add(within.flatten(2, 3).MoveToOuterDisposeScope());                        // [B, H, G·c, Dv + 1]
         }
-        var (o, g) = OutputAndDenominator(Joined(rows), v.shape[3]);
+        var numeratorAndDenominator = Joined(rows);
+        Tensor o, g;
+        using (plan.Time(KernelPlan.Stages.Output)) (o, g) = OutputAndDenominator(numeratorAndDenominator, v.shape[3]);
         return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope());
     }
 
@@ -88,7 +91,8 @@ public static class FastmaxChunked
         var b = Derivative(a);
         long nq = q.shape[2], offset = k.shape[2] - nq, dv = v.shape[3];
         var (gHat, gPrime) = plan.ScaledOutputGradients(o, g, gradOutput);
-        var (qx, kx, vOne) = (features.Extend(q), features.Extend(k), AppendOnes(v));
+        Tensor qx, kx, vOne;
+        using (plan.Time(KernelPlan.Stages.Inputs)) (qx, kx, vOne) = (features.KernelInput(q), features.KernelInput(k), AppendOnes(v));
         var groups = Groups(features, q, chunk).ToArray();
         int rows = TokensPerChunk(features, k, chunk);
 

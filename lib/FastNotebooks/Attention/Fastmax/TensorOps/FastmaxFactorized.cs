@@ -52,12 +52,15 @@ public static class FastmaxFactorized
         }
         using var scope = NewDisposeScope();
         int rows = TokensPerChunk(features, q, chunk);
-        var weighted = features.Weigh(KeyValueState(features, features.Extend(k), AppendOnes(v), rows)); // [B, H, F, Dv + 1]
+        Tensor kx, vOne, qx;
+        using (plan.Time(KernelPlan.Stages.Inputs)) (kx, vOne, qx) = (features.KernelInput(k), AppendOnes(v), features.KernelInput(q));
+        var weighted = features.Weigh(KeyValueState(features, kx, vOne, rows)); // [B, H, F, Dv + 1]
         // [numerator, g] = φ(q̃)·(w ⊙ S), chunk by chunk where the features are built as rows.
-        var qx = features.Extend(q);
         var products = Chunks(qx, WholeOr(rows < qx.shape[2] && plan.ProjectsInCache(features, qx, weighted), qx, rows))
             .Select(qc => features.Project(qc, weighted)).ToList();                                        // [B, H, c, Dv + 1]
-        var (o, g) = OutputAndDenominator(Joined(products), v.shape[3]);
+        var numeratorAndDenominator = Joined(products);
+        Tensor o, g;
+        using (plan.Time(KernelPlan.Stages.Output)) (o, g) = OutputAndDenominator(numeratorAndDenominator, v.shape[3]);
         g = g.contiguous();
         return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope(), weighted.MoveToOuterDisposeScope());
     }
@@ -89,7 +92,8 @@ public static class FastmaxFactorized
         using var scope = NewDisposeScope();
         int rows = TokensPerChunk(features, q, chunk);
         var (_, gPrime) = plan.ScaledOutputGradients(o, g, gradOutput);
-        var (qx, kx, vOne) = (features.Extend(q), features.Extend(k), AppendOnes(v));
+        Tensor qx, kx, vOne;
+        using (plan.Time(KernelPlan.Stages.Inputs)) (qx, kx, vOne) = (features.KernelInput(q), features.KernelInput(k), AppendOnes(v));
         long dv = v.shape[3];
 
         keyState ??= features.Weigh(KeyValueState(features, kx, vOne, rows));       // w ⊙ S [B, H, F, Dv + 1]

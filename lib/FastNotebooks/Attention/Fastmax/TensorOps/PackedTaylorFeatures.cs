@@ -75,6 +75,20 @@ public sealed class PackedTaylorFeatures
         return Order == 1 ? cat(new[] { x, one }, -1) : cat(new[] { x, one, x, one }, -1);
     }
 
+    /// <summary>
+    /// The per-token input the plan's pieces take: x itself [..., n, D] where every CPU kernel that reads it builds [x̃, x̃] in
+    /// cache (<see cref="KernelPlan.TakesRawInputs"/>: order 2, float32, AVX-512, D̃ ≥ 32), which spares writing and reading
+    /// back an extended copy of 2D̃ entries per token; else <see cref="Extend"/>. Every piece takes either: a raw input that
+    /// reaches a tensor-op form is extended there.
+    /// </summary>
+    public Tensor KernelInput(Tensor x) => Plan.TakesRawInputs(this, x) ? x.contiguous() : Extend(x);
+
+    /// <summary>Whether x is a raw input [..., n, D] (<see cref="KernelInput"/>) rather than an extended one [..., n, 2D̃].</summary>
+    internal bool IsRaw(Tensor x) => Order == 2 && x.shape[^1] == D;
+
+    /// <summary>x extended when it is raw (a new tensor, the caller's to dispose), else null.</summary>
+    internal Tensor? ExtendedIfRaw(Tensor x) => IsRaw(x) ? Extend(x) : null;
+
     /// <summary>x̃ [..., n, D̃] as a view of an extended tensor.</summary>
     public Tensor Tilde(Tensor extended) => extended.narrow(-1, 0, Extended);
 

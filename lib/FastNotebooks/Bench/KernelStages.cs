@@ -1,0 +1,104 @@
+using System.Diagnostics;
+using FastNotebooks.Attention.Fastmax;
+using static TorchSharp.torch;
+
+namespace FastNotebooks.Bench;
+
+/// <summary>
+/// One stage of a profiled kernel pass. <see cref="Pass"/> is "forward" or "backward" (the kernel through
+/// <see cref="FastmaxDispatch"/> on normalized inputs) or "entry point" (what the functional call adds around the kernel:
+/// normalization and its gradient, the autograd node). Times in milliseconds; <see cref="Share"/> is of the pass's total;
+/// GFLOP/s only for the pieces that are products (the flops <see cref="StageClock"/> counts).
+/// </summary>
+public sealed record StageRow(string Case, string Pass, string Stage, long Calls, double Ms, double Share, double? Gflops, double? FractionOfPeak);
+
+/// <summary>
+/// Where a Fastmax call's time goes, piece by piece: the kernel's forward and backward run with a
+/// <see cref="StageClock"/> on their <see cref="KernelPlan"/>, the repeat with the fastest total kept (the least disturbed).
+/// The rest of each pass (joining chunks and head groups, weighting and copying the states)
+/// is its total less the pieces; the entry point's share is the functional call's fastest time less the kernel's.
+/// </summary>
+public static class KernelStages
+{
+    /// <summary>The stage name of a pass's time outside the plan's pieces.</summary>
+    public const string Outside = "the rest (joins, weights, copies)";
+
+    /// <summary>
+    /// Profiles one head (B = H = 1) of N tokens, head size D, order p, on the CPU backend with the default chunk, float32.
+    /// <paramref name="peak"/> (GFLOP/s) turns each product's rate into a fraction; null leaves the fractions out.
+    /// </summary>
+    public static List<StageRow> Measure(int n, int d, int order, bool causal, double? peak, int repeats = 9)
+    {
+        if (n < 1) throw new ArgumentOutOfRangeException(nameof(n), n, "needs at least one token");
+        if (repeats < 1) throw new ArgumentOutOfRangeException(nameof(repeats), repeats, "needs at least one repeat");
+        string name = $"N={n} D={d} p={order}{(causal ? " causal" : "")}";
+        using var scope = NewDisposeScope();
+        var options = new FastmaxOptions { Order = order, Causal = causal, Backend = FastmaxBackend.Cpu };
+        var a = options.ResolvedCoefficients();
+        int chunk = options.ResolvedChunkSize(d);
+        var generator = new Generator(31);
+        long[] shape = { 1, 1, n, d };
+        var (q, k, v) = (randn(shape, generator: generator), randn(shape, generator: generator), randn(shape, generator: generator));
+        var weights = randn(shape, generator: generator);
+        var clock = new StageClock();
+        var plan = FastmaxDispatch.Plan(FastmaxBackend.Cpu).WithClock(clock);
+        Tensor qHat, kHat;
+        using (no_grad())
+        {
+            qHat = FastmaxNormalizer.Normalize(q, options.Normalization, causal).contiguous();
+            kHat = FastmaxNormalizer.Normalize(k, options.Normalization, causal).contiguous();
+        }
+
+        (double Total, IReadOnlyList<StageTime> Stages) Fastest(Action pass)
+        {
+            (double Total, IReadOnlyList<StageTime> Stages) best = (double.PositiveInfinity, Array.Empty<StageTime>());
+            for (int i = 0; i <= repeats; i++)       // the first run warms up and is not kept
+            {
+                clock.Reset();
+                long started = Stopwatch.GetTimestamp();
+                pass();
+                double ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                if (i > 0 && ms < best.Total) best = (ms, clock.Stages);
+            }
+            return best;
+        }
+
+        var rows = new List<StageRow>();
+        void Add(string pass, (double Total, IReadOnlyList<StageTime> Stages) measured)
+        {
+            foreach (var s in measured.Stages)
+            {
+                double? gflops = s.Flops > 0 ? s.Flops / (s.Milliseconds * 1e6) : null;
+                rows.Add(new(name, pass, s.Stage, s.Calls, s.Milliseconds, s.Milliseconds / measured.Total, gflops, gflops / peak));
+            }
+            double outside = measured.Total - measured.Stages.Sum(s => s.Milliseconds);
+            rows.Add(new(name, pass, Outside, 1, outside, outside / measured.Total, null, null));
+            rows.Add(new(name, pass, "total", 1, measured.Total, 1, null, null));
+        }
+
+        Tensor o, g;
+        Tensor? keyState;
+        using (no_grad())
+        {
+            (o, g, keyState) = FastmaxDispatch.Forward(FastmaxBackend.Cpu, KernelPlan.Cpu, qHat, kHat, v, a, causal, chunk);
+            var forward = Fastest(() => { using var step = NewDisposeScope(); FastmaxDispatch.Forward(FastmaxBackend.Cpu, plan, qHat, kHat, v, a, causal, chunk); });
+            Add("forward", forward);
+            var backward = Fastest(() => { using var step = NewDisposeScope(); FastmaxDispatch.Backward(FastmaxBackend.Cpu, plan, qHat, kHat, v, o, g, weights, a, causal, chunk, keyState); });
+            Add("backward", backward);
+
+            double entryForward = Timing.Best(() => { using var out1 = FastmaxFunctional.Attention(q, k, v, options); }, repeats);
+            rows.Add(new(name, "entry point", "normalization, autograd node (forward)", 1, entryForward - forward.Total, (entryForward - forward.Total) / entryForward, null, null));
+            var leaves = new[] { q, k, v }.Select(t => t.detach().requires_grad_()).ToArray();
+            using var enabled = enable_grad();
+            double entryBoth = Timing.Best(() =>
+            {
+                using var step = NewDisposeScope();
+                autograd.grad(new[] { (FastmaxFunctional.Attention(leaves[0], leaves[1], leaves[2], options) * weights).sum() }, leaves);
+            }, repeats);
+            double around = entryBoth - forward.Total - backward.Total;
+            rows.Add(new(name, "entry point", "normalization and its gradient, autograd, loss (forward + backward)", 1, around, around / entryBoth, null, null));
+            rows.Add(new(name, "entry point", "total forward + backward", 1, entryBoth, 1, null, null));
+        }
+        return rows;
+    }
+}
