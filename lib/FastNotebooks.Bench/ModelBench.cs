@@ -143,7 +143,7 @@ public static class ModelBench
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine(Markup.Escape("Stages: one head, one libtorch thread, the CPU kernels; each pass the fastest of 9 after a warm-up. " +
             "GFLOP/s count a product's 2·tokens·F·columns (the gradient's chain rule not counted); \"the rest\" is the pass's total less its pieces; " +
-            "the entry-point rows are the functional call's fastest time less the kernel's fastest passes. Order 1 runs as one kernel, so its time is all \"the rest\"."));
+            "the entry-point rows are the median difference between the functional call and the kernel's passes, run back to back in each round. Order 1 runs as one kernel, so its time is all \"the rest\"."));
         return rows;
     }
 

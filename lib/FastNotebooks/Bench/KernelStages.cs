@@ -16,12 +16,34 @@ public sealed record StageRow(string Case, string Pass, string Stage, long Calls
 /// Where a Fastmax call's time goes, piece by piece: the kernel's forward and backward run with a
 /// <see cref="StageClock"/> on their <see cref="KernelPlan"/>, the repeat with the fastest total kept (the least disturbed).
 /// The rest of each pass (joining chunks and head groups, weighting and copying the states)
-/// is its total less the pieces; the entry point's share is the functional call's fastest time less the kernel's.
+/// is its total less the pieces; what the entry point adds is the median difference between the functional call and the kernel,
+/// run back to back in each round.
 /// </summary>
 public static class KernelStages
 {
     /// <summary>The stage name of a pass's time outside the plan's pieces.</summary>
     public const string Outside = "the rest (joins, weights, copies)";
+
+    /// <summary>
+    /// The median over rounds of <paramref name="whole"/>'s time less <paramref name="part"/>'s, the two run back to back in each
+    /// round (order swapped every round) after one untimed run each; and <paramref name="whole"/>'s median time.
+    /// </summary>
+    static (double Difference, double Whole) PairedDifference(Action whole, Action part, int rounds)
+    {
+        whole();
+        part();
+        var differences = new double[rounds];
+        var wholes = new double[rounds];
+        for (int i = 0; i < rounds; i++)
+        {
+            double Time(Action action) { long started = Stopwatch.GetTimestamp(); action(); return Stopwatch.GetElapsedTime(started).TotalMilliseconds; }
+            double w, p;
+            if (i % 2 == 0) { w = Time(whole); p = Time(part); }
+            else { p = Time(part); w = Time(whole); }
+            (differences[i], wholes[i]) = (w - p, w);
+        }
+        return (Timing.Median(differences), Timing.Median(wholes));
+    }
 
     /// <summary>
     /// Profiles one head (B = H = 1) of N tokens, head size D, order p, on the CPU backend with the default chunk, float32.
@@ -86,18 +108,28 @@ public static class KernelStages
             var backward = Fastest(() => { using var step = NewDisposeScope(); FastmaxDispatch.Backward(FastmaxBackend.Cpu, plan, qHat, kHat, v, o, g, weights, a, causal, chunk, keyState); });
             Add("backward", backward);
 
-            double entryForward = Timing.Best(() => { using var out1 = FastmaxFunctional.Attention(q, k, v, options); }, repeats);
-            rows.Add(new(name, "entry point", "normalization, autograd node (forward)", 1, entryForward - forward.Total, (entryForward - forward.Total) / entryForward, null, null));
-            var leaves = new[] { q, k, v }.Select(t => t.detach().requires_grad_()).ToArray();
-            using var enabled = enable_grad();
-            double entryBoth = Timing.Best(() =>
+            // The entry point against the kernel, call by call in the same rounds (the median of the per-round differences),
+            // so a drift in the machine's speed between two separate measurements does not show up as time of its own.
+            Action kernelForward = () => { using var step = NewDisposeScope(); FastmaxDispatch.Forward(FastmaxBackend.Cpu, KernelPlan.Cpu, qHat, kHat, v, a, causal, chunk); };
+            Action kernelBoth = () =>
             {
                 using var step = NewDisposeScope();
+                var (o1, g1, s1) = FastmaxDispatch.Forward(FastmaxBackend.Cpu, KernelPlan.Cpu, qHat, kHat, v, a, causal, chunk);
+                FastmaxDispatch.Backward(FastmaxBackend.Cpu, KernelPlan.Cpu, qHat, kHat, v, o1, g1, weights, a, causal, chunk, s1);
+            };
+            var leaves = new[] { q, k, v }.Select(t => t.detach().requires_grad_()).ToArray();
+            Action entryForward = () => { using var out1 = FastmaxFunctional.Attention(q, k, v, options); };
+            Action entryBoth = () =>
+            {
+                using var step = NewDisposeScope();
+                using var enabled = enable_grad();
                 autograd.grad(new[] { (FastmaxFunctional.Attention(leaves[0], leaves[1], leaves[2], options) * weights).sum() }, leaves);
-            }, repeats);
-            double around = entryBoth - forward.Total - backward.Total;
-            rows.Add(new(name, "entry point", "normalization and its gradient, autograd, loss (forward + backward)", 1, around, around / entryBoth, null, null));
-            rows.Add(new(name, "entry point", "total forward + backward", 1, entryBoth, 1, null, null));
+            };
+            var (aroundForward, entryForwardMs) = PairedDifference(entryForward, kernelForward, repeats);
+            rows.Add(new(name, "entry point", "normalization, autograd node (forward)", 1, aroundForward, aroundForward / entryForwardMs, null, null));
+            var (aroundBoth, entryBothMs) = PairedDifference(entryBoth, kernelBoth, repeats);
+            rows.Add(new(name, "entry point", "normalization and its gradient, autograd, loss (forward + backward)", 1, aroundBoth, aroundBoth / entryBothMs, null, null));
+            rows.Add(new(name, "entry point", "total forward + backward", 1, entryBothMs, 1, null, null));
         }
         return rows;
     }
