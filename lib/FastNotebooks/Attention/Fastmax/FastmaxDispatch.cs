@@ -125,6 +125,24 @@ public sealed class KernelPlan
     }
 
     /// <summary>
+    /// o = (φ·W)[..., :Dv] / g and g = (φ·W)[..., Dv] for a state W [..., F, Dv + 1] whose last column sums [v, 1]: the division
+    /// fused into <see cref="TokenColumns.ProjectAndDivide"/>, or <see cref="Project"/> and then the division (its reference).
+    /// </summary>
+    internal (Tensor Output, Tensor Denominator) ProjectAndDivide(PackedTaylorFeatures features, Tensor extended, Tensor weightedState)
+    {
+        long dv = weightedState.shape[^1] - 1;
+        if (CpuKernels && TokenColumns.Supports(features, extended, weightedState, null))
+        {
+            using var _ = Clock?.Time(Stages.Project, 2 * Rows(extended) * features.Size * weightedState.shape[^1]);
+            return TokenColumns.ProjectAndDivide(extended, weightedState, features.D, features.Rows);
+        }
+        using var product = Project(features, extended, weightedState);
+        using var __ = Time(Stages.Output);
+        var (o, g) = FastmaxFactorized.OutputAndDenominator(product, dv);
+        return (o, g.contiguous());
+    }
+
+    /// <summary>
     /// Whether <see cref="Project"/> (and <see cref="Gradient"/>, given <paramref name="u"/>) runs on <see cref="TokenColumns"/>,
     /// which builds no features: then all tokens go in one call, without joining chunks.
     /// </summary>

@@ -43,19 +43,36 @@ internal static unsafe partial class TokenColumns
     /// columns (column-narrowed and transposed views are read as they are): per strip, register tiles of up to 12 columns of W × 32 tokens over all F features,
     /// each feature built from x̃ in registers as the tile reaches it (two multiplies per 24 multiply-adds).
     /// </summary>
-    public static Tensor Project(Tensor extended, Tensor weightedState, int d, int rows)
+    public static Tensor Project(Tensor extended, Tensor weightedState, int d, int rows) =>
+        Projected(extended, weightedState, d, rows, divide: false).Output;
+
+    /// <summary>
+    /// <see cref="Project"/> with the output division fused into each strip: for a state whose last column gives the denominator
+    /// g = φ(x̃)·W[:, C − 1], o = (φ(x̃)·W[:, :C − 1]) / g [..., n, C − 1] and g [..., n], the same bits as projecting and
+    /// dividing after (one float32 division each), without writing and reading back the [..., n, C] product.
+    /// </summary>
+    public static (Tensor Output, Tensor Denominator) ProjectAndDivide(Tensor extended, Tensor weightedState, int d, int rows)
+    {
+        var (output, denominator) = Projected(extended, weightedState, d, rows, divide: true);
+        return (output, denominator!);
+    }
+
+    static (Tensor Output, Tensor? Denominator) Projected(Tensor extended, Tensor weightedState, int d, int rows, bool divide)
     {
         int tilde = d + 1, size = tilde * rows, columns = (int)weightedState.shape[^1], n = (int)extended.shape[^2], width = (int)extended.shape[^1];
+        if (divide && columns < 1) throw new ArgumentException($"the state needs a denominator column; got {columns} columns", nameof(weightedState));
+        int written = divide ? columns - 1 : columns;
         using var x = extended.contiguous();
         using var w = StateLayout(weightedState, out long rowStride, out long columnStride);
         var shape = extended.shape.ToArray();
-        shape[^1] = columns;
+        shape[^1] = written;
         var output = empty(shape, dtype: ScalarType.Float32, device: extended.device);
+        var denominator = divide ? empty(shape[..^1], dtype: ScalarType.Float32, device: extended.device) : null;
         long slices = SliceCount(extended);
-        if (slices == 0 || n == 0 || columns == 0) return output;
+        if (slices == 0 || n == 0 || columns == 0) return (output, denominator);
         var offsets = SliceOffsets(w, (int)w.dim(), slices);
         int blocks = (columns + 11) / 12, perBlock = (columns + blocks - 1) / blocks;
-        float* xs = Address(x), ws = Address(w), outs = Address(output);
+        float* xs = Address(x), ws = Address(w), outs = Address(output), gs = divide ? Address(denominator!) : null;
         ForStrips(slices, n, (long)size * columns, (tilde + columns) * Strip, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (slice, start, tokens, scratch) =>
         {
             float* xT = scratch, outT = scratch + tilde * Strip;
@@ -63,10 +80,22 @@ internal static unsafe partial class TokenColumns
             TildeColumns(xs + token0 * width, width, tokens, d, xT);
             for (int c0 = 0; c0 < columns; c0 += perBlock)
                 ProjectTile(Math.Min(perBlock, columns - c0), ws + offsets[slice] + c0 * columnStride, rowStride, columnStride, xT, outT + c0 * Strip, tilde, rows);
-            FromColumns(outT, tokens, columns, outs + token0 * columns, columns);
+            if (divide)
+            {
+                float* g = outT + written * Strip;   // the denominators of the strip's 32 tokens, a row of the column block
+                var (g0, g1) = (Vector512.Load(g), Vector512.Load(g + 16));
+                for (int c = 0; c < written; c++)
+                {
+                    float* row = outT + c * Strip;
+                    (Vector512.Load(row) / g0).Store(row);
+                    (Vector512.Load(row + 16) / g1).Store(row + 16);
+                }
+                new ReadOnlySpan<float>(g, tokens).CopyTo(new Span<float>(gs + token0, tokens));
+            }
+            FromColumns(outT, tokens, written, outs + token0 * written, written);
         });
         GC.KeepAlive(w);
-        return output;
+        return (output, denominator);
     }
 
     /// <summary>

@@ -56,12 +56,16 @@ public static class FastmaxFactorized
         using (plan.Time(KernelPlan.Stages.Inputs)) (kx, vOne, qx) = (features.KernelInput(k), AppendOnes(v), features.KernelInput(q));
         var weighted = features.Weigh(KeyValueState(features, kx, vOne, rows)); // [B, H, F, Dv + 1]
         // [numerator, g] = φ(q̃)·(w ⊙ S), chunk by chunk where the features are built as rows.
-        var products = Chunks(qx, WholeOr(rows < qx.shape[2] && plan.ProjectsInCache(features, qx, weighted), qx, rows))
-            .Select(qc => features.Project(qc, weighted)).ToList();                                        // [B, H, c, Dv + 1]
-        var numeratorAndDenominator = Joined(products);
         Tensor o, g;
-        using (plan.Time(KernelPlan.Stages.Output)) (o, g) = OutputAndDenominator(numeratorAndDenominator, v.shape[3]);
-        g = g.contiguous();
+        int queryRows = WholeOr(rows < qx.shape[2] && plan.ProjectsInCache(features, qx, weighted), qx, rows);
+        if (queryRows >= qx.shape[2]) (o, g) = plan.ProjectAndDivide(features, qx, weighted);   // one call: the division fused where the kernel can
+        else
+        {
+            var products = Chunks(qx, queryRows).Select(qc => features.Project(qc, weighted)).ToList();   // [B, H, c, Dv + 1]
+            var numeratorAndDenominator = Joined(products);
+            using (plan.Time(KernelPlan.Stages.Output)) (o, g) = OutputAndDenominator(numeratorAndDenominator, v.shape[3]);
+            g = g.contiguous();
+        }
         return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope(), weighted.MoveToOuterDisposeScope());
     }
 
