@@ -65,7 +65,16 @@ public static class ModelBench
         var f = rows.FirstOrDefault(r => r.Attention == "fastmax2" && r.Context == 8192);
         var s = rows.FirstOrDefault(r => r.Attention == "softmax" && r.Context == 8192);
         if (f is not null && s is not null)
-            targets.Add(new("char-LM training step at context 8192: Fastmax p=2 ≥ 5× faster than softmax", $"{s.StepMs / f.StepMs:F2}× ({f.StepMs:F0} against {s.StepMs:F0} ms)", s.StepMs / f.StepMs >= 5));
+        {
+            // What the attention kernel alone could still change: the Fastmax step less its attention is the floor; 5× needs the
+            // attention within softmax's step / 5 less that floor.
+            double rest = f.StepMs - f.AttentionMs, allowed = s.StepMs / 5 - rest;
+            string ceiling = allowed > 0
+                ? $"; 5× needs Fastmax's attention ≤ {allowed:F0} ms (now {f.AttentionMs:F0}, timed alone; the rest of its step takes {rest:F0})"
+                : $"; the rest of the Fastmax step alone ({rest:F0} ms) exceeds softmax's step / 5 ({s.StepMs / 5:F0} ms)";
+            targets.Add(new("char-LM training step at context 8192: Fastmax p=2 ≥ 5× faster than softmax",
+                $"{s.StepMs / f.StepMs:F2}× ({f.StepMs:F0} against {s.StepMs:F0} ms){ceiling}", s.StepMs / f.StepMs >= 5));
+        }
         return (rows, targets);
     }
 
@@ -147,7 +156,11 @@ public static class ModelBench
         return rows;
     }
 
-    /// <summary>N = 4096, D = 32, p = 2, B = 1, H = 8: the fastest of seven runs on one thread and on two, then the thread count restored.</summary>
+    /// <summary>
+    /// N = 4096, D = 32, p = 2, B = 1, H = 8: the fastest of eleven runs on one thread and on two, the two counts alternating
+    /// call by call (after two untimed calls each), so a slower stretch of a shared machine falls on both; then the thread
+    /// count restored.
+    /// </summary>
     static ThreadScaling Scaling(Action<string> log)
     {
         int before = get_num_threads();
@@ -155,25 +168,33 @@ public static class ModelBench
         var generator = new Generator(23);
         var inputs = Enumerable.Range(0, 3).Select(_ => randn(new long[] { 1, 8, 4096, 32 }, generator: generator)).ToArray();
         var weights = randn(new long[] { 1, 8, 4096, 32 }, generator: generator);
+        var leaves = inputs.Select(t => t.detach().requires_grad_()).ToArray();
         var options = new FastmaxOptions();
-        (double Forward, double ForwardBackward) Time(int threads)
+        Action forward = () => { using var guard = no_grad(); using var o = FastmaxFunctional.Attention(inputs[0], inputs[1], inputs[2], options); };
+        Action forwardBackward = () =>
         {
-            set_num_threads(threads);
-            double forward;
-            using (no_grad()) forward = Timing.Best(() => { using var o = FastmaxFunctional.Attention(inputs[0], inputs[1], inputs[2], options); }, 7, warmup: 2);
-            var leaves = inputs.Select(t => t.detach().requires_grad_()).ToArray();
-            double backward = Timing.Best(() =>
-            {
-                using var step = NewDisposeScope();
-                autograd.grad(new[] { (FastmaxFunctional.Attention(leaves[0], leaves[1], leaves[2], options) * weights).sum() }, leaves);
-            }, 7, warmup: 2);
-            return (forward, backward);
+            using var step = NewDisposeScope();
+            autograd.grad(new[] { (FastmaxFunctional.Attention(leaves[0], leaves[1], leaves[2], options) * weights).sum() }, leaves);
+        };
+        (double One, double Two) Alternating(Action action)
+        {
+            const int warmup = 2, rounds = 11;
+            double one = double.PositiveInfinity, two = double.PositiveInfinity;
+            for (int i = 0; i < warmup + rounds; i++)
+                foreach (int threads in i % 2 == 0 ? new[] { 1, 2 } : new[] { 2, 1 })
+                {
+                    set_num_threads(threads);
+                    double ms = Timing.Samples(action, 1, 0)[0];
+                    if (i < warmup) continue;
+                    if (threads == 1) one = Math.Min(one, ms); else two = Math.Min(two, ms);
+                }
+            return (one, two);
         }
         try
         {
-            var one = Time(1);
-            var two = Time(2);
-            return new ThreadScaling("N=4096 D=32 p=2 B·H=8", one.Forward, two.Forward, one.ForwardBackward, two.ForwardBackward);
+            var f = Alternating(forward);
+            var fb = Alternating(forwardBackward);
+            return new ThreadScaling("N=4096 D=32 p=2 B·H=8", f.One, f.Two, fb.One, fb.Two);
         }
         finally { set_num_threads(before); }
     }
