@@ -145,12 +145,19 @@ public static class ModelBench
             log($"stages: {c}");
             rows.AddRange(KernelStages.Measure(c.N, c.D, c.Order, c.Causal, peak));
         }
+        // The thread-scaling case on one thread and on two: which pieces slow down when two run side by side.
+        if (Environment.ProcessorCount >= 2)
+            foreach (int threads in new[] { 1, 2 })
+            {
+                log($"stages: N=4096 D=32 p=2 B·H=8 on {threads} thread(s)");
+                rows.AddRange(KernelStages.Measure(4096, 32, 2, false, peak, heads: 8, threads: threads));
+            }
         var table = new Table().AddColumns("case", "pass", "stage", "calls", "ms", "share", "GFLOP/s", "% FMA peak");
         foreach (var r in rows)
             table.AddRow(r.Case, r.Pass, Markup.Escape(r.Stage), $"{r.Calls}", $"{r.Ms:F2}", $"{100 * r.Share:F0} %",
                 r.Gflops is double gf ? $"{gf:F1}" : "", r.FractionOfPeak is double f ? $"{100 * f:F0}" : "");
         AnsiConsole.Write(table);
-        AnsiConsole.MarkupLine(Markup.Escape("Stages: one head, one libtorch thread, the CPU kernels; each pass the fastest of 9 after a warm-up. " +
+        AnsiConsole.MarkupLine(Markup.Escape("Stages: one head and one libtorch thread unless stated, the CPU kernels; each pass the fastest of 9 after a warm-up; with two threads the pieces add both threads' time, so their GFLOP/s are per thread, against the one-thread peak. " +
             "GFLOP/s count a product's 2·tokens·F·columns (the gradient's chain rule not counted); \"the rest\" is the pass's total less its pieces; " +
             "the entry-point rows are the median difference between the functional call and the kernel's passes, run back to back in each round. Order 1 runs as one kernel, so its time is all \"the rest\"."));
         return rows;

@@ -46,20 +46,33 @@ public static class KernelStages
     }
 
     /// <summary>
-    /// Profiles one head (B = H = 1) of N tokens, head size D, order p, on the CPU backend with the default chunk, float32.
-    /// <paramref name="peak"/> (GFLOP/s) turns each product's rate into a fraction; null leaves the fractions out.
+    /// Profiles <paramref name="heads"/> heads (B = 1) of N tokens, head size D, order p, on the CPU backend with the default
+    /// chunk, float32, on <paramref name="threads"/> libtorch threads (restored after). <paramref name="peak"/> (GFLOP/s of
+    /// one thread; with several, each piece's rate is per thread) turns each product's rate into a fraction; null leaves the fractions out. With several threads the
+    /// pieces add the time of every thread (head groups run side by side), so "the rest" is the pass's wall time less their
+    /// sum divided by the thread count.
     /// </summary>
-    public static List<StageRow> Measure(int n, int d, int order, bool causal, double? peak, int repeats = 9)
+    public static List<StageRow> Measure(int n, int d, int order, bool causal, double? peak, int repeats = 9, int heads = 1, int threads = 1)
     {
         if (n < 1) throw new ArgumentOutOfRangeException(nameof(n), n, "needs at least one token");
         if (repeats < 1) throw new ArgumentOutOfRangeException(nameof(repeats), repeats, "needs at least one repeat");
-        string name = $"N={n} D={d} p={order}{(causal ? " causal" : "")}";
+        if (heads < 1) throw new ArgumentOutOfRangeException(nameof(heads), heads, "needs at least one head");
+        if (threads < 1) throw new ArgumentOutOfRangeException(nameof(threads), threads, "needs at least one thread");
+        int threadsBefore = get_num_threads();
+        set_num_threads(threads);
+        try { return Profile(n, d, order, causal, peak, repeats, heads, threads); }
+        finally { set_num_threads(threadsBefore); }
+    }
+
+    static List<StageRow> Profile(int n, int d, int order, bool causal, double? peak, int repeats, int heads, int threads)
+    {
+        string name = $"N={n} D={d} p={order}{(causal ? " causal" : "")}{(heads > 1 ? $" B·H={heads}" : "")}{(threads > 1 ? $", {threads} threads" : "")}";
         using var scope = NewDisposeScope();
         var options = new FastmaxOptions { Order = order, Causal = causal, Backend = FastmaxBackend.Cpu };
         var a = options.ResolvedCoefficients();
         int chunk = options.ResolvedChunkSize(d);
         var generator = new Generator(31);
-        long[] shape = { 1, 1, n, d };
+        long[] shape = { 1, heads, n, d };
         var (q, k, v) = (randn(shape, generator: generator), randn(shape, generator: generator), randn(shape, generator: generator));
         var weights = randn(shape, generator: generator);
         var clock = new StageClock();
@@ -93,7 +106,7 @@ public static class KernelStages
                 double? gflops = s.Flops > 0 ? s.Flops / (s.Milliseconds * 1e6) : null;
                 rows.Add(new(name, pass, s.Stage, s.Calls, s.Milliseconds, s.Milliseconds / measured.Total, gflops, gflops / peak));
             }
-            double outside = measured.Total - measured.Stages.Sum(s => s.Milliseconds);
+            double outside = measured.Total - measured.Stages.Sum(s => s.Milliseconds) / threads;
             rows.Add(new(name, pass, Outside, 1, outside, outside / measured.Total, null, null));
             rows.Add(new(name, pass, "total", 1, measured.Total, 1, null, null));
         }
