@@ -126,25 +126,41 @@ public sealed class AttentionBench(BenchProfile profile, double gemmGflops, Acti
     /// <summary>Fastest and median times of the forward and of forward + backward.</summary>
     sealed record Measured(double Forward, double ForwardMedian, double? ForwardBackward, double? ForwardBackwardMedian);
 
+    /// <summary>
+    /// The forward alone (no autograd) and, when <paramref name="backward"/>, forward + backward: with both, one call of each per
+    /// round, the order swapped every round, so their ratio (fb/f, a target) compares calls made under the same load on a
+    /// shared machine. At least <paramref name="repeats"/> rounds, more while the forwards add up to under
+    /// <see cref="SampleBudgetMs"/> (at most <see cref="MaximumRepeats"/>), after one untimed call of each.
+    /// </summary>
     static Measured Measure(Func<Tensor, Tensor, Tensor, Tensor> attention, Tensor q, Tensor k, Tensor v, int repeats, bool backward)
     {
-        double[] forward;
-        using (no_grad()) forward = Timing.SamplesFor(() => { using var o = attention(q, k, v); }, repeats, SampleBudgetMs, MaximumRepeats);
-        double[]? forwardBackward = null;
-        if (backward)
+        Action forwardCall = () => { using var guard = no_grad(); using var o = attention(q, k, v); };
+        if (!backward)
         {
-            using var scope = NewDisposeScope();
-            var inputs = new[] { q.detach().requires_grad_(), k.detach().requires_grad_(), v.detach().requires_grad_() };
-            var weights = randn_like(q.narrow(-1, 0, v.shape[^1]));
-            forwardBackward = Timing.SamplesFor(() =>
-            {
-                using var step = NewDisposeScope();
-                var loss = (attention(inputs[0], inputs[1], inputs[2]) * weights).sum();
-                autograd.grad(new[] { loss }, inputs);
-            }, repeats, SampleBudgetMs, MaximumRepeats);
+            var alone = Timing.SamplesFor(forwardCall, repeats, SampleBudgetMs, MaximumRepeats);
+            return new Measured(alone.Min(), Timing.Median(alone), null, null);
         }
-        return new Measured(forward.Min(), Timing.Median(forward), forwardBackward?.Min(),
-            forwardBackward is null ? null : Timing.Median(forwardBackward));
+        using var scope = NewDisposeScope();
+        var inputs = new[] { q.detach().requires_grad_(), k.detach().requires_grad_(), v.detach().requires_grad_() };
+        var weights = randn_like(q.narrow(-1, 0, v.shape[^1]));
+        Action bothCall = () =>
+        {
+            using var step = NewDisposeScope();
+            var loss = (attention(inputs[0], inputs[1], inputs[2]) * weights).sum();
+            autograd.grad(new[] { loss }, inputs);
+        };
+        var (forward, both) = (new List<double>(), new List<double>());
+        forwardCall();
+        bothCall();
+        for (int round = 0; forward.Count < repeats || (forward.Count < MaximumRepeats && forward.Sum() < SampleBudgetMs); round++)
+        {
+            double f, fb;
+            if (round % 2 == 0) { f = Timing.Samples(forwardCall, 1, 0)[0]; fb = Timing.Samples(bothCall, 1, 0)[0]; }
+            else { fb = Timing.Samples(bothCall, 1, 0)[0]; f = Timing.Samples(forwardCall, 1, 0)[0]; }
+            forward.Add(f);
+            both.Add(fb);
+        }
+        return new Measured(forward.Min(), Timing.Median(forward), both.Min(), Timing.Median(both));
     }
 
     /// <summary>

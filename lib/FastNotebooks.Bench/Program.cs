@@ -64,7 +64,7 @@ foreach (var r in rows)
         $"{r.Gflops:F1}", $"{100 * r.FractionOfGemm:F0}", r.PeakGrowthMb is double m ? $"{m:F0}" : "–",
         r.SpeedupOverSoftmax is double s ? $"{s:F1}" : "–");
 AnsiConsole.Write(table);
-AnsiConsole.MarkupLine($"Times are the fastest of {profile.Repeats} repeats, or of as many as fill {AttentionBench.SampleBudgetMs:F0} ms (at most {AttentionBench.MaximumRepeats}), medians beside them; ratios, GFLOP/s and targets use the fastest.");
+AnsiConsole.MarkupLine($"Times are the fastest of {profile.Repeats} repeats, or of as many as fill {AttentionBench.SampleBudgetMs:F0} ms (at most {AttentionBench.MaximumRepeats}), medians beside them; forward and forward + backward alternate call by call; ratios, GFLOP/s and targets use the fastest.");
 AnsiConsole.MarkupLine($"GEMM roofline (libtorch, 2048³, fastest of 5): {gemmBefore:F1} GFLOP/s before, {gemmAfter:F1} after; fractions use {gemm:F1}. Fastmax GFLOP/s count 4·N·F·(Dv+1), SDPA 4·N²·D (half causal).");
 AnsiConsole.MarkupLine(Markup.Escape(tiles is double tileRate
     ? $"AVX-512 tiles (SimdGemm, the Fastmax kernels' float32 GEMMs) on the chunk product [820 × 561]·[561 × 32]: {tileRate:F1} GFLOP/s, {tileRate / gemm:F2}× libtorch's 2048³ rate."
