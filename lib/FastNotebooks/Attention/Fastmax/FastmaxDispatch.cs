@@ -161,10 +161,19 @@ public sealed class KernelPlan
         CpuKernels && FeatureStates.Supports(features, extended, u);
 
     /// <summary>uᵀ·φ(x̃) [..., C, F]: <see cref="FeatureStates"/>, or features and a GEMM.</summary>
-    internal Tensor StateTransposed(PackedTaylorFeatures features, Tensor extended, Tensor u)
+    /// <remarks>
+    /// With <paramref name="appendOne"/>, u [..., n, C − 1] stands for [u, 1]: the state panels add the column of ones to each block
+    /// of tokens in cache; elsewhere it is appended here.
+    /// </remarks>
+    internal Tensor StateTransposed(PackedTaylorFeatures features, Tensor extended, Tensor u, bool appendOne = false)
     {
-        using var _ = Clock?.Time(Stages.State, 2 * Rows(extended) * features.Size * u.shape[^1]);
-        if (StatesInCache(features, extended, u)) return FeatureStates.Transposed(extended, u, features.D, features.Rows);
+        using var _ = Clock?.Time(Stages.State, 2 * Rows(extended) * features.Size * (u.shape[^1] + (appendOne ? 1 : 0)));
+        if (appendOne && !(StatesInCache(features, extended, u) && StatePanels.Supports(features.D)))
+        {
+            using var withOne = TaylorFeatures.AppendOnes(u);
+            return StateTransposed(features, extended, withOne);
+        }
+        if (StatesInCache(features, extended, u)) return FeatureStates.Transposed(extended, u, features.D, features.Rows, appendOne);
         using var phi = Build(features, extended);
         return MatMul(u.transpose(-1, -2), phi);
     }

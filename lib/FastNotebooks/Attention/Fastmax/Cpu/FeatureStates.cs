@@ -25,9 +25,12 @@ internal static unsafe class FeatureStates
     const int Block = 64;   // tokens whose features are built and multiplied together
 
     /// <summary>uᵀ·φ(x̃) [..., C, F] for an extended x [..., n, 2D̃] and u [..., n, C] with equal leading dims.</summary>
-    public static Tensor Transposed(Tensor extended, Tensor u, int d, int rows)
+    /// <remarks>With <paramref name="appendOne"/>, u [..., n, C − 1] stands for [u, 1] (the state panels only: D̃ ≥ 32).</remarks>
+    public static Tensor Transposed(Tensor extended, Tensor u, int d, int rows, bool appendOne = false)
     {
-        int tilde = d + 1, size = tilde * rows, c = (int)u.shape[^1], n = (int)extended.shape[^2];
+        if (appendOne && !StatePanels.Supports(d))
+            throw new ArgumentException($"a column of ones is added in cache by the state panels only (D + 1 ≥ 32); got D = {d}", nameof(appendOne));
+        int tilde = d + 1, size = tilde * rows, c = (int)u.shape[^1] + (appendOne ? 1 : 0), n = (int)extended.shape[^2];
         bool raw = extended.shape[^1] == d && StatePanels.Supports(d);   // the panels build [x̃, x̃] in cache; the rows below need it extended
         using var ones = extended.shape[^1] == d && !raw ? ones_like(extended.narrow(-1, 0, 1)) : null;
         using var x = ones is null ? extended.contiguous() : cat(new[] { extended, ones, extended, ones }, -1);
@@ -43,7 +46,7 @@ internal static unsafe class FeatureStates
         {
             if (StatePanels.Supports(d))
             {
-                StatePanels.Slices(xs, us, target, first, count, n, c, d, rows, raw);
+                StatePanels.Slices(xs, us, target, first, count, n, c, d, rows, raw, appendOne);
                 return;
             }
             float[] buffer = ArrayPool<float>.Shared.Rent(Block * size + c * size + Block * 32);

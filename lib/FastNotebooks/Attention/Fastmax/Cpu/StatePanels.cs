@@ -27,31 +27,33 @@ internal static unsafe class StatePanels
     /// <summary>
     /// Slices [first, first + count) of uᵀ·φ(x̃) into <paramref name="target"/> ([slices, C, F], packed order) for extended
     /// rows xs [slices, n, 2D̃] (or, when <paramref name="raw"/>, x [slices, n, D], whose [x̃, x̃] rows each block of tokens
-    /// builds in cache) and us [slices, n, C].
+    /// builds in cache) and us [slices, n, C] (or, when <paramref name="appendOne"/>, [slices, n, C − 1] standing for [u, 1]).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Slices(float* xs, float* us, float* target, long first, long count, int n, int c, int d, int rows, bool raw = false)
+    public static void Slices(float* xs, float* us, float* target, long first, long count, int n, int c, int d, int rows, bool raw = false, bool appendOne = false)
     {
         int tilde = d + 1, size = tilde * rows, windows = tilde / Window, covered = windows * Window, rest = tilde - covered;
         int blocks = (c + 11) / 12, perBlock = (c + blocks - 1) / blocks;
         int lanes = (rows + Window - 1) / Window * Window, leftoverSize = rest * lanes;   // leftovers per column of u: [rest, lanes]
-        int ldx = raw ? d : 2 * tilde;
-        float[] buffer = ArrayPool<float>.Shared.Rent(c * (size + leftoverSize) + (raw ? Block * 2 * tilde : 0));
+        int ldx = raw ? d : 2 * tilde, ldu = appendOne ? c - 1 : c;
+        float[] buffer = ArrayPool<float>.Shared.Rent(c * (size + leftoverSize) + (raw ? Block * 2 * tilde : 0) + (appendOne ? Block * c : 0));
         try
         {
             fixed (float* scratch = buffer)
             {
                 float* dMajor = scratch, leftover = scratch + c * size;   // [C, Rows, D̃] and [C, rest, lanes]
                 float* extendedBlock = leftover + c * leftoverSize;       // [Block, 2D̃] when raw
+                float* uBlock = extendedBlock + (raw ? Block * 2 * tilde : 0);   // [Block, C] when appendOne
                 for (long slice = first; slice < first + count; slice++)
                 {
-                    float* x = xs + slice * n * ldx, u = us + slice * n * c;
+                    float* x = xs + slice * n * ldx, u = us + slice * n * ldu;
                     for (int start = 0; start < n; start += Block)
                     {
                         int tokens = Math.Min(Block, n - start);
                         bool firstBlock = start == 0;   // its tiles write the sums, later blocks' add to them: no clearing
-                        float* xb = x + (long)start * ldx, ub = u + (long)start * c;
+                        float* xb = x + (long)start * ldx, ub = u + (long)start * ldu;
                         if (raw) xb = Extend(xb, tokens, d, extendedBlock);
+                        if (appendOne) ub = WithOne(ub, tokens, c - 1, uBlock);
                         for (int shift = 0; shift < rows; shift++)
                             for (int i0 = 0; i0 < covered; i0 += Window)
                                 for (int c0 = 0; c0 < c; c0 += perBlock)
@@ -92,6 +94,18 @@ internal static unsafe class StatePanels
             source.CopyTo(new Span<float>(row + tilde, d));
             row[d] = 1;
             row[tilde + d] = 1;
+        }
+        return block;
+    }
+
+    /// <summary>[u, 1] rows (C = width + 1) of <paramref name="tokens"/> consecutive rows u (width each) into <paramref name="block"/>; returns it.</summary>
+    static float* WithOne(float* u, int tokens, int width, float* block)
+    {
+        for (int t = 0; t < tokens; t++, u += width)
+        {
+            float* row = block + t * (width + 1);
+            new ReadOnlySpan<float>(u, width).CopyTo(new Span<float>(row, width));
+            row[width] = 1;
         }
         return block;
     }

@@ -52,9 +52,9 @@ public static class FastmaxFactorized
         }
         using var scope = NewDisposeScope();
         int rows = TokensPerChunk(features, q, chunk);
-        Tensor kx, vOne, qx;
-        using (plan.Time(KernelPlan.Stages.Inputs)) (kx, vOne, qx) = (features.KernelInput(k), AppendOnes(v), features.KernelInput(q));
-        var weighted = features.Weigh(KeyValueState(features, kx, vOne, rows)); // [B, H, F, Dv + 1]
+        Tensor kx, qx;
+        using (plan.Time(KernelPlan.Stages.Inputs)) (kx, qx) = (features.KernelInput(k), features.KernelInput(q));
+        var weighted = features.Weigh(KeyValueState(features, kx, v, rows, appendOne: true)); // w ⊙ Σ φ(k̃)ᵀ[v, 1]: [B, H, F, Dv + 1]
         // [numerator, g] = φ(q̃)·(w ⊙ S), chunk by chunk where the features are built as rows.
         Tensor o, g;
         int queryRows = WholeOr(rows < qx.shape[2] && plan.ProjectsInCache(features, qx, weighted), qx, rows);
@@ -127,18 +127,19 @@ public static class FastmaxFactorized
     static int WholeOr(bool whole, Tensor x, int rows) => whole ? (int)Math.Max(1, x.shape[2]) : rows;
 
     /// <summary>Σ_j φ(x̃_j)ᵀ u_j over all tokens of an extended x [B, H, N, ·] and u [B, H, N, C]: [B, H, F, C].</summary>
-    internal static Tensor KeyValueState(PackedTaylorFeatures features, Tensor extended, Tensor u, int rows)
+    /// <remarks>With <paramref name="appendOne"/>, u [B, H, N, C − 1] stands for [u, 1] (<see cref="KernelPlan.StateTransposed"/>).</remarks>
+    internal static Tensor KeyValueState(PackedTaylorFeatures features, Tensor extended, Tensor u, int rows, bool appendOne = false)
     {
         using var scope = NewDisposeScope();
         Tensor? state = null;
         // uᵀ·φ [C, F] rather than φᵀ·u [F, C]: the same product, but BLAS runs it markedly faster (measured). Chunk by chunk
         // unless the features are built in cache anyway.
-        if (features.Plan.StatesInCache(features, extended, u)) state = features.StateTransposed(extended, u);
+        if (features.Plan.StatesInCache(features, extended, u)) state = features.StateTransposed(extended, u, appendOne);
         else
             foreach (var (xc, uc) in Chunks(extended, rows).Zip(Chunks(u, rows)))
             {
                 using var step = NewDisposeScope();
-                Accumulate(ref state, features.StateTransposed(xc, uc).MoveToOuterDisposeScope());
+                Accumulate(ref state, features.StateTransposed(xc, uc, appendOne).MoveToOuterDisposeScope());
             }
         // Contiguous, so w ⊙ S and its column views have unit-stride rows, as SimdGemm takes them (a small copy).
         return state!.transpose(-1, -2).contiguous().MoveToOuterDisposeScope();  // [B, H, F, C]

@@ -110,7 +110,8 @@ public sealed class PackedTaylorFeatures
     /// the CPU kernels with the features built block by block in cache (<see cref="FeatureStates"/>, any number of tokens
     /// per call), else <see cref="Build"/> and a GEMM, its reference.
     /// </summary>
-    public Tensor StateTransposed(Tensor extended, Tensor u) => Plan.StateTransposed(this, extended, u);
+    /// <remarks>With <paramref name="appendOne"/>, u is given without its last column of ones ([v, 1] as v).</remarks>
+    public Tensor StateTransposed(Tensor extended, Tensor u, bool appendOne = false) => Plan.StateTransposed(this, extended, u, appendOne);
 
     /// <summary><see cref="Build"/> as one broadcast multiply of x̃ with its cyclic shifts (the reference for the loop; autograd goes through it).</summary>
     internal Tensor BuildByBroadcast(Tensor extended)

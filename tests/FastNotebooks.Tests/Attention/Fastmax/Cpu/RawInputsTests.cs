@@ -8,7 +8,8 @@ namespace FastNotebooks.Tests.Attention.Fastmax.Cpu;
 /// <summary>
 /// The pieces take x [..., n, D] in place of the extended [x, 1, x, 1] (<see cref="PackedTaylorFeatures.KernelInput"/>):
 /// the CPU kernels then build x̃ in cache. Given either, every piece must give the same bits, on the CPU kernels (state panels
-/// at D̃ ≥ 32, the feature-row path below it, the token-column products) and on the tensor-op forms (which extend a raw input).
+/// at D̃ ≥ 32, the feature-row path below it, the token-column products) and on the tensor-op forms (which extend a raw input);
+/// likewise the state of [v, 1] given as v with its column of ones added by the kernel.
 /// </summary>
 public class RawInputsTests
 {
@@ -44,6 +45,10 @@ public class RawInputsTests
         Same("φ·W", features.Project(raw, w), features.Project(extended, w));
         Same("∇(φ·W)", features.Gradient(raw, u, w), features.Gradient(extended, u, w));
         Same("φ", features.Build(raw), features.Build(extended));
+        // [v, 1] given as v: the state panels add the ones in cache, the other forms append them.
+        var vOne = FastNotebooks.Attention.Fastmax.Reference.TaylorFeatures.AppendOnes(u);
+        Same("uᵀ·φ with a column of ones", features.StateTransposed(raw, u, appendOne: true), features.StateTransposed(raw, vOne));
+        Same("uᵀ·φ with a column of ones (extended)", features.StateTransposed(extended, u, appendOne: true), features.StateTransposed(extended, vOne));
     }
 
     [Avx512Fact]
