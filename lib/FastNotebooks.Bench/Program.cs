@@ -105,5 +105,10 @@ if (generation.Rows is { } g)
 if (training.Rows is { } tr)
     File.WriteAllLines(Path.Combine(outDir, $"training-{profile.Name}-{stamp}.csv"), tr.Select(r => string.Join(",", r.Attention, r.Context, r.Batch, r.StepMs, r.StepMedianMs, r.AttentionMs, r.AttentionFraction))
         .Prepend("attention,context,batch,step_ms,step_median_ms,attention_ms,attention_fraction"));
+if (stages is { } st)
+    File.WriteAllLines(Path.Combine(outDir, $"stages-{profile.Name}-{stamp}.csv"), st.Select(r => string.Join(",", Csv(r.Case), r.Pass, Csv(r.Stage), r.Calls, r.Ms, r.Share, r.Gflops, r.FractionOfPeak))
+        .Prepend("case,pass,stage,calls,ms,share,gflops,fraction_of_peak"));
 AnsiConsole.MarkupLine($"wrote {Markup.Escape(json)} and {Markup.Escape(csv)} in {(DateTime.UtcNow - started).TotalSeconds:F0} s");
+// A field with a comma or a quote, quoted (RFC 4180): the stage names carry commas.
+static string Csv(string field) => field.Contains(',') || field.Contains('"') ? $"\"{field.Replace("\"", "\"\"")}\"" : field;
 return checks.All(c => c.Passed) ? 0 : 1;

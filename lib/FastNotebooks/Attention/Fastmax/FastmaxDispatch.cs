@@ -84,7 +84,7 @@ public sealed class KernelPlan
         public const string RunningStates = "running states";
         public const string MaskedPolynomial = "masked polynomial";
         public const string ScaledOutputGradients = "scaled output gradients";
-        public const string Inputs = "inputs [x, 1, x, 1], [v, 1]";
+        public const string Inputs = "inputs: [x, 1, x, 1], [v, 1] where copied";
         public const string Output = "output o = numerator / g";
     }
 
