@@ -137,8 +137,14 @@ public sealed class KernelPlan
             return TokenColumns.ProjectAndDivide(extended, weightedState, features.D, features.Rows);
         }
         using var product = Project(features, extended, weightedState);
-        using var __ = Time(Stages.Output);
-        var (o, g) = FastmaxFactorized.OutputAndDenominator(product, dv);
+        return Divide(product, dv);
+    }
+
+    /// <summary>o = numerator / g and a contiguous g from rows [..., n, Dv + 1] of [numerator, g] (timed as the output stage).</summary>
+    internal (Tensor Output, Tensor Denominator) Divide(Tensor numeratorAndDenominator, long dv)
+    {
+        using var _ = Time(Stages.Output);
+        var (o, g) = FastmaxFactorized.OutputAndDenominator(numeratorAndDenominator, dv);
         return (o, g.contiguous());
     }
 

@@ -62,9 +62,7 @@ public static class FastmaxFactorized
         else
         {
             var products = Chunks(qx, queryRows).Select(qc => features.Project(qc, weighted)).ToList();   // [B, H, c, Dv + 1]
-            var numeratorAndDenominator = Joined(products);
-            using (plan.Time(KernelPlan.Stages.Output)) (o, g) = OutputAndDenominator(numeratorAndDenominator, v.shape[3]);
-            g = g.contiguous();
+            (o, g) = plan.Divide(Joined(products), v.shape[3]);
         }
         return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope(), weighted.MoveToOuterDisposeScope());
     }
@@ -213,7 +211,8 @@ public static class FastmaxFactorized
     /// [1, group, ...], of the inputs [B, H, ...], with the group's plan, on the split's threads, and joins its outputs back to
     /// [B, H, ...]. A group's sequences fit one feature chunk together, so the kernel does not split them again. Each thread
     /// copies its group's outputs into their slices of the joined outputs as soon as the group is done, while they are in
-    /// cache and beside the other threads' work (a concatenation after all groups took a fifth of a two-thread forward).
+    /// cache and beside the other threads' work, rather than one concatenation after all groups (PERF.md, "Head groups joined by
+    /// their threads").
     /// </summary>
     internal static Tensor[] InHeadGroups(Tensor[] inputs, HeadSplit split, Func<Tensor[], KernelPlan, Tensor[]> kernel)
     {
@@ -231,7 +230,7 @@ public static class FastmaxFactorized
         Tensor[]? joined = null;                                                      // [1, B·H, ...] each, made by the first group done
         try
         {
-            HeadThreads.Run(groups.Count, split.Threads, g => JoinGroup(g));
+            HeadThreads.Run(groups.Count, split.Threads, JoinGroup);
         }
         catch
         {
