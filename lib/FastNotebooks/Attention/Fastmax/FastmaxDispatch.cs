@@ -119,7 +119,7 @@ public sealed class KernelPlan
     {
         using var _ = Clock?.Time(Stages.Project, 2 * Rows(extended) * features.Size * weightedState.shape[^1]);
         if (CpuKernels && TokenColumns.Supports(features, extended, weightedState, null))
-            return TokenColumns.Project(extended, weightedState, features.D, features.Rows);
+            return TokenColumns.Project(extended, weightedState, features.D, features.Rows, CentresIn(features, extended));
         using var phi = Build(features, extended);
         return MatMul(phi, weightedState);
     }
@@ -134,7 +134,7 @@ public sealed class KernelPlan
         if (CpuKernels && TokenColumns.Supports(features, extended, weightedState, null))
         {
             using var _ = Clock?.Time(Stages.Project, 2 * Rows(extended) * features.Size * weightedState.shape[^1]);
-            return TokenColumns.ProjectAndDivide(extended, weightedState, features.D, features.Rows);
+            return TokenColumns.ProjectAndDivide(extended, weightedState, features.D, features.Rows, CentresIn(features, extended));
         }
         using var product = Project(features, extended, weightedState);
         return Divide(product, dv);
@@ -154,6 +154,9 @@ public sealed class KernelPlan
     /// </summary>
     internal bool ProjectsInCache(PackedTaylorFeatures features, Tensor extended, Tensor weightedState, Tensor? u = null) =>
         CpuKernels && TokenColumns.Supports(features, extended, weightedState, u);
+
+    /// <summary>Whether the pieces centre x per token as they build x̃ (<see cref="PackedTaylorFeatures.CentresRawInputs"/>, raw x only).</summary>
+    static bool CentresIn(PackedTaylorFeatures features, Tensor x) => features.CentresRawInputs && features.IsRaw(x);
 
     /// <summary>
     /// Whether the pieces may get x [..., n, D] rather than the extended [x̃, x̃] (<see cref="PackedTaylorFeatures.KernelInput"/>):
@@ -179,7 +182,9 @@ public sealed class KernelPlan
             using var withOne = TaylorFeatures.AppendOnes(u);
             return StateTransposed(features, extended, withOne);
         }
-        if (StatesInCache(features, extended, u)) return FeatureStates.Transposed(extended, u, features.D, features.Rows, appendOne);
+        bool centre = CentresIn(features, extended);
+        if (StatesInCache(features, extended, u) && (!centre || StatePanels.Supports(features.D)))
+            return FeatureStates.Transposed(extended, u, features.D, features.Rows, appendOne, centre);
         using var phi = Build(features, extended);
         return MatMul(u.transpose(-1, -2), phi);
     }
@@ -188,6 +193,8 @@ public sealed class KernelPlan
     internal Tensor Gradient(PackedTaylorFeatures features, Tensor extended, Tensor u, Tensor weightedState)
     {
         using var _ = Clock?.Time(Stages.Gradient, 2 * Rows(extended) * features.Size * u.shape[^1]);
+        if (CentresIn(features, extended))
+            throw new InvalidOperationException("inputs centred in cache are for the forward without gradients (FoldedNormalization); the gradient takes normalized inputs");
         if (features.Order == 1) return u.matmul(weightedState.narrow(-2, 0, features.D).transpose(-1, -2)); // [..., n, D]
         if (CpuKernels && TokenColumns.Supports(features, extended, weightedState, u))
             return TokenColumns.Gradient(u, weightedState, extended, features.D, features.Rows);
@@ -284,6 +291,21 @@ public static class FastmaxDispatch
         if (heads * nq * nk > MaxQuadraticScores) return FastmaxAlgorithm.Factorized;
         long limit = order == 1 ? (causal ? 64 : 0) : Math.Max(64, TaylorFeatures.Size(d, order) / 2);
         return nk <= limit ? FastmaxAlgorithm.Quadratic : FastmaxAlgorithm.Factorized;
+    }
+
+    /// <summary>
+    /// Whether the functional call folds the max-norm normalization into the kernel (<see cref="FoldedNormalization"/>): a forward
+    /// that wants no gradient, mean- or zero-centred max-norm, unmasked, order 2, the factorized algorithm without dropout, and CPU
+    /// kernels that build x̃ from raw q and k in cache (<see cref="KernelPlan.TakesRawInputs"/>: float32, AVX-512, D + 1 ≥ 32).
+    /// </summary>
+    public static bool FoldsNormalization(FastmaxOptions options, double[] a, KernelPlan plan, FastmaxAlgorithm algorithm, bool regularize, Tensor q, Tensor k, Tensor v)
+    {
+        if (is_grad_enabled() && (q.requires_grad || k.requires_grad || v.requires_grad)) return false;
+        if (options.Normalization is not (FastmaxNormalization.MeanCentered or FastmaxNormalization.ZeroCentered)) return false;
+        if (options.Causal || a.Length != 3 || algorithm != FastmaxAlgorithm.Factorized || regularize || !plan.CpuKernels) return false;
+        var features = new PackedTaylorFeatures((int)q.shape[3], a, plan);
+        return plan.TakesRawInputs(features, q) && plan.TakesRawInputs(features, k) && v.dtype == ScalarType.Float32
+            && MaxNormLoops.Supports(q, k);
     }
 
     /// <summary>

@@ -29,19 +29,23 @@ public static class FastmaxFunctional
         var backend = FastmaxDispatch.Resolve(options.Backend, q.device_type);
         var plan = FastmaxDispatch.Plan(backend, options.FeatureChunkElements);
 
+        bool regularize = training && options.DropoutRate > 0;
+        int chunk = options.ResolvedChunkSize((int)q.shape[3]);
+        var algorithm = FastmaxDispatch.Algorithm(options.Algorithm, options.Order, options.Causal, q.shape[0] * q.shape[1], q.shape[2], k.shape[2], q.shape[3]);
+        if (FastmaxDispatch.FoldsNormalization(options, a, plan, algorithm, regularize, q, k, v)
+            && FoldedNormalization.Forward(q, k, v, options, a, chunk, plan) is { } folded)
+            return folded;
+
         using var scope = NewDisposeScope();
         var qHat = FastmaxNormalizer.Normalize(q, options.Normalization, options.Causal, plan);
         if (options.Temperature != 1.0) qHat = qHat / options.Temperature;
         var kHat = FastmaxNormalizer.Normalize(k, options.Normalization, options.Causal, plan);
 
-        bool regularize = training && options.DropoutRate > 0;
         if (regularize && options.Dropout == FastmaxDropout.LinearTerm)
         {
             qHat = nn.functional.dropout(qHat, options.DropoutRate, training: true);
             kHat = nn.functional.dropout(kHat, options.DropoutRate, training: true);
         }
-        int chunk = options.ResolvedChunkSize((int)q.shape[3]);
-        var algorithm = FastmaxDispatch.Algorithm(options.Algorithm, options.Order, options.Causal, q.shape[0] * q.shape[1], q.shape[2], k.shape[2], q.shape[3]);
         var o = regularize && options.Dropout == FastmaxDropout.QuadraticTerm
             ? FastmaxDropoutKernel.QuadraticTerm(qHat, kHat, v, a, options.Causal, options.DropoutRate, chunk, plan)
             : algorithm == FastmaxAlgorithm.Quadratic

@@ -25,9 +25,14 @@ internal static unsafe class FeatureStates
     const int Block = 64;   // tokens whose features are built and multiplied together
 
     /// <summary>uᵀ·φ(x̃) [..., C, F] for an extended x [..., n, 2D̃] and u [..., n, C] with equal leading dims.</summary>
-    /// <remarks>With <paramref name="appendOne"/>, u [..., n, C − 1] stands for [u, 1] (the state panels only: D̃ ≥ 32).</remarks>
-    public static Tensor Transposed(Tensor extended, Tensor u, int d, int rows, bool appendOne = false)
+    /// <remarks>
+    /// With <paramref name="appendOne"/>, u [..., n, C − 1] stands for [u, 1]; with <paramref name="centre"/>, a raw x [..., n, D] stands for
+    /// x − mean(x) per token (both the state panels only: D̃ ≥ 32).
+    /// </remarks>
+    public static Tensor Transposed(Tensor extended, Tensor u, int d, int rows, bool appendOne = false, bool centre = false)
     {
+        if (centre && !(extended.shape[^1] == d && StatePanels.Supports(d)))
+            throw new ArgumentException($"raw inputs are centred in cache by the state panels only (D + 1 ≥ 32, x [..., n, D]); got D = {d}, width {extended.shape[^1]}", nameof(centre));
         if (appendOne && !StatePanels.Supports(d))
             throw new ArgumentException($"a column of ones is added in cache by the state panels only (D + 1 ≥ 32); got D = {d}", nameof(appendOne));
         int tilde = d + 1, size = tilde * rows, c = (int)u.shape[^1] + (appendOne ? 1 : 0), n = (int)extended.shape[^2];
@@ -46,7 +51,7 @@ internal static unsafe class FeatureStates
         {
             if (StatePanels.Supports(d))
             {
-                StatePanels.Slices(xs, us, target, first, count, n, c, d, rows, raw, appendOne);
+                StatePanels.Slices(xs, us, target, first, count, n, c, d, rows, raw, appendOne, centre);
                 return;
             }
             float[] buffer = ArrayPool<float>.Shared.Rent(Block * size + c * size + Block * 32);

@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using TorchSharp;
 using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
@@ -31,6 +32,71 @@ internal static class MaxNormLoops
             else CentreAndNorm<double>(input, centred, norms, start, count, d, centre);
         });
         return (centred, norms);
+    }
+
+    /// <summary>
+    /// The largest token norm ‖x_t − mean(x_t)‖ (or ‖x_t‖ when not <paramref name="centre"/>) of each slice of x [..., N, D], in
+    /// slice order, reading x once and writing nothing per token (<see cref="FoldedNormalization"/>); 0 for a slice without tokens.
+    /// The reference: <see cref="CentreAndNorm(Tensor, bool)"/>'s norms and their maximum.
+    /// </summary>
+    public static double[] LargestNorms(Tensor x, bool centre)
+    {
+        using var input = x.contiguous();
+        int d = (int)input.shape[^1];
+        long n = input.shape[^2], slices = TokenColumns.SliceCount(input);
+        var largest = new double[slices];
+        if (n == 0 || d == 0) return largest;
+        void Slice(long slice) => largest[slice] = input.dtype == ScalarType.Float32
+            ? (d >= 16 && Vector512.IsHardwareAccelerated ? LargestNormInZmm(input, slice, n, d, centre) : LargestNorm<float>(input, slice, n, d, centre))
+            : LargestNorm<double>(input, slice, n, d, centre);
+        int threads = ThreadsFor(slices, (double)slices * n * d);
+        if (threads == 1) for (long slice = 0; slice < slices; slice++) Slice(slice);
+        else SharedPieces.For(slices, threads, Slice);
+        return largest;
+    }
+
+    /// <summary><see cref="LargestNorm{T}"/> in float32 zmm registers, each token centred by <see cref="StatePanels.CentredCopy"/> as the kernels centre it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static unsafe double LargestNormInZmm(Tensor input, long slice, long n, int d, bool centre)
+    {
+        float* x = SimdGemm.Address(input) + slice * n * d;
+        float largest = 0;
+        float* c = stackalloc float[d];
+        for (long t = 0; t < n; t++, x += d)
+        {
+            float* token = x;
+            if (centre)
+            {
+                StatePanels.CentredCopy(x, d, c);
+                token = c;
+            }
+            int i = 0;
+            var squares = Vector512<float>.Zero;
+            for (; i + 16 <= d; i += 16)
+            {
+                var v = Vector512.Load(token + i);
+                squares += v * v;
+            }
+            float total = Vector512.Sum(squares);
+            for (; i < d; i++) total += token[i] * token[i];
+            largest = MathF.Max(largest, total);
+        }
+        return Math.Sqrt(largest);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static double LargestNorm<T>(Tensor input, long slice, long n, int d, bool centre) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var x = Elements<T>(input).Slice((int)(slice * n * d), (int)(n * d));
+        Span<T> c = d <= 512 ? stackalloc T[d] : new T[d];
+        T width = T.CreateChecked(d), largest = T.Zero;
+        for (long t = 0; t < n; t++)
+        {
+            var xt = x.Slice((int)(t * d), d);
+            Shift<T>(xt, centre ? -Sum<T>(xt) / width : T.Zero, c);
+            largest = T.Max(largest, Dot<T>(c, c));
+        }
+        return double.CreateChecked(T.Sqrt(largest));
     }
 
     /// <summary>a_t·b_t per token [..., N] for a, b [..., N, D].</summary>

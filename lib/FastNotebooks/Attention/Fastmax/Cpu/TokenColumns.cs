@@ -43,24 +43,27 @@ internal static unsafe partial class TokenColumns
     /// columns (column-narrowed and transposed views are read as they are): per strip, register tiles of up to 12 columns of W × 32 tokens over all F features,
     /// each feature built from x̃ in registers as the tile reaches it (two multiplies per 24 multiply-adds).
     /// </summary>
-    public static Tensor Project(Tensor extended, Tensor weightedState, int d, int rows) =>
-        Projected(extended, weightedState, d, rows, divide: false).Output;
+    /// <remarks>With <paramref name="centre"/>, a raw x [..., n, D] stands for x − mean(x) per token (centred in the strip's columns).</remarks>
+    public static Tensor Project(Tensor extended, Tensor weightedState, int d, int rows, bool centre = false) =>
+        Projected(extended, weightedState, d, rows, divide: false, centre).Output;
 
     /// <summary>
     /// <see cref="Project"/> with the output division fused into each strip: for a state whose last column gives the denominator
     /// g = φ(x̃)·W[:, C − 1], o = (φ(x̃)·W[:, :C − 1]) / g [..., n, C − 1] and g [..., n], the same bits as projecting and
     /// dividing after (one float32 division each), without writing and reading back the [..., n, C] product.
     /// </summary>
-    public static (Tensor Output, Tensor Denominator) ProjectAndDivide(Tensor extended, Tensor weightedState, int d, int rows)
+    /// <remarks>With <paramref name="centre"/>, a raw x [..., n, D] stands for x − mean(x) per token, as in <see cref="Project"/>.</remarks>
+    public static (Tensor Output, Tensor Denominator) ProjectAndDivide(Tensor extended, Tensor weightedState, int d, int rows, bool centre = false)
     {
-        var (output, denominator) = Projected(extended, weightedState, d, rows, divide: true);
+        var (output, denominator) = Projected(extended, weightedState, d, rows, divide: true, centre);
         return (output, denominator!);
     }
 
-    static (Tensor Output, Tensor? Denominator) Projected(Tensor extended, Tensor weightedState, int d, int rows, bool divide)
+    static (Tensor Output, Tensor? Denominator) Projected(Tensor extended, Tensor weightedState, int d, int rows, bool divide, bool centre)
     {
         int tilde = d + 1, size = tilde * rows, columns = (int)weightedState.shape[^1], n = (int)extended.shape[^2], width = (int)extended.shape[^1];
         if (divide && columns < 1) throw new ArgumentException($"the state needs a denominator column; got {columns} columns", nameof(weightedState));
+        if (centre && width != d) throw new ArgumentException($"only raw inputs x [..., n, D] are centred in cache; got width {width} at D = {d}", nameof(centre));
         int written = divide ? columns - 1 : columns;
         using var x = extended.contiguous();
         using var w = StateLayout(weightedState, out long rowStride, out long columnStride);
@@ -78,6 +81,7 @@ internal static unsafe partial class TokenColumns
             float* xT = scratch, outT = scratch + tilde * Strip;
             long token0 = slice * n + start;
             TildeColumns(xs + token0 * width, width, tokens, d, xT);
+            if (centre) CentreColumns(xT, d);
             for (int c0 = 0; c0 < columns; c0 += perBlock)
                 ProjectTile(Math.Min(perBlock, columns - c0), ws + offsets[slice] + c0 * columnStride, rowStride, columnStride, xT, outT + c0 * Strip, tilde, rows);
             if (divide)
@@ -162,6 +166,25 @@ internal static unsafe partial class TokenColumns
         }
         ToColumns(rows, ld, tokens, d, columns);
         new Span<float>(columns + d * Strip, Strip).Fill(1);
+    }
+
+    /// <summary>Each token (lane) of a [D, 32] column block minus its mean over the D rows; lanes past the last token stay zero.</summary>
+    static void CentreColumns(float* columns, int d)
+    {
+        var (sum0, sum1) = (Vector512<float>.Zero, Vector512<float>.Zero);
+        for (int i = 0; i < d; i++)
+        {
+            sum0 += Vector512.Load(columns + i * Strip);
+            sum1 += Vector512.Load(columns + i * Strip + 16);
+        }
+        var width = Vector512.Create((float)d);
+        var (mean0, mean1) = (sum0 / width, sum1 / width);
+        for (int i = 0; i < d; i++)
+        {
+            float* row = columns + i * Strip;
+            (Vector512.Load(row) - mean0).Store(row);
+            (Vector512.Load(row + 16) - mean1).Store(row + 16);
+        }
     }
 
     /// <summary>The first <paramref name="width"/> entries of <paramref name="tokens"/> rows (stride ld) as columns of a [width, 32] block, zeros past the last token.</summary>

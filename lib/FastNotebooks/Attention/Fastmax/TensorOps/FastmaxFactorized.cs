@@ -36,16 +36,26 @@ public static class FastmaxFactorized
     /// <see cref="Forward"/>, also returning the weighted key state w ⊙ S [B, H, F, Dv + 1] (null for orders above 2)
     /// for <see cref="Backward"/>: O(F·Dv) per head, independent of N, and it spares the backward one pass over the keys.
     /// </summary>
-    public static (Tensor Output, Tensor Denominator, Tensor? KeyState) ForwardKeepingState(Tensor q, Tensor k, Tensor v, double[] a, int chunk, KernelPlan? plan = null)
+    /// <remarks>
+    /// <paramref name="centre"/> and <paramref name="sliceScale"/> [B, H, 1, 1] (order 2 only): raw q, k are centred per token where the
+    /// pieces build x̃ and each slice's weights carry s^l (<see cref="PackedTaylorFeatures.CentresRawInputs"/>, <see cref="PackedTaylorFeatures.SliceScale"/>):
+    /// the max-norm normalization folded into the kernel (<see cref="FoldedNormalization"/>). The key state is then weighted per slice.
+    /// </remarks>
+    public static (Tensor Output, Tensor Denominator, Tensor? KeyState) ForwardKeepingState(Tensor q, Tensor k, Tensor v, double[] a, int chunk, KernelPlan? plan = null,
+        bool centre = false, Tensor? sliceScale = null)
     {
         plan ??= KernelPlan.TensorOps;
-        if (a.Length == 2) return FastmaxFirstOrder.Forward(q, k, v, a, plan);
-        var features = new PackedTaylorFeatures((int)q.shape[3], a, plan);
+        if (a.Length == 2)
+            return centre || sliceScale is not null
+                ? throw new ArgumentException("the normalization is folded into the order-2 kernel only", nameof(a))
+                : FastmaxFirstOrder.Forward(q, k, v, a, plan);
+        var features = new PackedTaylorFeatures((int)q.shape[3], a, plan) { CentresRawInputs = centre, SliceScale = sliceScale };
         if (SplitOf(features, q, MinimumTokensPerChunk, Work(features, q, k, v)) is { Splits: true } split)
         {
-            var perHead = InHeadGroups(new[] { q, k, v }, split, (t, groupPlan) =>
+            var inputs = sliceScale is null ? new[] { q, k, v } : new[] { q, k, v, sliceScale };
+            var perHead = InHeadGroups(inputs, split, (t, groupPlan) =>
             {
-                var (o1, g1, s1) = ForwardKeepingState(t[0], t[1], t[2], a, chunk, groupPlan);
+                var (o1, g1, s1) = ForwardKeepingState(t[0], t[1], t[2], a, chunk, groupPlan, centre, t.Length > 3 ? t[3] : null);
                 return new[] { o1, g1, s1! };
             });
             return (perHead[0], perHead[1], perHead[2]);

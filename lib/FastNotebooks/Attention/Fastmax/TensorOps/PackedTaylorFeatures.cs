@@ -32,6 +32,7 @@ public sealed class PackedTaylorFeatures
     public long Size => (long)Rows * Extended;
 
     readonly double[] _weights;
+    readonly double[] _degrees;
 
     /// <summary>The weights w as numbers (the CPU loops apply them to the states).</summary>
     internal double[] WeightValues => _weights;
@@ -51,6 +52,7 @@ public sealed class PackedTaylorFeatures
         Order = coefficients.Count - 1;
         int e = Extended;
         _weights = new double[Size];
+        _degrees = new double[Size];
         for (int row = 0; row < Rows; row++)
             for (int i = 0; i < e; i++)
             {
@@ -61,6 +63,7 @@ public sealed class PackedTaylorFeatures
                 if (Order == 2 && e % 2 == 0 && row == e / 2) multiplicity /= 2;   // the repeated last row
                 int f = i * Rows + row;
                 _weights[f] = coefficients[degree] * multiplicity;
+                _degrees[f] = degree;
             }
     }
 
@@ -81,13 +84,32 @@ public sealed class PackedTaylorFeatures
     /// back an extended copy of 2D̃ entries per token; else <see cref="Extend"/>. Every piece takes either: a raw input that
     /// reaches a tensor-op form is extended there.
     /// </summary>
-    public Tensor KernelInput(Tensor x) => Plan.TakesRawInputs(this, x) ? x.contiguous() : Extend(x);
+    public Tensor KernelInput(Tensor x) => Plan.TakesRawInputs(this, x) ? x.contiguous() : CentresRawInputs ? ExtendedIfRaw(x)! : Extend(x);
 
     /// <summary>Whether x is a raw input [..., n, D] (<see cref="KernelInput"/>) rather than an extended one [..., n, 2D̃].</summary>
     internal bool IsRaw(Tensor x) => Order == 2 && x.shape[^1] == D;
 
-    /// <summary>x extended when it is raw (a new tensor, the caller's to dispose), else null.</summary>
-    internal Tensor? ExtendedIfRaw(Tensor x) => IsRaw(x) ? Extend(x) : null;
+    /// <summary>x extended when it is raw (a new tensor, the caller's to dispose; centred first where <see cref="CentresRawInputs"/>), else null.</summary>
+    internal Tensor? ExtendedIfRaw(Tensor x)
+    {
+        if (!IsRaw(x)) return null;
+        if (!CentresRawInputs) return Extend(x);
+        using var centred = x - x.mean(new long[] { -1 }, keepdim: true);
+        return Extend(centred);
+    }
+
+    /// <summary>
+    /// Whether every piece reads a raw input x [..., n, D] as x − mean(x) per token, centred where it builds x̃: the mean-centring of
+    /// the max-norm normalization done in cache (<see cref="FoldedNormalization"/>). Extended inputs are taken as they are.
+    /// </summary>
+    internal bool CentresRawInputs { get; init; }
+
+    /// <summary>
+    /// Per (batch, head) slice, s [B, H, 1, 1] or null: <see cref="Weigh"/> multiplies each feature's weight by s^l, l its degree,
+    /// so f(s·x·y) is computed from x and y as they are: the max-norms' scales 1/(m_q·m_k) folded into the weights
+    /// (<see cref="FoldedNormalization"/>).
+    /// </summary>
+    internal Tensor? SliceScale { get; init; }
 
     /// <summary>x̃ [..., n, D̃] as a view of an extended tensor.</summary>
     public Tensor Tilde(Tensor extended) => extended.narrow(-1, 0, Extended);
@@ -152,9 +174,21 @@ public sealed class PackedTaylorFeatures
         return Weigh(states.transpose(-1, -2)).MoveToOuterDisposeScope();                       // [..., G, F, C]
     }
 
-    /// <summary>w ⊙ S for a state S [..., F, C]: the query side of f, applied to a small matrix.</summary>
+    /// <summary>w ⊙ S for a state S [..., F, C]: the query side of f, applied to a small matrix (each slice's w times s^l where <see cref="SliceScale"/> is set).</summary>
     public Tensor Weigh(Tensor state)
     {
+        if (SliceScale is { } scale)
+        {
+            // Per slice w_f·s^l, in doubles here: a handful of tensor ops on [B, H, F] cost more than this loop at F = 561.
+            using var scales = scale.to(ScalarType.Float64).contiguous();
+            var s = scales.data<double>().ToArray();
+            var perSlice = new double[s.Length * Size];
+            for (int slice = 0; slice < s.Length; slice++)
+                for (int f = 0; f < Size; f++)
+                    perSlice[slice * Size + f] = _weights[f] * Math.Pow(s[slice], _degrees[f]);
+            using var weights = tensor(perSlice, scale.shape[..^2].Concat(new[] { Size, 1L }).ToArray(), dtype: state.dtype, device: state.device);
+            return state * weights;
+        }
         // One weight tensor per plan and dtype: the causal kernels weigh a state in every chunk.
         if (_cachedWeights is null || _cachedWeights.dtype != state.dtype || _cachedWeights.device.ToString() != state.device.ToString())
         {
