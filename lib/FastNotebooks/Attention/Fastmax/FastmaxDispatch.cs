@@ -193,17 +193,17 @@ public sealed class KernelPlan
     internal Tensor Gradient(PackedTaylorFeatures features, Tensor extended, Tensor u, Tensor weightedState)
     {
         using var _ = Clock?.Time(Stages.Gradient, 2 * Rows(extended) * features.Size * u.shape[^1]);
-        if (CentresIn(features, extended))
-            throw new InvalidOperationException("inputs centred in cache are for the forward without gradients (FoldedNormalization); the gradient takes normalized inputs");
+        bool centre = CentresIn(features, extended);
         if (features.Order == 1) return u.matmul(weightedState.narrow(-2, 0, features.D).transpose(-1, -2)); // [..., n, D]
         if (CpuKernels && TokenColumns.Supports(features, extended, weightedState, u))
-            return TokenColumns.Gradient(u, weightedState, extended, features.D, features.Rows);
+            return TokenColumns.Gradient(u, weightedState, extended, features.D, features.Rows, centre);
         using var scope = NewDisposeScope();
-        extended = features.ExtendedIfRaw(extended) ?? extended;
+        extended = features.ExtendedIfRaw(extended) ?? extended;                          // centred there when centre
         var featureGradient = MatMul(u, features.DMajorTransposed(weightedState));        // [..., n, F]
         var dx = CpuKernels && PackedFeatureLoops.SupportsChainRule(features, featureGradient, extended, u, weightedState)
             ? PackedFeatureLoops.ChainRule(featureGradient, extended, features.D, features.Rows)
             : features.ChainRuleByBroadcast(featureGradient, extended);
+        if (centre) dx = dx - dx.mean(new long[] { -1 }, keepdim: true);                  // through the centring
         return dx.MoveToOuterDisposeScope();
     }
 
@@ -294,16 +294,16 @@ public static class FastmaxDispatch
     }
 
     /// <summary>
-    /// Whether the functional call folds the max-norm normalization into the kernel (<see cref="FoldedNormalization"/>): a forward
-    /// that wants no gradient, mean- or zero-centred max-norm, unmasked, order 2, the factorized algorithm without dropout, and CPU
-    /// kernels that build x̃ from raw q and k in cache (<see cref="KernelPlan.TakesRawInputs"/>: float32, AVX-512, D + 1 ≥ 32).
+    /// Whether the functional call folds the max-norm normalization into the kernel (<see cref="FoldedNormalization"/>): mean- or
+    /// zero-centred max-norm, unmasked, order 2, the factorized algorithm without dropout, and CPU kernels that build x̃ from raw q
+    /// and k in cache (<see cref="KernelPlan.TakesRawInputs"/>: float32, AVX-512, D + 1 ≥ 32).
     /// </summary>
     public static bool FoldsNormalization(FastmaxOptions options, double[] a, KernelPlan plan, FastmaxAlgorithm algorithm, bool regularize, Tensor q, Tensor k, Tensor v)
     {
-        if (is_grad_enabled() && (q.requires_grad || k.requires_grad || v.requires_grad)) return false;
         if (options.Normalization is not (FastmaxNormalization.MeanCentered or FastmaxNormalization.ZeroCentered)) return false;
         if (options.Causal || a.Length != 3 || algorithm != FastmaxAlgorithm.Factorized || regularize || !plan.CpuKernels) return false;
         var features = new PackedTaylorFeatures((int)q.shape[3], a, plan);
+        using var inNode = no_grad();   // the kernels run inside the folded node's forward and backward, where no graph is recorded
         return plan.TakesRawInputs(features, q) && plan.TakesRawInputs(features, k) && v.dtype == ScalarType.Float32
             && MaxNormLoops.Supports(q, k);
     }

@@ -33,7 +33,7 @@ public static class FastmaxFunctional
         int chunk = options.ResolvedChunkSize((int)q.shape[3]);
         var algorithm = FastmaxDispatch.Algorithm(options.Algorithm, options.Order, options.Causal, q.shape[0] * q.shape[1], q.shape[2], k.shape[2], q.shape[3]);
         if (FastmaxDispatch.FoldsNormalization(options, a, plan, algorithm, regularize, q, k, v)
-            && FoldedNormalization.Forward(q, k, v, options, a, chunk, plan) is { } folded)
+            && FoldedNormalization.Attention(q, k, v, options, a, chunk, plan) is { } folded)
             return folded;
 
         using var scope = NewDisposeScope();

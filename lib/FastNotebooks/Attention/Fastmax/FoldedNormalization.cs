@@ -1,3 +1,4 @@
+using TorchSharp;
 using FastNotebooks.Attention.Fastmax.Cpu;
 using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
@@ -5,17 +6,20 @@ using static TorchSharp.torch;
 namespace FastNotebooks.Attention.Fastmax;
 
 /// <summary>
-/// The max-norm normalization folded into the unmasked order-2 kernel, for a forward that wants no gradient. Unmasked, each
-/// (batch, head) slice divides every token by one number, its largest norm m: q̂·k̂ = (c_q·c_k)/(m_q·m_k) with c the centred (or
-/// raw) tokens, so with s = 1/(T·m_q·m_k), f(q̂·k̂) = Σ_l a_l s^l (c_q·c_k)^l: the kernel reads q and k as they are, centres
-/// each token where it builds x̃ in cache, and multiplies the weights of degree l by s^l
-/// (<see cref="PackedTaylorFeatures.CentresRawInputs"/>, <see cref="PackedTaylorFeatures.SliceScale"/>). What is left of the
-/// normalization is one read of q and k for m (<see cref="MaxNormLoops.LargestNorms"/>); the normalized copies of q and k are
-/// never written (PERF.md, "Max-norm folded into the unmasked forward"). The same function as <see cref="FastmaxNormalizer"/> then
-/// the kernel, up to float32 rounding (FoldedNormalizationTests).
+/// The max-norm normalization folded into the unmasked order-2 kernel. Unmasked, each (batch, head) slice divides every token by
+/// one number, its largest norm m: q̂·k̂ = (c_q·c_k)/(m_q·m_k) with c the centred (or raw) tokens, so with σ = 1/(T·m_q·m_k),
+/// f(q̂·k̂) = Σ_l a_l σ^l (c_q·c_k)^l: the kernel reads q and k as they are, centres each token where it builds x̃ in cache, and
+/// multiplies the weights of degree l by σ^l (<see cref="PackedTaylorFeatures.CentresRawInputs"/>, <see cref="PackedTaylorFeatures.SliceScale"/>).
+/// What is left of the normalization is one read of q and k for m (<see cref="MaxNormLoops.LargestNorms"/>); the normalized
+/// copies of q and k are never written. Where a gradient is wanted this is one autograd node: the kernel's backward on the same
+/// inputs gives the gradients through the centring with σ held fixed, and <see cref="MaxNormLoops.AddScaleGradient"/> adds σ's
+/// share through each m. The same function and gradients as <see cref="FastmaxNormalizer"/> then <see cref="FastmaxFunction"/>, up to
+/// float32 rounding (FoldedNormalizationTests); PERF.md, "Max-norm folded into the unmasked kernel".
 /// </summary>
-internal static class FoldedNormalization
+internal sealed class FoldedNormalization : autograd.SingleTensorFunction<FoldedNormalization>
 {
+    public override string Name => "FastmaxFoldedMaxNorm";
+
     /// <summary>
     /// Largest norms m outside [<see cref="SmallestNorm"/>, <see cref="LargestNorm"/>] run the unfolded path instead: the float32
     /// features of c grow as m² and the weights as 1/m², which far outside this range would leave float32's exponent range
@@ -23,19 +27,56 @@ internal static class FoldedNormalization
     /// </summary>
     public const double SmallestNorm = 1e-6, LargestNorm = 1e6;
 
+    /// <summary>What the two normalizations found: the largest norms and their tokens, per slice, and what σ is made of.</summary>
+    sealed record Norms(bool Centre, double Temperature, double[] Query, long[] QueryHolders, double[] Key, long[] KeyHolders)
+    {
+        /// <summary>σ = 1/(T·m_q·m_k) per slice [B, H, 1, 1].</summary>
+        public Tensor Scale(long b, long h) =>
+            tensor(Query.Zip(Key, (mq, mk) => 1 / (Temperature * mq * mk)).ToArray(), dtype: ScalarType.Float64).view(b, h, 1, 1);
+    }
+
     /// <summary>
     /// o [B, H, Nq, Dv], or null where some slice's largest norm lies outside the range above (then the caller runs the
     /// normalization and the kernel apart). The caller has checked <see cref="FastmaxDispatch.FoldsNormalization"/>.
     /// </summary>
-    public static Tensor? Forward(Tensor q, Tensor k, Tensor v, FastmaxOptions options, double[] a, int chunk, KernelPlan plan)
+    public static Tensor? Attention(Tensor q, Tensor k, Tensor v, FastmaxOptions options, double[] a, int chunk, KernelPlan plan)
     {
         bool centre = options.Normalization == FastmaxNormalization.MeanCentered;
-        double[] mq = MaxNormLoops.LargestNorms(q, centre), mk = MaxNormLoops.LargestNorms(k, centre);
+        var (mq, hq) = MaxNormLoops.LargestNorms(q, centre);
+        var (mk, hk) = MaxNormLoops.LargestNorms(k, centre);
         if (mq.Concat(mk).Any(m => !(m >= SmallestNorm && m <= LargestNorm))) return null;
-        var scales = mq.Zip(mk, (x, y) => 1 / (options.Temperature * x * y)).ToArray();
+        var norms = new Norms(centre, options.Temperature, mq, hq, mk, hk);
+        if (is_grad_enabled() && (q.requires_grad || k.requires_grad || v.requires_grad))
+            return apply(q, k, v, a, chunk, plan, norms);
         using var scope = NewDisposeScope();
-        var scale = tensor(scales, dtype: ScalarType.Float64).view(q.shape[0], q.shape[1], 1, 1);
-        var (o, _, _) = FastmaxFactorized.ForwardKeepingState(q.contiguous(), k.contiguous(), v.contiguous(), a, chunk, plan, centre, scale);
+        var (o, _, _) = FastmaxFactorized.ForwardKeepingState(q.contiguous(), k.contiguous(), v.contiguous(), a, chunk, plan, centre,
+            norms.Scale(q.shape[0], q.shape[1]));
         return o.MoveToOuterDisposeScope();
+    }
+
+    public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+    {
+        var (q, k, v) = (((Tensor)vars[0]).contiguous(), ((Tensor)vars[1]).contiguous(), ((Tensor)vars[2]).contiguous());
+        var (a, chunk, plan, norms) = ((double[])vars[3], (int)vars[4], (KernelPlan)vars[5], (Norms)vars[6]);
+        var scale = norms.Scale(q.shape[0], q.shape[1]);
+        var (o, g, keyState) = FastmaxFactorized.ForwardKeepingState(q, k, v, a, chunk, plan, norms.Centre, scale);
+        ctx.save_for_backward(new List<Tensor> { q, k, v, o, g, keyState!, scale });
+        ctx.save_data("a", a);
+        ctx.save_data("chunk", chunk);
+        ctx.save_data("plan", plan);
+        ctx.save_data("norms", norms);
+        return o;
+    }
+
+    public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
+    {
+        var saved = ctx.get_saved_variables();
+        var (q, k, v, o, g, keyState, scale) = (saved[0], saved[1], saved[2], saved[3], saved[4], saved[5], saved[6]);
+        var norms = (Norms)ctx.get_data("norms");
+        var (dq, dk, dv) = FastmaxFactorized.Backward(q, k, v, o, g, gradOutput, (double[])ctx.get_data("a"), (int)ctx.get_data("chunk"),
+            keyState, (KernelPlan)ctx.get_data("plan"), norms.Centre, scale);
+        MaxNormLoops.AddScaleGradient(dq, q, norms.Query, norms.QueryHolders, norms.Centre);
+        MaxNormLoops.AddScaleGradient(dk, k, norms.Key, norms.KeyHolders, norms.Centre);
+        return new List<Tensor> { dq, dk, dv, null!, null!, null!, null! };
     }
 }

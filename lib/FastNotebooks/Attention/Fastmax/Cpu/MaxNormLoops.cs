@@ -35,32 +35,83 @@ internal static class MaxNormLoops
     }
 
     /// <summary>
-    /// The largest token norm ‖x_t − mean(x_t)‖ (or ‖x_t‖ when not <paramref name="centre"/>) of each slice of x [..., N, D], in
-    /// slice order, reading x once and writing nothing per token (<see cref="FoldedNormalization"/>); 0 for a slice without tokens.
-    /// The reference: <see cref="CentreAndNorm(Tensor, bool)"/>'s norms and their maximum.
+    /// The largest token norm ‖x_t − mean(x_t)‖ (or ‖x_t‖ when not <paramref name="centre"/>) of each slice of x [..., N, D] and the
+    /// first token that has it, in slice order, reading x once and writing nothing per token (<see cref="FoldedNormalization"/>);
+    /// 0 and token 0 for a slice without tokens. The reference: <see cref="CentreAndNorm(Tensor, bool)"/>'s norms and their maximum.
     /// </summary>
-    public static double[] LargestNorms(Tensor x, bool centre)
+    public static (double[] Norms, long[] Holders) LargestNorms(Tensor x, bool centre)
     {
         using var input = x.contiguous();
         int d = (int)input.shape[^1];
         long n = input.shape[^2], slices = TokenColumns.SliceCount(input);
-        var largest = new double[slices];
-        if (n == 0 || d == 0) return largest;
-        void Slice(long slice) => largest[slice] = input.dtype == ScalarType.Float32
+        var (largest, holders) = (new double[slices], new long[slices]);
+        if (n == 0 || d == 0) return (largest, holders);
+        void Slice(long slice) => (largest[slice], holders[slice]) = input.dtype == ScalarType.Float32
             ? (d >= 16 && Vector512.IsHardwareAccelerated ? LargestNormInZmm(input, slice, n, d, centre) : LargestNorm<float>(input, slice, n, d, centre))
             : LargestNorm<double>(input, slice, n, d, centre);
         int threads = ThreadsFor(slices, (double)slices * n * d);
         if (threads == 1) for (long slice = 0; slice < slices; slice++) Slice(slice);
         else SharedPieces.For(slices, threads, Slice);
-        return largest;
+        return (largest, holders);
+    }
+
+    /// <summary>
+    /// The largest norms' share of the gradient, added in place (<see cref="FoldedNormalization"/>): for each slice with largest norm m
+    /// held by token h, dL/dm = −(1/m)·Σ_t dx_t·c_t (dx the gradient with the scale held fixed, c the centred tokens: scaling c
+    /// and 1/m together changes nothing), and m = ‖c_h‖ passes it on as dL/dm·c_h/m to token h. Float32 x [..., N, D ≥ 16],
+    /// contiguous dx of its shape, AVX-512 (what the folded kernels take).
+    /// </summary>
+    public static unsafe void AddScaleGradient(Tensor dx, Tensor x, double[] norms, long[] holders, bool centre)
+    {
+        using var input = x.contiguous();
+        int d = (int)input.shape[^1];
+        long n = input.shape[^2], slices = TokenColumns.SliceCount(input);
+        if (input.dtype != ScalarType.Float32 || dx.dtype != ScalarType.Float32 || !dx.is_contiguous() || d < 16 || !Vector512.IsHardwareAccelerated
+            || !dx.shape.SequenceEqual(input.shape))
+            throw new ArgumentException($"the folded scale gradient takes float32 [..., N, D ≥ 16] with AVX-512; got dx {dx.dtype} [{string.Join(", ", dx.shape)}], x {input.dtype} [{string.Join(", ", input.shape)}]", nameof(dx));
+        if (n == 0) return;
+        float* xs = SimdGemm.Address(input), gs = SimdGemm.Address(dx);
+        void Slice(long slice) => AddSliceScaleGradient(gs + slice * n * d, xs + slice * n * d, n, d, norms[slice], holders[slice], centre);
+        int threads = ThreadsFor(slices, (double)slices * n * d);
+        if (threads == 1) for (long slice = 0; slice < slices; slice++) Slice(slice);
+        else SharedPieces.For(slices, threads, Slice);
+        GC.KeepAlive(input);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static unsafe void AddSliceScaleGradient(float* g, float* x, long n, int d, double norm, long holder, bool centre)
+    {
+        float* c = stackalloc float[d];
+        double total = 0;
+        for (long t = 0; t < n; t++)
+        {
+            float* token = Token(x + t * d, d, c, centre), gt = g + t * d;
+            int i = 0;
+            var products = Vector512<float>.Zero;
+            for (; i + 16 <= d; i += 16) products += Vector512.Load(gt + i) * Vector512.Load(token + i);
+            float sum = Vector512.Sum(products);
+            for (; i < d; i++) sum += gt[i] * token[i];
+            total += sum;
+        }
+        float coefficient = (float)(-total / (norm * norm));
+        float* held = Token(x + holder * d, d, c, centre), gh = g + holder * d;
+        for (int i = 0; i < d; i++) gh[i] += coefficient * held[i];
+
+        static float* Token(float* xt, int d, float* buffer, bool centre)
+        {
+            if (!centre) return xt;
+            StatePanels.CentredCopy(xt, d, buffer);
+            return buffer;
+        }
     }
 
     /// <summary><see cref="LargestNorm{T}"/> in float32 zmm registers, each token centred by <see cref="StatePanels.CentredCopy"/> as the kernels centre it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static unsafe double LargestNormInZmm(Tensor input, long slice, long n, int d, bool centre)
+    static unsafe (double, long) LargestNormInZmm(Tensor input, long slice, long n, int d, bool centre)
     {
         float* x = SimdGemm.Address(input) + slice * n * d;
         float largest = 0;
+        long holder = 0;
         float* c = stackalloc float[d];
         for (long t = 0; t < n; t++, x += d)
         {
@@ -79,24 +130,26 @@ internal static class MaxNormLoops
             }
             float total = Vector512.Sum(squares);
             for (; i < d; i++) total += token[i] * token[i];
-            largest = MathF.Max(largest, total);
+            if (total > largest) (largest, holder) = (total, t);
         }
-        return Math.Sqrt(largest);
+        return (Math.Sqrt(largest), holder);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static double LargestNorm<T>(Tensor input, long slice, long n, int d, bool centre) where T : unmanaged, IFloatingPointIeee754<T>
+    static (double, long) LargestNorm<T>(Tensor input, long slice, long n, int d, bool centre) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var x = Elements<T>(input).Slice((int)(slice * n * d), (int)(n * d));
         Span<T> c = d <= 512 ? stackalloc T[d] : new T[d];
         T width = T.CreateChecked(d), largest = T.Zero;
+        long holder = 0;
         for (long t = 0; t < n; t++)
         {
             var xt = x.Slice((int)(t * d), d);
             Shift<T>(xt, centre ? -Sum<T>(xt) / width : T.Zero, c);
-            largest = T.Max(largest, Dot<T>(c, c));
+            T square = Dot<T>(c, c);
+            if (square > largest) (largest, holder) = (square, t);
         }
-        return double.CreateChecked(T.Sqrt(largest));
+        return (double.CreateChecked(T.Sqrt(largest)), holder);
     }
 
     /// <summary>a_t·b_t per token [..., N] for a, b [..., N, D].</summary>

@@ -109,9 +109,14 @@ internal static unsafe partial class TokenColumns
     /// chain rule (<see cref="GradientTile"/>): a token-major form (dφ rows of tokens against shifted windows of x̃) would read
     /// unaligned vectors and pad each sum to whole vectors.
     /// </summary>
-    public static Tensor Gradient(Tensor u, Tensor weightedState, Tensor extended, int d, int rows)
+    /// <remarks>
+    /// With <paramref name="centre"/>, a raw x [..., n, D] stands for c = x − mean(x) per token, and dx is the gradient with respect
+    /// to x through the centring: ∇_c minus its mean over D.
+    /// </remarks>
+    public static Tensor Gradient(Tensor u, Tensor weightedState, Tensor extended, int d, int rows, bool centre = false)
     {
         int tilde = d + 1, c = (int)u.shape[^1], n = (int)u.shape[^2], width = (int)extended.shape[^1];
+        if (centre && width != d) throw new ArgumentException($"only raw inputs x [..., n, D] are centred in cache; got width {width} at D = {d}", nameof(centre));
         using var uc = u.contiguous();
         using var w = StateLayout(weightedState, out long rowStride, out long columnStride);
         using var x = extended.contiguous();
@@ -129,6 +134,7 @@ internal static unsafe partial class TokenColumns
             long token0 = slice * n + start;
             ToColumns(us + token0 * c, c, tokens, c, uT);
             TildeColumns(xs + token0 * width, width, tokens, d, xT);
+            if (centre) CentreColumns(xT, d);
             new Span<float>(dxT, tilde * Strip).Clear();
             float* state = ws + offsets[slice];
             for (int i = 0; i < tilde; i++)
@@ -136,6 +142,7 @@ internal static unsafe partial class TokenColumns
                 {
                     GradientTile(Math.Min(perTile, rows - shift), state + (i * rows + shift) * rowStride, rowStride, columnStride, uT, c, xT, dxT, i, (i + shift) % tilde, tilde);
                 }
+            if (centre) CentreColumns(dxT, d);   // the centring's gradient: each token's ∇_c minus its mean
             FromColumns(dxT, tokens, d, dxs + token0 * d, d);
         });
         GC.KeepAlive(w);

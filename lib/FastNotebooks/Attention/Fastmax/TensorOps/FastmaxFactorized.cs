@@ -85,18 +85,31 @@ public static class FastmaxFactorized
     /// dv_j = φ(k̃_j)·(w ⊙ R)[:, :Dv] since R's first Dv columns are Σ_i φ(q̃_i)ᵀ Ĝ_i. The key state is the
     /// forward's (<see cref="ForwardKeepingState"/>) when given, else recomputed.
     /// </summary>
+    /// <remarks>
+    /// With <paramref name="centre"/> and <paramref name="sliceScale"/> (as in <see cref="ForwardKeepingState"/>, whose key state this
+    /// then takes), dq and dk are the gradients with respect to the raw q and k through the centring, the scale held fixed: the
+    /// scale's own gradient is <see cref="FoldedNormalization"/>'s.
+    /// </remarks>
     public static (Tensor Dq, Tensor Dk, Tensor Dv) Backward(
-        Tensor q, Tensor k, Tensor v, Tensor o, Tensor g, Tensor gradOutput, double[] a, int chunk, Tensor? keyState = null, KernelPlan? plan = null)
+        Tensor q, Tensor k, Tensor v, Tensor o, Tensor g, Tensor gradOutput, double[] a, int chunk, Tensor? keyState = null, KernelPlan? plan = null,
+        bool centre = false, Tensor? sliceScale = null)
     {
         plan ??= KernelPlan.TensorOps;
-        if (a.Length == 2) return FastmaxFirstOrder.Backward(q, k, v, o, g, gradOutput, a, keyState, plan);
-        var features = new PackedTaylorFeatures((int)q.shape[3], a, plan);
+        if (a.Length == 2)
+            return centre || sliceScale is not null
+                ? throw new ArgumentException("the normalization is folded into the order-2 kernel only", nameof(a))
+                : FastmaxFirstOrder.Backward(q, k, v, o, g, gradOutput, a, keyState, plan);
+        var features = new PackedTaylorFeatures((int)q.shape[3], a, plan) { CentresRawInputs = centre, SliceScale = sliceScale };
         if (SplitOf(features, q, MinimumTokensPerChunk, 2 * Work(features, q, k, v)) is { Splits: true } split)
         {
-            var inputs = new[] { q, k, v, o, g, gradOutput };
-            var perHead = InHeadGroups(keyState is null ? inputs : inputs.Append(keyState).ToArray(), split, (t, groupPlan) =>
+            var inputs = new List<Tensor> { q, k, v, o, g, gradOutput };
+            if (sliceScale is not null) inputs.Add(sliceScale);
+            if (keyState is not null) inputs.Add(keyState);
+            int scaleAt = sliceScale is null ? -1 : 6, stateAt = keyState is null ? -1 : inputs.Count - 1;
+            var perHead = InHeadGroups(inputs.ToArray(), split, (t, groupPlan) =>
             {
-                var (dq1, dk1, dv1) = Backward(t[0], t[1], t[2], t[3], t[4], t[5], a, chunk, t.Length > 6 ? t[6] : null, groupPlan);
+                var (dq1, dk1, dv1) = Backward(t[0], t[1], t[2], t[3], t[4], t[5], a, chunk, stateAt < 0 ? null : t[stateAt], groupPlan,
+                    centre, scaleAt < 0 ? null : t[scaleAt]);
                 return new[] { dq1, dk1, dv1 };
             });
             return (perHead[0], perHead[1], perHead[2]);

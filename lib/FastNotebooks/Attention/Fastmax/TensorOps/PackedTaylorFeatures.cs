@@ -84,7 +84,8 @@ public sealed class PackedTaylorFeatures
     /// back an extended copy of 2D̃ entries per token; else <see cref="Extend"/>. Every piece takes either: a raw input that
     /// reaches a tensor-op form is extended there.
     /// </summary>
-    public Tensor KernelInput(Tensor x) => Plan.TakesRawInputs(this, x) ? x.contiguous() : CentresRawInputs ? ExtendedIfRaw(x)! : Extend(x);
+    /// <remarks>Where the pieces centre raw inputs (<see cref="CentresRawInputs"/>) x is always taken raw, so that every gradient is with respect to x.</remarks>
+    public Tensor KernelInput(Tensor x) => Plan.TakesRawInputs(this, x) || (CentresRawInputs && IsRaw(x)) ? x.contiguous() : Extend(x);
 
     /// <summary>Whether x is a raw input [..., n, D] (<see cref="KernelInput"/>) rather than an extended one [..., n, 2D̃].</summary>
     internal bool IsRaw(Tensor x) => Order == 2 && x.shape[^1] == D;
@@ -99,8 +100,9 @@ public sealed class PackedTaylorFeatures
     }
 
     /// <summary>
-    /// Whether every piece reads a raw input x [..., n, D] as x − mean(x) per token, centred where it builds x̃: the mean-centring of
-    /// the max-norm normalization done in cache (<see cref="FoldedNormalization"/>). Extended inputs are taken as they are.
+    /// Whether every piece reads a raw input x [..., n, D] as c = x − mean(x) per token, centred where it builds x̃, and
+    /// <see cref="Gradient"/> gives the gradient with respect to x through the centring: the mean-centring of the max-norm
+    /// normalization done in cache (<see cref="FoldedNormalization"/>). Extended inputs are taken as they are.
     /// </summary>
     internal bool CentresRawInputs { get; init; }
 

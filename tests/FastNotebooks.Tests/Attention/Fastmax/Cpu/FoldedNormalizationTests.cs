@@ -37,12 +37,47 @@ public class FoldedNormalizationTests
         using (no_grad())
         {
             Assert.True(FastmaxDispatch.FoldsNormalization(options, a, plan, FastmaxAlgorithm.Factorized, false, q, k, v));
-            Assert.NotNull(FoldedNormalization.Forward(q, k, v, options, a, options.ResolvedChunkSize(d), plan));
+            Assert.NotNull(FoldedNormalization.Attention(q, k, v, options, a, options.ResolvedChunkSize(d), plan));
             var folded = FastmaxFunctional.Attention(q, k, v, options with { Algorithm = FastmaxAlgorithm.Factorized });
             var reference = FastmaxFunctional.Attention(q.to(ScalarType.Float64), k.to(ScalarType.Float64), v.to(ScalarType.Float64),
                 options with { Backend = FastmaxBackend.Reference });
             double error = (folded.to(ScalarType.Float64) - reference).abs().max().item<double>() / reference.abs().max().item<double>();
             Assert.True(error < Tolerance, $"relative error {error:E2} at D={d} N={n} {normalization} T={temperature}");
+        }
+    }
+
+    [Avx512Theory]
+    [InlineData(32, 100, 1, 1, FastmaxNormalization.MeanCentered, 1.0, 0L)]
+    [InlineData(33, 70, 1, 2, FastmaxNormalization.MeanCentered, 0.7, 0L)]
+    [InlineData(64, 300, 2, 3, FastmaxNormalization.ZeroCentered, 1.0, 0L)]
+    [InlineData(32, 257, 2, 2, FastmaxNormalization.MeanCentered, 1.3, 20_000L)]
+    public void The_folded_gradients_are_those_of_normalizing_first(int d, int n, int b, int h, FastmaxNormalization normalization, double temperature, long budget)
+    {
+        using var scope = NewDisposeScope();
+        var generator = new Generator(13 + (ulong)(d * n));
+        var shape = new long[] { b, h, n, d };
+        var inputs = new[] { randn(shape, generator: generator) * 3 + 0.5, randn(shape, generator: generator) * 0.2 - 1, randn(shape, generator: generator) };
+        var weights = randn(shape, generator: generator);
+        var options = new FastmaxOptions { Order = 2, Normalization = normalization, Temperature = temperature, Algorithm = FastmaxAlgorithm.Factorized }
+            is var o && budget > 0 ? o with { FeatureChunkElements = budget } : o;
+        var plan = FastmaxDispatch.Plan(FastmaxBackend.Cpu, options.FeatureChunkElements);
+        Tensor[] Gradients(ScalarType dtype, FastmaxOptions opts)
+        {
+            var leaves = inputs.Select(t => t.to(dtype).detach().requires_grad_()).ToArray();
+            var output = FastmaxFunctional.Attention(leaves[0], leaves[1], leaves[2], opts);
+            return autograd.grad(new[] { (output * weights.to(dtype)).sum() }, leaves).Select(t => t.to(ScalarType.Float64)).ToArray();
+        }
+        using (enable_grad())
+        {
+            var leaves = inputs.Select(t => t.detach().requires_grad_()).ToArray();
+            Assert.True(FastmaxDispatch.FoldsNormalization(options, options.ResolvedCoefficients(), plan, FastmaxAlgorithm.Factorized, false, leaves[0], leaves[1], leaves[2]));
+            var folded = Gradients(ScalarType.Float32, options);
+            var reference = Gradients(ScalarType.Float64, options with { Backend = FastmaxBackend.Reference });
+            foreach (var (name, i) in new[] { ("dq", 0), ("dk", 1), ("dv", 2) })
+            {
+                double error = (folded[i] - reference[i]).abs().max().item<double>() / reference[i].abs().max().item<double>();
+                Assert.True(error < 1e-4, $"{name}: relative error {error:E2} at D={d} N={n} {normalization} T={temperature}");
+            }
         }
     }
 
@@ -71,6 +106,9 @@ public class FoldedNormalizationTests
             Close("uᵀ·φ", centring.StateTransposed(input, u), plain.StateTransposed(plain.KernelInput(centred), u));
             Close("uᵀ·φ with a column of ones", centring.StateTransposed(input, u, appendOne: true), plain.StateTransposed(plain.KernelInput(centred), u, appendOne: true));
             Close("φ·W", centring.Project(input, w), plain.Project(plain.KernelInput(centred), w));
+            // Through the centring: the gradient with respect to x is ∇_c minus its mean over D.
+            var dc = plain.Gradient(plain.KernelInput(centred), u, w);
+            Close("∇(φ·W)", centring.Gradient(input, u, w), dc - dc.mean(new long[] { -1 }, keepdim: true));
             // A random state's denominators come near zero, where o = numerator / g magnifies any rounding: g and o·g are compared.
             var (o1, g1) = plan.ProjectAndDivide(centring, input, w);
             var (o2, g2) = plan.ProjectAndDivide(plain, plain.KernelInput(centred), w);
@@ -105,12 +143,15 @@ public class FoldedNormalizationTests
         using var scope = NewDisposeScope();
         var x = (randn(new long[] { 2, 3, 37, 19 }, generator: new Generator(5)) * 2 + 1).to(dtype);
         var (_, norms) = MaxNormFunction.CentreAndNorm(x, centre);
-        var expected = norms.amax(new long[] { -1 }).flatten().to(ScalarType.Float64).data<double>().ToArray();
-        var largest = MaxNormLoops.LargestNorms(x, centre);
+        var (max, argmax) = norms.max(-1);
+        var expected = max.flatten().to(ScalarType.Float64).data<double>().ToArray();
+        var holders = argmax.flatten().data<long>().ToArray();
+        var (largest, held) = MaxNormLoops.LargestNorms(x, centre);
         Assert.Equal(expected.Length, largest.Length);
         for (int i = 0; i < expected.Length; i++)
             Assert.Equal(expected[i], largest[i], dtype == ScalarType.Float32 ? 1e-4 : 1e-12);
-        Assert.Equal(new double[6], MaxNormLoops.LargestNorms(zeros(2, 3, 0, 4), centre));
+        Assert.Equal(holders, held);   // random tokens: no ties
+        Assert.Equal(new double[6], MaxNormLoops.LargestNorms(zeros(2, 3, 0, 4), centre).Norms);
     }
 
     [Avx512Fact]
@@ -124,14 +165,14 @@ public class FoldedNormalizationTests
         var k = randn(1, 2, 80, 32);
         var v = randn(1, 2, 80, 32);
         using var guard = no_grad();
-        Assert.Null(FoldedNormalization.Forward(q, k, v, options, options.ResolvedCoefficients(), 64, plan));
+        Assert.Null(FoldedNormalization.Attention(q, k, v, options, options.ResolvedCoefficients(), 64, plan));
         var o = FastmaxFunctional.Attention(q, k, v, options);
         // q̂ = 0 in that slice: every key gets f(0) = a0, so each output is the mean of v.
         Assert.True(o[0, 1].allclose(v[0, 1].mean(new long[] { 0 }, keepdim: true).expand(80, 32), rtol: 1e-5, atol: 1e-6));
     }
 
     [Avx512Fact]
-    public void Only_a_forward_without_gradients_folds()
+    public void Only_the_unmasked_order_2_max_norm_on_the_fused_kernels_folds()
     {
         using var scope = NewDisposeScope();
         var options = new FastmaxOptions { Order = 2 };
@@ -142,7 +183,6 @@ public class FoldedNormalizationTests
             FastmaxDispatch.FoldsNormalization(o, o.ResolvedCoefficients(), p, FastmaxAlgorithm.Factorized, regularize, qq, kk, vv);
         Assert.True(Folds(options, q, k, v, plan));
         Assert.True(Folds(options with { Normalization = FastmaxNormalization.ZeroCentered }, q, k, v, plan));
-        Assert.False(Folds(options, q.requires_grad_(false).detach().requires_grad_(), k, v, plan));   // autograd wants the normalization's node
         Assert.False(Folds(options with { Causal = true }, q, k, v, plan));                            // a running maximum: one scale per token
         Assert.False(Folds(options with { Order = 1 }, q, k, v, plan));
         Assert.False(Folds(options with { Normalization = FastmaxNormalization.None }, q, k, v, plan));
@@ -151,6 +191,6 @@ public class FoldedNormalizationTests
         Assert.False(Folds(options, q, k, v, KernelPlan.TensorOps));
         Assert.False(Folds(options, q.to(ScalarType.Float64), k.to(ScalarType.Float64), v.to(ScalarType.Float64), plan));
         Assert.False(FastmaxDispatch.FoldsNormalization(options, a, plan, FastmaxAlgorithm.Quadratic, false, q, k, v));
-        using (no_grad()) Assert.True(Folds(options, q.detach().requires_grad_(), k, v, plan));       // no gradient wanted
+        Assert.True(Folds(options, q.detach().requires_grad_(), k, v, plan));                        // one autograd node then
     }
 }
