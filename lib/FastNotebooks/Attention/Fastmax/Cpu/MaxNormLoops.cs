@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -165,6 +166,122 @@ internal static class MaxNormLoops
             if (square > largest) (largest, holder) = (square, t);
         }
         return (double.CreateChecked(T.Sqrt(largest)), holder);
+    }
+
+    /// <summary>
+    /// The causal max-norm forward in one pass per slice (the running maximum needs no look ahead): for x [..., N, D], y_t =
+    /// c_t / max(m_t, floor) with c_t = x_t − mean(x_t) (or x_t), n_t = ‖c_t‖, m_t = max_{s ≤ t} n_s and its token (the latest on ties,
+    /// as <c>cummax</c>). Returns y, n, m, the holders and the floored scale, each [..., N] but y; the same bits as
+    /// <see cref="CentreAndNorm(Tensor, bool)"/>, <c>cummax</c>, <c>clamp_min</c> and the division, which read and write y twice.
+    /// </summary>
+    public static (Tensor Y, Tensor Norms, Tensor Largest, Tensor Holder, Tensor Scale) RunningNormalized(Tensor x, bool centre)
+    {
+        using var input = x.contiguous();
+        var y = empty(input.shape, dtype: input.dtype, device: input.device);
+        var perToken = input.shape[..^1];
+        var (norms, largest, scale) = (empty(perToken, dtype: input.dtype), empty(perToken, dtype: input.dtype), empty(perToken, dtype: input.dtype));
+        var holder = empty(perToken, dtype: ScalarType.Int64);
+        int d = (int)input.shape[^1];
+        long n = input.shape[^2], slices = TokenColumns.SliceCount(input);
+        void Slice(long slice)
+        {
+            if (input.dtype == ScalarType.Float32) RunningNormalized<float>(input, y, norms, largest, holder, scale, slice, n, d, centre);
+            else RunningNormalized<double>(input, y, norms, largest, holder, scale, slice, n, d, centre);
+        }
+        if (d == 0) throw new ArgumentException("the running normalization's loop takes D ≥ 1", nameof(x));
+        if (n > 0)
+        {
+            int threads = ThreadsFor(slices, (double)slices * n * d);
+            if (threads == 1) for (long slice = 0; slice < slices; slice++) Slice(slice);
+            else SharedPieces.For(slices, threads, Slice);
+        }
+        return (y, norms, largest, holder, scale);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void RunningNormalized<T>(Tensor input, Tensor yOut, Tensor normsOut, Tensor largestOut, Tensor holderOut, Tensor scaleOut,
+        long slice, long n, int d, bool centre) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var x = Elements<T>(input).Slice((int)(slice * n * d), (int)(n * d));
+        var y = Elements<T>(yOut).Slice((int)(slice * n * d), (int)(n * d));
+        var norms = Elements<T>(normsOut).Slice((int)(slice * n), (int)n);
+        var largest = Elements<T>(largestOut).Slice((int)(slice * n), (int)n);
+        var scale = Elements<T>(scaleOut).Slice((int)(slice * n), (int)n);
+        var holders = Elements<long>(holderOut).Slice((int)(slice * n), (int)n);
+        T width = T.CreateChecked(d), floor = T.CreateChecked(FastmaxNormalizer.NormFloor), running = T.Zero;
+        long held = 0;
+        for (int t = 0; t < n; t++)
+        {
+            var xt = x.Slice(t * d, d);
+            var yt = y.Slice(t * d, d);
+            Shift<T>(xt, centre ? -Sum<T>(xt) / width : T.Zero, yt);
+            T norm = T.Sqrt(Dot<T>(yt, yt));
+            if (t == 0 || norm >= running) (running, held) = (norm, t);
+            norms[t] = norm;
+            largest[t] = running;
+            holders[t] = held;
+            T s = T.Max(running, floor);
+            scale[t] = s;
+            Divide<T>(yt, s, yt);
+        }
+    }
+
+    /// <summary>
+    /// The causal max-norm backward in two passes per slice, with what the forward returned: dm_t = −(dy_t·y_t) / m′_t (zero where the
+    /// floor holds) summed onto the token holding each running maximum, then dx_t = dy_t / m′_t + β_t·y_t, β_t = dm·m′_t / n_t, centred
+    /// when asked. The same bits as <see cref="MaxNormFunction"/>'s general backward with <see cref="TokenDots"/> and
+    /// <see cref="CentredCombination(Tensor, Tensor, Tensor, Tensor, bool)"/>, without its tensor ops on [..., N] in between.
+    /// </summary>
+    public static Tensor RunningScaleGradient(Tensor dy, Tensor y, Tensor norms, Tensor scale, Tensor holder, Tensor active, bool centre)
+    {
+        using var dyc = dy.contiguous();
+        using var yc = y.contiguous();
+        using var normsc = norms.contiguous();
+        using var scales = scale.contiguous();
+        using var holders = holder.contiguous();
+        using var actives = active.contiguous();
+        var result = empty(dyc.shape, dtype: dyc.dtype, device: dyc.device);
+        long n = dyc.shape[^2], slices = TokenColumns.SliceCount(dyc);
+        int d = (int)dyc.shape[^1];
+        if (n == 0 || d == 0) return result;
+        void Slice(long slice)
+        {
+            if (dyc.dtype == ScalarType.Float32) RunningScaleGradient<float>(dyc, yc, normsc, scales, holders, actives, result, slice, n, d, centre);
+            else RunningScaleGradient<double>(dyc, yc, normsc, scales, holders, actives, result, slice, n, d, centre);
+        }
+        int threads = ThreadsFor(slices, (double)slices * n * d);
+        if (threads == 1) for (long slice = 0; slice < slices; slice++) Slice(slice);
+        else SharedPieces.For(slices, threads, Slice);
+        return result;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void RunningScaleGradient<T>(Tensor dyIn, Tensor yIn, Tensor normsIn, Tensor scaleIn, Tensor holderIn, Tensor activeIn, Tensor result,
+        long slice, long n, int d, bool centre) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var dy = Elements<T>(dyIn).Slice((int)(slice * n * d), (int)(n * d));
+        var y = Elements<T>(yIn).Slice((int)(slice * n * d), (int)(n * d));
+        var r = Elements<T>(result).Slice((int)(slice * n * d), (int)(n * d));
+        var norms = Elements<T>(normsIn).Slice((int)(slice * n), (int)n);
+        var scale = Elements<T>(scaleIn).Slice((int)(slice * n), (int)n);
+        var holders = Elements<long>(holderIn).Slice((int)(slice * n), (int)n);
+        var active = Elements<bool>(activeIn).Slice((int)(slice * n), (int)n);
+        T[] rented = ArrayPool<T>.Shared.Rent((int)n);
+        try
+        {
+            var dNorms = rented.AsSpan(0, (int)n);
+            dNorms.Clear();
+            for (int t = 0; t < n; t++)
+                dNorms[(int)holders[t]] += (-Dot<T>(dy.Slice(t * d, d), y.Slice(t * d, d)) / scale[t]) * (active[t] ? T.One : T.Zero);
+            T floor = T.CreateChecked(FastmaxNormalizer.NormFloor), width = T.CreateChecked(d);
+            for (int t = 0; t < n; t++)
+            {
+                var rt = r.Slice(t * d, d);
+                Combine<T>(dy.Slice(t * d, d), T.One / scale[t], y.Slice(t * d, d), dNorms[t] * (scale[t] / T.Max(norms[t], floor)), rt);
+                if (centre) Shift<T>(rt, -Sum<T>(rt) / width, rt);
+            }
+        }
+        finally { ArrayPool<T>.Shared.Return(rented); }
     }
 
     /// <summary>a_t·b_t per token [..., N] for a, b [..., N, D].</summary>

@@ -81,11 +81,56 @@ public class MaxNormLoopsTests
                 return (value.detach(), autograd.grad(new[] { loss }, new[] { input })[0]);
             }
             var (expected, expectedGradient) = Run(t => FastmaxDense.Normalize(t, normalization, causal), ScalarType.Float64);
-            var (actual, actualGradient) = Run(t => FastmaxNormalizer.Normalize(t, normalization, causal), dtype);
+            var (actual, actualGradient) = Run(t => FastmaxNormalizer.Normalize(t, normalization, causal, KernelPlan.Cpu), dtype);
             var (tolerance, roundoff) = dtype == ScalarType.Float64 ? (1e-12, 1e-14) : (1e-4, 1e-5);
             ErrorReport.Of($"value ({name})", actual, expected).Require(tolerance, roundoff);
             ErrorReport.Of($"gradient ({name})", actualGradient, expectedGradient)
                 .Require(tolerance, roundoff * weights64.abs().max().item<double>() / scale);
+        }
+    }
+
+    /// <summary>
+    /// The causal normalization's one-pass forward and two-pass backward (<see cref="MaxNormLoops.RunningNormalized"/>,
+    /// <see cref="MaxNormLoops.RunningScaleGradient"/>) give the bits of the steps they replace (the per-token loops with
+    /// <c>cummax</c>, <c>clamp_min</c>, the division, and the backward's tensor ops on [..., N] around <see cref="MaxNormLoops.TokenDots"/>
+    /// and <see cref="MaxNormLoops.CentredCombination(Tensor, Tensor, Tensor, Tensor, bool)"/>), over random shapes, scales and offsets,
+    /// with ties of the running maximum.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(PackedFeatureLoopsTests.Dtypes), MemberType = typeof(PackedFeatureLoopsTests))]
+    public void The_running_normalization_in_one_pass_gives_the_bits_of_the_steps_it_replaces(ScalarType dtype)
+    {
+        var random = new Random(23);
+        var generator = new Generator(29);
+        for (int trial = 0; trial < 30; trial++)
+        {
+            using var scope = NewDisposeScope();
+            int d = trial < 2 ? 1 : random.Next(1, 70);
+            long n = trial % 6 == 0 ? 1 : random.Next(1, 700);
+            bool centre = trial % 2 == 0;
+            double scale = Math.Pow(10, random.Next(-3, 4));
+            var x = (randn(new long[] { 2, 3, n, d }, dtype: dtype, generator: generator) + 1) * scale;
+            if (trial % 5 == 1) x[0, 1] = full(new long[] { n, d }, 2.0, dtype: dtype);   // one slice of equal tokens: ties, and zero norms when centred
+            var dy = randn(new long[] { 2, 3, n, d }, dtype: dtype, generator: generator);
+            string name = $"D={d} n={n} centre={centre} scale={scale:g1} {dtype}";
+            void Same(string what, Tensor actual, Tensor expected) =>
+                Assert.True(actual.eq(expected).all().item<bool>(), $"{what} differ ({name})");
+
+            var (y, norms, largest, holders, floored) = MaxNormLoops.RunningNormalized(x, centre);
+            var (c, normsBefore) = MaxNormLoops.CentreAndNorm(x, centre);
+            var (largestBefore, holdersBefore) = normsBefore.cummax(-1);
+            var scaleBefore = largestBefore.clamp_min(FastmaxNormalizer.NormFloor);
+            Same("values", y, c / scaleBefore.unsqueeze(-1));
+            Same("norms", norms, normsBefore);
+            Same("running maxima", largest, largestBefore);
+            Same("holders", holders, holdersBefore);
+            Same("scales", floored, scaleBefore);
+
+            var active = largest.ge(FastmaxNormalizer.NormFloor);
+            var dLargest = (-MaxNormLoops.TokenDots(dy, y) / floored).mul_(active);
+            var beta = zeros_like(norms).scatter_add_(-1, holders, dLargest).mul_(floored / norms.clamp_min(FastmaxNormalizer.NormFloor));
+            var before = MaxNormLoops.CentredCombination(dy, y, floored.reciprocal(), beta, centre);
+            Same("gradients", MaxNormLoops.RunningScaleGradient(dy, y, norms, floored, holders, active, centre), before);
         }
     }
 
