@@ -14,7 +14,9 @@ public static class FastmaxFunctional
     /// mean-centered), temperature (default 1) and, in training mode, the chosen dropout are applied here;
     /// the kernel is <see cref="FastmaxFunction"/> (factorized, chunked when causal, custom backward) or, as
     /// <see cref="FastmaxOptions.Algorithm"/> says, the N×N form <see cref="FastmaxQuadratic"/>; <see cref="FastmaxOptions.Backend"/>
-    /// picks what computes it (<see cref="FastmaxDispatch"/>).
+    /// picks what computes it (<see cref="FastmaxDispatch"/>). Where <see cref="FastmaxDispatch.FoldsNormalization"/> holds
+    /// (max-norm, unmasked, order 2, the float32 AVX-512 kernels), normalization and kernel are one node instead,
+    /// <see cref="FoldedNormalization"/>, which never writes the normalized q and k.
     /// </summary>
     /// <param name="q">Queries [B, H, Nq, D].</param>
     /// <param name="k">Keys [B, H, Nk, D].</param>
