@@ -109,7 +109,7 @@ public class PackedFeatureLoopsTests
         long n = trial % 7 == 0 ? 1 : random.Next(1, 1201);
         long[] lead = Enumerable.Range(0, random.Next(1, 4)).Select(_ => (long)random.Next(1, 4)).ToArray();
         double scale = Math.Pow(10, random.Next(-3, 4));
-        var features = new PackedTaylorFeatures(d, new[] { 1.0, 1.0, 0.5 });
+        var features = new PackedTaylorFeatures(d, new[] { 1.0, 1.0, 0.5 }, KernelPlan.Cpu);   // the loops; without a plan, the tensor-op forms
         var x = randn(lead.Append(n + 3).Append(d).ToArray(), dtype: dtype, generator: generator) * scale;
         var extended = features.Extend(x).narrow(-2, 2, n);              // a chunk of a longer sequence
         return (d, n, lead, features, extended, $"D={d} n={n} lead=[{string.Join(",", lead)}] scale={scale:g1}");
@@ -138,7 +138,7 @@ public class PackedFeatureLoopsTests
         for (int trial = 0; trial < 40; trial++)
         {
             using var scope = NewDisposeScope();
-            var features = new PackedTaylorFeatures(random.Next(1, 41), new[] { 1.0, 0.7, 0.3 });
+            var features = new PackedTaylorFeatures(random.Next(1, 41), new[] { 1.0, 0.7, 0.3 }, KernelPlan.Cpu);
             long[] lead = Enumerable.Range(0, random.Next(1, 4)).Select(_ => (long)random.Next(1, 4)).ToArray();
             int chunks = trial < 2 ? 1 : random.Next(1, 21), columns = random.Next(1, 35);
             bool reverse = trial % 2 == 1, strided = random.Next(2) == 0;
