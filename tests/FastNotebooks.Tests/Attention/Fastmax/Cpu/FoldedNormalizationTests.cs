@@ -81,6 +81,35 @@ public class FoldedNormalizationTests
         }
     }
 
+    /// <summary>
+    /// Fewer queries than keys, and q, k, v as a model hands them over: views of [B, N, H, D] transposed to [B, H, N, D], not contiguous.
+    /// </summary>
+    [Avx512Fact]
+    public void Cross_attention_on_transposed_views_folds_to_the_normalized_result()
+    {
+        using var scope = NewDisposeScope();
+        var generator = new Generator(37);
+        Tensor View(long n) => (randn(new long[] { 2, n, 3, 32 }, generator: generator) * 2 + 0.3).transpose(1, 2);
+        var (q, k, v) = (View(50), View(300), View(300));
+        Assert.False(q.is_contiguous());
+        var weights = randn(new long[] { 2, 3, 50, 32 }, generator: generator);
+        var options = new FastmaxOptions { Order = 2, Algorithm = FastmaxAlgorithm.Factorized };
+        Assert.True(FastmaxDispatch.FoldsNormalization(options, options.ResolvedCoefficients(), KernelPlan.Cpu, FastmaxAlgorithm.Factorized, false, q, k, v));
+        Tensor[] Run(ScalarType dtype, FastmaxOptions opts)
+        {
+            var leaves = new[] { q, k, v }.Select(t => t.to(dtype).detach().requires_grad_()).ToArray();
+            var o = FastmaxFunctional.Attention(leaves[0], leaves[1], leaves[2], opts);
+            return new[] { o.detach() }.Concat(autograd.grad(new[] { (o * weights.to(dtype)).sum() }, leaves)).Select(t => t.to(ScalarType.Float64)).ToArray();
+        }
+        var folded = Run(ScalarType.Float32, options);
+        var reference = Run(ScalarType.Float64, options with { Backend = FastmaxBackend.Reference });
+        foreach (var (name, i) in new[] { ("o", 0), ("dq", 1), ("dk", 2), ("dv", 3) })
+        {
+            double error = (folded[i] - reference[i]).abs().max().item<double>() / reference[i].abs().max().item<double>();
+            Assert.True(error < 1e-4, $"{name}: relative error {error:E2}");
+        }
+    }
+
     [Avx512Theory]
     [InlineData(32, 100)]
     [InlineData(33, 45)]

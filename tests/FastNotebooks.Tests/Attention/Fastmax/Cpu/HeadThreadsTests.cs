@@ -67,15 +67,17 @@ public class HeadThreadsTests
     }
 
     [Avx512Theory]
-    [InlineData(false, 240_000)]    // all heads fit together (in chunks of 150 tokens): one group per thread, each with its share of the budget
-    [InlineData(true, 240_000)]
-    [InlineData(false, 30_000)]     // a small budget: groups of one head that the threads take in turn
-    [InlineData(true, 30_000)]
-    public void Two_threads_give_the_bits_of_one(bool causal, long budget)
+    [InlineData(false, 240_000, 16)]    // all heads fit together (in chunks of 150 tokens): one group per thread, each with its share of the budget
+    [InlineData(true, 240_000, 16)]
+    [InlineData(false, 30_000, 16)]     // a small budget: groups of one head that the threads take in turn
+    [InlineData(true, 30_000, 16)]
+    [InlineData(false, 880_000, 32)]    // D = 32: the max-norm folded into the kernel (FoldedNormalization), its scales split with the heads
+    [InlineData(false, 110_000, 32)]
+    public void Two_threads_give_the_bits_of_one(bool causal, long budget, int d)
     {
         using var scope = NewDisposeScope();
         var generator = new Generator(31);
-        long[] shape = { 2, 3, 300, 16 };
+        long[] shape = { 2, 3, 300, d };
         var inputs = Enumerable.Range(0, 3).Select(_ => randn(shape, generator: generator)).ToArray();
         var weights = randn(shape, generator: generator);
         var options = new FastmaxOptions { Order = 2, Causal = causal, Algorithm = FastmaxAlgorithm.Factorized, FeatureChunkElements = budget };
@@ -93,14 +95,17 @@ public class HeadThreadsTests
             var one = Run();
             torch.set_num_threads(2);
             TokenLoops.MinWorkPerThread = 1;   // every call splits its heads
-            var features = new PackedTaylorFeatures(16, options.ResolvedCoefficients(), KernelPlan.Cpu.WithFeatureChunkElements(budget));
-            var split = FastmaxFactorized.SplitOf(features, inputs[0], causal ? options.ResolvedChunkSize(16) : FastmaxFactorized.MinimumTokensPerChunk,
+            var features = new PackedTaylorFeatures(d, options.ResolvedCoefficients(), KernelPlan.Cpu.WithFeatureChunkElements(budget));
+            var split = FastmaxFactorized.SplitOf(features, inputs[0], causal ? options.ResolvedChunkSize(d) : FastmaxFactorized.MinimumTokensPerChunk,
                 FastmaxFactorized.Work(features, inputs[0], inputs[1], inputs[2]));
             Assert.True(split.Splits && split.Threads == 2, $"the heads are not split over two threads: {split}");
-            Assert.Equal(budget == 30_000, !split.ShareBudget);
+            Assert.Equal(budget is 30_000 or 110_000, !split.ShareBudget);
+            using (no_grad())
+                Assert.Equal(d == 32, FastmaxDispatch.FoldsNormalization(options, options.ResolvedCoefficients(), features.Plan, FastmaxAlgorithm.Factorized, false,
+                    inputs[0], inputs[1], inputs[2]));
             var two = Run();
             for (int i = 0; i < one.Length; i++)
-                Assert.True(one[i].eq(two[i]).all().item<bool>(), $"causal={causal} budget={budget}: {"o dq dk dv".Split(' ')[i]} differs on two threads");
+                Assert.True(one[i].eq(two[i]).all().item<bool>(), $"causal={causal} budget={budget} D={d}: {"o dq dk dv".Split(' ')[i]} differs on two threads");
         }
         finally
         {
