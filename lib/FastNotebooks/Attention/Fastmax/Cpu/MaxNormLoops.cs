@@ -50,9 +50,7 @@ internal static class MaxNormLoops
         void Slice(long slice) => (largest[slice], holders[slice]) = input.dtype == ScalarType.Float32
             ? (d >= 16 && Vector512.IsHardwareAccelerated ? LargestNormInZmm(input, slice, n, d, centre) : LargestNorm<float>(input, slice, n, d, centre))
             : LargestNorm<double>(input, slice, n, d, centre);
-        int threads = ThreadsFor(slices, (double)slices * n * d);
-        if (threads == 1) for (long slice = 0; slice < slices; slice++) Slice(slice);
-        else SharedPieces.For(slices, threads, Slice);
+        ForSlices(slices, n, d, Slice);
         return (largest, holders);
     }
 
@@ -73,9 +71,7 @@ internal static class MaxNormLoops
         if (n == 0) return;
         float* xs = SimdGemm.Address(input), gs = SimdGemm.Address(dx);
         void Slice(long slice) => AddSliceScaleGradient(gs + slice * n * d, xs + slice * n * d, n, d, norms[slice], holders[slice], centre);
-        int threads = ThreadsFor(slices, (double)slices * n * d);
-        if (threads == 1) for (long slice = 0; slice < slices; slice++) Slice(slice);
-        else SharedPieces.For(slices, threads, Slice);
+        ForSlices(slices, n, d, Slice);
         GC.KeepAlive(input);
     }
 
@@ -191,9 +187,7 @@ internal static class MaxNormLoops
         if (d == 0) throw new ArgumentException("the running normalization's loop takes D ≥ 1", nameof(x));
         if (n > 0)
         {
-            int threads = ThreadsFor(slices, (double)slices * n * d);
-            if (threads == 1) for (long slice = 0; slice < slices; slice++) Slice(slice);
-            else SharedPieces.For(slices, threads, Slice);
+            ForSlices(slices, n, d, Slice);
         }
         return (y, norms, largest, holder, scale);
     }
@@ -232,28 +226,8 @@ internal static class MaxNormLoops
     /// when asked. The same bits as <see cref="MaxNormFunction"/>'s general backward with <see cref="TokenDots"/> and
     /// <see cref="CentredCombination(Tensor, Tensor, Tensor, Tensor, bool)"/>, without its tensor ops on [..., N] in between.
     /// </summary>
-    public static Tensor RunningScaleGradient(Tensor dy, Tensor y, Tensor norms, Tensor scale, Tensor holder, Tensor active, bool centre)
-    {
-        using var dyc = dy.contiguous();
-        using var yc = y.contiguous();
-        using var normsc = norms.contiguous();
-        using var scales = scale.contiguous();
-        using var holders = holder.contiguous();
-        using var actives = active.contiguous();
-        var result = empty(dyc.shape, dtype: dyc.dtype, device: dyc.device);
-        long n = dyc.shape[^2], slices = TokenColumns.SliceCount(dyc);
-        int d = (int)dyc.shape[^1];
-        if (n == 0 || d == 0) return result;
-        void Slice(long slice)
-        {
-            if (dyc.dtype == ScalarType.Float32) RunningScaleGradient<float>(dyc, yc, normsc, scales, holders, actives, result, slice, n, d, centre);
-            else RunningScaleGradient<double>(dyc, yc, normsc, scales, holders, actives, result, slice, n, d, centre);
-        }
-        int threads = ThreadsFor(slices, (double)slices * n * d);
-        if (threads == 1) for (long slice = 0; slice < slices; slice++) Slice(slice);
-        else SharedPieces.For(slices, threads, Slice);
-        return result;
-    }
+    public static Tensor RunningScaleGradient(Tensor dy, Tensor y, Tensor norms, Tensor scale, Tensor holder, Tensor active, bool centre) =>
+        ScaleGradient(dy, y, norms, scale, holder, active, centre, running: true);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void RunningScaleGradient<T>(Tensor dyIn, Tensor yIn, Tensor normsIn, Tensor scaleIn, Tensor holderIn, Tensor activeIn, Tensor result,
@@ -322,7 +296,11 @@ internal static class MaxNormLoops
     /// result as <see cref="MaxNormFunction"/>'s general backward with <see cref="TokenDots"/> and <see cref="CentredCombination(Tensor, Tensor, Tensor, Tensor, bool)"/>,
     /// without its dozen tensor ops on [B, H, ·] (most of its time at N = 4096). norms [..., N], scale, holder, active [..., 1].
     /// </summary>
-    public static Tensor SharedScaleGradient(Tensor dy, Tensor y, Tensor norms, Tensor scale, Tensor holder, Tensor active, bool centre)
+    public static Tensor SharedScaleGradient(Tensor dy, Tensor y, Tensor norms, Tensor scale, Tensor holder, Tensor active, bool centre) =>
+        ScaleGradient(dy, y, norms, scale, holder, active, centre, running: false);
+
+    /// <summary>Both scale gradients' frame: contiguous operands, the result, and each slice's loop (<paramref name="running"/>: one scale per token).</summary>
+    static Tensor ScaleGradient(Tensor dy, Tensor y, Tensor norms, Tensor scale, Tensor holder, Tensor active, bool centre, bool running)
     {
         using var dyc = dy.contiguous();
         using var yc = y.contiguous();
@@ -331,17 +309,27 @@ internal static class MaxNormLoops
         using var holders = holder.contiguous();
         using var actives = active.contiguous();
         var result = empty(dyc.shape, dtype: dyc.dtype, device: dyc.device);
-        long n = dyc.shape[^2], slices = dyc.numel() / Math.Max(1, n * dyc.shape[^1]);
+        long n = dyc.shape[^2], slices = TokenColumns.SliceCount(dyc);
         int d = (int)dyc.shape[^1];
+        if (n == 0 || d == 0) return result;
         void Slice(long slice)
         {
-            if (dyc.dtype == ScalarType.Float32) SharedScaleGradient<float>(dyc, yc, normsc, scales, holders, actives, result, slice, n, d, centre);
+            bool single = dyc.dtype == ScalarType.Float32;
+            if (running && single) RunningScaleGradient<float>(dyc, yc, normsc, scales, holders, actives, result, slice, n, d, centre);
+            else if (running) RunningScaleGradient<double>(dyc, yc, normsc, scales, holders, actives, result, slice, n, d, centre);
+            else if (single) SharedScaleGradient<float>(dyc, yc, normsc, scales, holders, actives, result, slice, n, d, centre);
             else SharedScaleGradient<double>(dyc, yc, normsc, scales, holders, actives, result, slice, n, d, centre);
         }
-        int threads = ThreadsFor(slices, (double)slices * n * d);
-        if (threads == 1) for (long slice = 0; slice < slices; slice++) Slice(slice);
-        else SharedPieces.For(slices, threads, Slice);
+        ForSlices(slices, n, d, Slice);
         return result;
+    }
+
+    /// <summary>Each slice's loop, on as many threads as <see cref="TokenLoops.ThreadsFor"/> gives n·d work per slice; whole slices per thread.</summary>
+    static void ForSlices(long slices, long n, int d, Action<long> slice)
+    {
+        int threads = ThreadsFor(slices, (double)slices * n * d);
+        if (threads == 1) for (long s = 0; s < slices; s++) slice(s);
+        else SharedPieces.For(slices, threads, slice);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

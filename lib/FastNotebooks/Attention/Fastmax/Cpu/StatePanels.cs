@@ -107,8 +107,8 @@ internal static unsafe class StatePanels
     }
 
     /// <summary>
-    /// x − mean(x) of one token (D ≥ 16 floats) into <paramref name="row"/>, in zmm registers: the generic span helpers measured
-    /// 0.7 ms slower over 4096 tokens where the bench compiles without tiering.
+    /// x − mean(x) of one token (D ≥ 16 floats) into <paramref name="row"/>, in zmm registers: the generic span helpers ran
+    /// markedly slower here where the bench compiles without tiering (PERF.md, "Max-norm folded into the unmasked kernel").
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void CentredCopy(float* x, int d, float* row)
