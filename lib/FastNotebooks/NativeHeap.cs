@@ -36,6 +36,20 @@ public static class NativeHeap
         }
     }
 
+    /// <summary>
+    /// Frees the native objects that only the .NET finalizer frees, now: a blocking gen-0 collection and its finalizers. TorchSharp
+    /// makes a native <c>Scalar</c> behind many calls (<c>add_(Tensor)</c> passes alpha = 1 as one, <c>x * 2.0</c> another) that no
+    /// dispose scope owns, and a training step allocates too little managed memory for a collection to come by itself (none ran in
+    /// 8 char-LM steps at context 8,192). Left on the C heap between the step's large tensor blocks, these small blocks kept freed
+    /// blocks from merging: the heap grew by some 90 MB a step and every step touched fresh pages. Training loops call this once a
+    /// step (<see cref="Training.Trainer"/>, the bench's training step); PERF.md, "The model step", has the measurements.
+    /// </summary>
+    public static void ReleaseUnownedNativeObjects()
+    {
+        GC.Collect(0, GCCollectionMode.Forced, blocking: true);
+        GC.WaitForPendingFinalizers();
+    }
+
     const int TrimThreshold = -1, MmapMax = -4; // glibc's M_TRIM_THRESHOLD, M_MMAP_MAX
 
     [DllImport("libc", EntryPoint = "mallopt")]

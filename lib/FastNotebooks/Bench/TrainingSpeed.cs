@@ -40,6 +40,7 @@ public static class TrainingSpeed
                     optimizer.zero_grad();
                     nn.functional.cross_entropy(model.forward(ids).flatten(0, 1), ids.flatten()).backward();
                     optimizer.step();
+                    NativeHeap.ReleaseUnownedNativeObjects();   // as the Trainer does each step, inside the timed step
                 }, repeats, budgetMs);
 
                 using var mechanism = AttentionRegistry.Create(attention, causal: true, headDim: config.HeadDim, maxLength: context);

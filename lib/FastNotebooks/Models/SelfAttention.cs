@@ -76,7 +76,9 @@ public sealed class SelfAttention : nn.Module<Tensor, Tensor>
     (Tensor Q, Tensor K, Tensor V) Heads(Tensor x)
     {
         long b = x.shape[0], n = x.shape[1];
-        var parts = qkv.forward(x).view(b, n, 3, _config.Heads, _config.HeadDim).permute(2, 0, 3, 1, 4); // [3, B, H, N, d/H]
+        // unbind, not parts[0], parts[1], parts[2]: its backward stacks the three gradients once, where each index's backward
+        // writes its gradient into a zeroed copy of the whole [3, B, H, N, d/H] and autograd adds the three (PERF.md, "Model step").
+        var parts = qkv.forward(x).view(b, n, 3, _config.Heads, _config.HeadDim).permute(2, 0, 3, 1, 4).unbind(0); // 3 × [B, H, N, d/H]
         return (parts[0], parts[1], parts[2]);
     }
 }

@@ -87,6 +87,7 @@ public sealed class Trainer(nn.Module model, TrainingOptions options)
         loss.backward();
         optimizer.step();
         double value = loss.item<float>();
+        NativeHeap.ReleaseUnownedNativeObjects();
         if (!double.IsFinite(value))
             throw new InvalidOperationException($"step {step}: the loss is {value}; lower the learning rate or check the inputs.");
         return new StepRecord(step, value, accuracy, clock.Elapsed.TotalMilliseconds, ProcessMemory.PeakBytes() ?? 0);
