@@ -15,7 +15,7 @@ public sealed record ModelBenchSizes(int[] LayerContexts, int LayerWindowMax, in
 
     /// <summary>
     /// The model the generation and training sections use: the quick character LM of notebook 05 (d 128, 4 heads of 32,
-    /// 2 blocks, MLP 512; <see cref="CharLmExperiment.For"/>), with enough learned positions for the longest context.
+    /// 4 blocks, MLP 512; <see cref="CharLmExperiment.For"/>), with enough learned positions for the longest context.
     /// </summary>
     public static TransformerConfig CharLm(int maxTokens) => CharLmExperiment.For(FastNotebooks.Training.Profile.Quick, "fastmax2").Model with { MaxTokens = maxTokens };
 
