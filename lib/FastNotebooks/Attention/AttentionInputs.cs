@@ -25,17 +25,17 @@ public static class AttentionInputs
         if (!SameDevice(k, q) || !SameDevice(v, q))
             throw new ArgumentException($"q, k and v must be on one device; got q {q.device}, k {k.device}, v {v.device}.", nameof(k));
 
-        if (k.shape[0] != q.shape[0] || k.shape[1] != q.shape[1] || v.shape[0] != q.shape[0] || v.shape[1] != q.shape[1])
+        if (k.Shape()[0] != q.Shape()[0] || k.Shape()[1] != q.Shape()[1] || v.Shape()[0] != q.Shape()[0] || v.Shape()[1] != q.Shape()[1])
             throw new ArgumentException($"q, k and v must share batch and head sizes [B, H]; got q {Shape(q)}, k {Shape(k)}, v {Shape(v)}.", nameof(k));
-        if (k.shape[3] != q.shape[3])
+        if (k.Shape()[3] != q.Shape()[3])
             throw new ArgumentException($"k's feature size D must equal q's; got q {Shape(q)}, k {Shape(k)}.", nameof(k));
-        if (v.shape[2] != k.shape[2])
+        if (v.Shape()[2] != k.Shape()[2])
             throw new ArgumentException($"v must have one row per key (Nk); got k {Shape(k)}, v {Shape(v)}.", nameof(v));
-        if (q.shape[2] == 0 || k.shape[2] == 0 || q.shape[3] == 0 || v.shape[3] == 0)
+        if (q.Shape()[2] == 0 || k.Shape()[2] == 0 || q.Shape()[3] == 0 || v.Shape()[3] == 0)
             throw new ArgumentException($"attention needs at least one query, key and feature; got q {Shape(q)}, k {Shape(k)}, v {Shape(v)}.", nameof(q));
-        if (causal && k.shape[2] < q.shape[2])
+        if (causal && k.Shape()[2] < q.Shape()[2])
             throw new ArgumentException(
-                $"causal attention needs at least as many keys as queries (query i sees keys j <= Nk - Nq + i); got Nq = {q.shape[2]}, Nk = {k.shape[2]}.", nameof(k));
+                $"causal attention needs at least as many keys as queries (query i sees keys j <= Nk - Nq + i); got Nq = {q.Shape()[2]}, Nk = {k.Shape()[2]}.", nameof(k));
     }
 
     static bool SameDevice(Tensor a, Tensor b) => a.device_type == b.device_type && a.device_index == b.device_index;
@@ -47,5 +47,5 @@ public static class AttentionInputs
     }
 
     /// <summary>A shape as "[2, 4, 16, 8]", for messages.</summary>
-    public static string Shape(Tensor t) => "[" + string.Join(", ", t.shape) + "]";
+    public static string Shape(Tensor t) => "[" + string.Join(", ", t.Shape()) + "]";
 }

@@ -65,12 +65,12 @@ public class NativeHeapTests
     {
         Skip.IfNot(Glibc, "the C library is not glibc: mallinfo2 cannot report the heap in use.");
         NativeHeap.ReleaseUnownedNativeObjects();
-        long before = (long)MallInfo().InUse;
+        long before = CHeap.InUse();
         MakeUndisposedScalars(20_000);
-        long held = (long)MallInfo().InUse - before;
+        long held = CHeap.InUse() - before;
         Assert.True(held >= 20_000 * 16, $"20,000 scalars took only {held} bytes of the C heap: the measure does not see them");
         NativeHeap.ReleaseUnownedNativeObjects();
-        long left = (long)MallInfo().InUse - before;
+        long left = CHeap.InUse() - before;
         Assert.True(left < held / 4, $"of {held} bytes the undisposed scalars held, {left} are still in use after the release");
     }
 
@@ -79,15 +79,6 @@ public class NativeHeapTests
     {
         for (int i = 0; i < count; i++) _ = TorchSharp.ScalarExtensionMethods.ToScalar(1.0 + i);
     }
-
-    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
-    struct MallInfo2
-    {
-        public nuint Arena, OrdBlks, SmBlks, HBlks, HBlkHd, USmBlks, FSmBlks, InUse, Free, KeepCost;
-    }
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "mallinfo2")]
-    static extern MallInfo2 MallInfo();
 
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "mallopt")]
     static extern int Mallopt(int parameter, int value);
@@ -108,8 +99,7 @@ public class NativeHeapTests
         return null;
     }
 
-    static bool Glibc => OperatingSystem.IsLinux() &&
-        new[] { "/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6", "/lib64/libc.so.6", "/usr/lib/libc.so.6" }.Any(File.Exists);
+    static bool Glibc => CHeap.Glibc;
 
     /// <summary>Fills the tensor's memory from the calling thread (libtorch's own fill may hand parts to its worker threads).</summary>
     static void Write(TorchSharp.torch.Tensor tensor, float value) =>
@@ -117,4 +107,23 @@ public class NativeHeapTests
 
     /// <summary>Minor page faults of the calling thread so far (/proc/thread-self/stat, field 10).</summary>
     static long ThreadMinorFaults() => long.Parse(File.ReadAllText("/proc/thread-self/stat").Split(") ")[1].Split(' ')[7]);
+}
+
+/// <summary>glibc's heap as the C-heap tests measure it.</summary>
+static class CHeap
+{
+    public static bool Glibc => OperatingSystem.IsLinux() &&
+        new[] { "/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6", "/lib64/libc.so.6", "/usr/lib/libc.so.6" }.Any(File.Exists);
+
+    /// <summary>Bytes of the C heap in use, over all arenas (mallinfo2).</summary>
+    public static long InUse() => (long)MallInfo().InUse;
+
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    struct MallInfo2
+    {
+        public nuint Arena, OrdBlks, SmBlks, HBlks, HBlkHd, USmBlks, FSmBlks, InUse, Free, KeepCost;
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "mallinfo2")]
+    static extern MallInfo2 MallInfo();
 }

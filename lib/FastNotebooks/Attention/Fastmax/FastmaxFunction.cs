@@ -38,7 +38,7 @@ public sealed class FastmaxFunction : autograd.SingleTensorFunction<FastmaxFunct
         ctx.save_data("chunk", chunk);
         ctx.save_data("backend", backend);
         ctx.save_data("plan", plan);
-        SavedShapesObserver?.Invoke(saved.Select(t => t.shape).ToList());
+        SavedShapesObserver?.Invoke(saved.Select(t => t.Shape()).ToList());
         return o;
     }
 

@@ -44,11 +44,11 @@ public sealed class FmaAttention : AttentionMechanism
     FmaLayout Check(Tensor q, Tensor k, Tensor v)
     {
         AttentionInputs.Validate(q, k, v, Causal);
-        if (k.shape[2] != q.shape[2])
+        if (k.Shape()[2] != q.Shape()[2])
             throw new ArgumentException($"FMA is self-attention: q and k need one length; got q {AttentionInputs.Shape(q)}, k {AttentionInputs.Shape(k)}.", nameof(k));
-        if (q.shape[3] != Options.HeadDim || v.shape[3] != Options.HeadDim)
+        if (q.Shape()[3] != Options.HeadDim || v.Shape()[3] != Options.HeadDim)
             throw new ArgumentException($"FMA was built for HeadDim {Options.HeadDim}; got q {AttentionInputs.Shape(q)}, v {AttentionInputs.Shape(v)}.", nameof(q));
-        int n = (int)q.shape[2];
+        int n = (int)q.Shape()[2];
         FmaLayout.RequireLength(n, Options.BlockSize, nameof(q));
         if (n > Options.MaxLength)
             throw new ArgumentException($"sequence length {n} exceeds MaxLength {Options.MaxLength} the module was built for.", nameof(q));

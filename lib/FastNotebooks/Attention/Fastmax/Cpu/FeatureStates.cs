@@ -20,7 +20,7 @@ internal static unsafe class FeatureStates
     /// what every fused order-2 kernel needs (<see cref="TokenColumns.SupportsFused"/>).
     /// </summary>
     public static bool Supports(PackedTaylorFeatures features, Tensor extended, Tensor u) =>
-        u.shape[..^1].SequenceEqual(extended.shape[..^1]) && TokenColumns.SupportsFused(features, extended, u);
+        u.Shape()[..^1].SequenceEqual(extended.Shape()[..^1]) && TokenColumns.SupportsFused(features, extended, u);
 
     const int Block = 64;   // tokens whose features are built and multiplied together
 
@@ -31,16 +31,16 @@ internal static unsafe class FeatureStates
     /// </remarks>
     public static Tensor Transposed(Tensor extended, Tensor u, int d, int rows, bool appendOne = false, bool centre = false)
     {
-        if (centre && !(extended.shape[^1] == d && StatePanels.Supports(d)))
-            throw new ArgumentException($"raw inputs are centred in cache by the state panels only (D + 1 ≥ 32, x [..., n, D]); got D = {d}, width {extended.shape[^1]}", nameof(centre));
+        if (centre && !(extended.Shape()[^1] == d && StatePanels.Supports(d)))
+            throw new ArgumentException($"raw inputs are centred in cache by the state panels only (D + 1 ≥ 32, x [..., n, D]); got D = {d}, width {extended.Shape()[^1]}", nameof(centre));
         if (appendOne && !StatePanels.Supports(d))
             throw new ArgumentException($"a column of ones is added in cache by the state panels only (D + 1 ≥ 32); got D = {d}", nameof(appendOne));
-        int tilde = d + 1, size = tilde * rows, c = (int)u.shape[^1] + (appendOne ? 1 : 0), n = (int)extended.shape[^2];
-        bool raw = extended.shape[^1] == d && StatePanels.Supports(d);   // the panels build [x̃, x̃] in cache; the rows below need it extended
-        using var ones = extended.shape[^1] == d && !raw ? ones_like(extended.narrow(-1, 0, 1)) : null;
+        int tilde = d + 1, size = tilde * rows, c = (int)u.Shape()[^1] + (appendOne ? 1 : 0), n = (int)extended.Shape()[^2];
+        bool raw = extended.Shape()[^1] == d && StatePanels.Supports(d);   // the panels build [x̃, x̃] in cache; the rows below need it extended
+        using var ones = extended.Shape()[^1] == d && !raw ? ones_like(extended.narrow(-1, 0, 1)) : null;
         using var x = ones is null ? extended.contiguous() : cat(new[] { extended, ones, extended, ones }, -1);
         using var uc = u.contiguous();
-        var shape = u.shape.ToArray();
+        var shape = u.Shape().ToArray();
         (shape[^2], shape[^1]) = (c, size);
         long slices = TokenColumns.SliceCount(u);
         var sums = n == 0 ? zeros(shape, dtype: ScalarType.Float32, device: u.device) : empty(shape, dtype: ScalarType.Float32, device: u.device);   // every block but the first adds to what the first wrote

@@ -24,9 +24,9 @@ internal static class MaxNormLoops
     public static (Tensor Centred, Tensor Norms) CentreAndNorm(Tensor x, bool centre)
     {
         using var input = x.contiguous();
-        var centred = empty(input.shape, dtype: input.dtype, device: input.device);
-        var norms = empty(input.shape[..^1], dtype: input.dtype, device: input.device);
-        int d = (int)input.shape[^1];
+        var centred = empty(input.Shape(), dtype: input.dtype, device: input.device);
+        var norms = empty(input.Shape()[..^1], dtype: input.dtype, device: input.device);
+        int d = (int)input.Shape()[^1];
         ForTokenRanges(input.numel() / d, d, (start, count) =>
         {
             if (input.dtype == ScalarType.Float32) CentreAndNorm<float>(input, centred, norms, start, count, d, centre);
@@ -43,8 +43,8 @@ internal static class MaxNormLoops
     public static (double[] Norms, long[] Holders) LargestNorms(Tensor x, bool centre)
     {
         using var input = x.contiguous();
-        int d = (int)input.shape[^1];
-        long n = input.shape[^2], slices = TokenColumns.SliceCount(input);
+        int d = (int)input.Shape()[^1];
+        long n = input.Shape()[^2], slices = TokenColumns.SliceCount(input);
         var (largest, holders) = (new double[slices], new long[slices]);
         if (n == 0 || d == 0) return (largest, holders);
         void Slice(long slice) => (largest[slice], holders[slice]) = input.dtype == ScalarType.Float32
@@ -63,11 +63,11 @@ internal static class MaxNormLoops
     public static unsafe void AddScaleGradient(Tensor dx, Tensor x, double[] norms, long[] holders, bool centre)
     {
         using var input = x.contiguous();
-        int d = (int)input.shape[^1];
-        long n = input.shape[^2], slices = TokenColumns.SliceCount(input);
+        int d = (int)input.Shape()[^1];
+        long n = input.Shape()[^2], slices = TokenColumns.SliceCount(input);
         if (input.dtype != ScalarType.Float32 || dx.dtype != ScalarType.Float32 || !dx.is_contiguous() || d < 16 || !Vector512.IsHardwareAccelerated
-            || !dx.shape.SequenceEqual(input.shape))
-            throw new ArgumentException($"the folded scale gradient takes float32 [..., N, D ≥ 16] with AVX-512; got dx {dx.dtype} [{string.Join(", ", dx.shape)}], x {input.dtype} [{string.Join(", ", input.shape)}]", nameof(dx));
+            || !dx.Shape().SequenceEqual(input.Shape()))
+            throw new ArgumentException($"the folded scale gradient takes float32 [..., N, D ≥ 16] with AVX-512; got dx {dx.dtype} [{string.Join(", ", dx.Shape())}], x {input.dtype} [{string.Join(", ", input.Shape())}]", nameof(dx));
         if (n == 0) return;
         float* xs = SimdGemm.Address(input), gs = SimdGemm.Address(dx);
         void Slice(long slice) => AddSliceScaleGradient(gs + slice * n * d, xs + slice * n * d, n, d, norms[slice], holders[slice], centre);
@@ -173,12 +173,12 @@ internal static class MaxNormLoops
     public static (Tensor Y, Tensor Norms, Tensor Largest, Tensor Holder, Tensor Scale) RunningNormalized(Tensor x, bool centre)
     {
         using var input = x.contiguous();
-        var y = empty(input.shape, dtype: input.dtype, device: input.device);
-        var perToken = input.shape[..^1];
+        var y = empty(input.Shape(), dtype: input.dtype, device: input.device);
+        var perToken = input.Shape()[..^1];
         var (norms, largest, scale) = (empty(perToken, dtype: input.dtype), empty(perToken, dtype: input.dtype), empty(perToken, dtype: input.dtype));
         var holder = empty(perToken, dtype: ScalarType.Int64);
-        int d = (int)input.shape[^1];
-        long n = input.shape[^2], slices = TokenColumns.SliceCount(input);
+        int d = (int)input.Shape()[^1];
+        long n = input.Shape()[^2], slices = TokenColumns.SliceCount(input);
         void Slice(long slice)
         {
             if (input.dtype == ScalarType.Float32) RunningNormalized<float>(input, y, norms, largest, holder, scale, slice, n, d, centre);
@@ -263,8 +263,8 @@ internal static class MaxNormLoops
     {
         using var ac = a.contiguous();
         using var bc = b.contiguous();
-        var dots = empty(ac.shape[..^1], dtype: ac.dtype, device: ac.device);
-        int d = (int)ac.shape[^1];
+        var dots = empty(ac.Shape()[..^1], dtype: ac.dtype, device: ac.device);
+        int d = (int)ac.Shape()[^1];
         ForTokenRanges(ac.numel() / d, d, (start, count) =>
         {
             if (ac.dtype == ScalarType.Float32) TokenDots<float>(ac, bc, dots, start, count, d);
@@ -278,10 +278,10 @@ internal static class MaxNormLoops
     {
         using var ac = a.contiguous();
         using var bc = b.contiguous();
-        using var alphas = alpha.expand(ac.shape[..^1]).contiguous();
-        using var betas = beta.expand(ac.shape[..^1]).contiguous();
-        var result = empty(ac.shape, dtype: ac.dtype, device: ac.device);
-        int d = (int)ac.shape[^1];
+        using var alphas = alpha.expand(ac.Shape()[..^1]).contiguous();
+        using var betas = beta.expand(ac.Shape()[..^1]).contiguous();
+        var result = empty(ac.Shape(), dtype: ac.dtype, device: ac.device);
+        int d = (int)ac.Shape()[^1];
         ForTokenRanges(ac.numel() / d, d, (start, count) =>
         {
             if (ac.dtype == ScalarType.Float32) CentredCombination<float>(ac, bc, alphas, betas, result, start, count, d, centre);
@@ -308,9 +308,9 @@ internal static class MaxNormLoops
         using var scales = scale.contiguous();
         using var holders = holder.contiguous();
         using var actives = active.contiguous();
-        var result = empty(dyc.shape, dtype: dyc.dtype, device: dyc.device);
-        long n = dyc.shape[^2], slices = TokenColumns.SliceCount(dyc);
-        int d = (int)dyc.shape[^1];
+        var result = empty(dyc.Shape(), dtype: dyc.dtype, device: dyc.device);
+        long n = dyc.Shape()[^2], slices = TokenColumns.SliceCount(dyc);
+        int d = (int)dyc.Shape()[^1];
         if (n == 0 || d == 0) return result;
         void Slice(long slice)
         {

@@ -35,7 +35,7 @@ internal static class PackedFeatureLoops
     public static Tensor Build(Tensor extended, int tilde, int rows)
     {
         using var x = extended.contiguous();
-        var shape = extended.shape.ToArray();
+        var shape = extended.Shape().ToArray();
         shape[^1] = (long)tilde * rows;
         var features = empty(shape, dtype: extended.dtype, device: extended.device);
         long tokens = x.numel() / (2L * tilde);
@@ -56,7 +56,7 @@ internal static class PackedFeatureLoops
         int tilde = d + 1;
         using var g = featureGradient.contiguous();
         using var x = extended.contiguous();
-        var shape = extended.shape.ToArray();
+        var shape = extended.Shape().ToArray();
         shape[^1] = d;
         var dx = empty(shape, dtype: extended.dtype, device: extended.device);
         long tokens = x.numel() / (2L * tilde);
@@ -78,9 +78,9 @@ internal static class PackedFeatureLoops
     public static Tensor RunningStates(Tensor delta, Tensor carry, double[] weights, bool reverse)
     {
         using var d = delta.contiguous();
-        var states = empty(delta.shape, dtype: delta.dtype, device: delta.device);             // [..., G, C, F]
-        long g = delta.shape[^3];
-        int c = (int)delta.shape[^2], f = (int)delta.shape[^1];
+        var states = empty(delta.Shape(), dtype: delta.dtype, device: delta.device);             // [..., G, C, F]
+        long g = delta.Shape()[^3];
+        int c = (int)delta.Shape()[^2], f = (int)delta.Shape()[^1];
         long slices = delta.numel() / Math.Max(1, g * c * f);
         int threads = ThreadsFor(slices, (double)delta.numel());
         void Slice(long slice)

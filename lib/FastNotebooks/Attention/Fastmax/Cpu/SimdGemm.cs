@@ -39,11 +39,11 @@ public static unsafe class SimdGemm
         if (a.device_type != DeviceType.CPU || b.device_type != DeviceType.CPU) return false;
         if (is_grad_enabled() && (a.requires_grad || b.requires_grad)) return false;
         int rank = (int)a.dim();
-        if (rank < 2 || b.dim() != rank || a.shape[^1] != b.shape[^2]) return false;
-        for (int d = 0; d < rank - 2; d++) if (a.shape[d] != b.shape[d]) return false;
-        if (a.shape[^1] > int.MaxValue || a.shape[^2] > int.MaxValue || b.shape[^1] > int.MaxValue) return false;
-        bool bRows = b.stride(-1) == 1 || b.shape[^1] == 1;
-        bool aUnit = a.stride(-1) == 1 || a.stride(-2) == 1 || a.shape[^1] == 1 || a.shape[^2] == 1;
+        if (rank < 2 || b.dim() != rank || a.Shape()[^1] != b.Shape()[^2]) return false;
+        for (int d = 0; d < rank - 2; d++) if (a.Shape()[d] != b.Shape()[d]) return false;
+        if (a.Shape()[^1] > int.MaxValue || a.Shape()[^2] > int.MaxValue || b.Shape()[^1] > int.MaxValue) return false;
+        bool bRows = b.stride(-1) == 1 || b.Shape()[^1] == 1;
+        bool aUnit = a.stride(-1) == 1 || a.stride(-2) == 1 || a.Shape()[^1] == 1 || a.Shape()[^2] == 1;
         return bRows && aUnit;
     }
 
@@ -55,11 +55,11 @@ public static unsafe class SimdGemm
             FallbackObserver?.Invoke(a, b);
             return a.matmul(b);
         }
-        var shape = a.shape.ToArray();
-        shape[^1] = b.shape[^1];
+        var shape = a.Shape().ToArray();
+        shape[^1] = b.Shape()[^1];
         var c = empty(shape, dtype: ScalarType.Float32, device: a.device);
         if (c.numel() == 0) return c;
-        if (a.shape[^1] == 0) return c.zero_();
+        if (a.Shape()[^1] == 0) return c.zero_();
         float* pc = Address(c);
         using var o = new Operands(a, b);
         int rowItems = (o.M + TileRows * TilesPerItem - 1) / (TileRows * TilesPerItem);
@@ -90,7 +90,7 @@ public static unsafe class SimdGemm
     internal static void MatMulRows(Tensor a, Tensor b, int padding, RowBlockConsumer consumer)
     {
         if (!Supports(a, b)) throw new ArgumentException("SimdGemm.MatMulRows takes only products that SimdGemm.Supports", nameof(a));
-        if (a.shape[^2] == 0 || b.shape[^1] == 0 || a.shape[..^2].Contains(0)) return;   // no rows to hand over
+        if (a.Shape()[^2] == 0 || b.Shape()[^1] == 0 || a.Shape()[..^2].Contains(0)) return;   // no rows to hand over
         using var o = new Operands(a, b);
         int rowItems = (o.M + TileRows - 1) / TileRows;
         int blockSize = TileRows * o.N + padding;
@@ -131,10 +131,10 @@ public static unsafe class SimdGemm
         public Operands(Tensor a, Tensor b)
         {
             (_a, _b) = (a, b);
-            (M, K, N) = ((int)a.shape[^2], (int)a.shape[^1], (int)b.shape[^1]);
+            (M, K, N) = ((int)a.Shape()[^2], (int)a.Shape()[^1], (int)b.Shape()[^1]);
             int rank = (int)a.dim();
             Slices = 1;
-            for (int d = 0; d < rank - 2; d++) Slices *= a.shape[d];
+            for (int d = 0; d < rank - 2; d++) Slices *= a.Shape()[d];
             (_aOffsets, _bOffsets) = (SliceOffsets(a, rank, Slices), SliceOffsets(b, rank, Slices));
             (_rs, _cs, _ldb) = (a.stride(-2), a.stride(-1), b.stride(-2));
             _pa = Address(a);
@@ -187,8 +187,8 @@ public static unsafe class SimdGemm
     internal static long[] SliceOffsets(Tensor x, int rank, long slices)
     {
         var offsets = new long[slices];
-        var strides = x.stride();
-        var shape = x.shape;
+        var strides = x.Strides();
+        var shape = x.Shape();
         for (long s = 0; s < slices; s++)
         {
             long rest = s, offset = 0;

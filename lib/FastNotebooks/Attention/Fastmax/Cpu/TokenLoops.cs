@@ -45,11 +45,11 @@ internal static class TokenLoops
     /// </summary>
     public static (Tensor GHat, Tensor GPrime) ScaledOutputGradients(Tensor o, Tensor g, Tensor gradOutput)
     {
-        long dv = o.shape[^1];
+        long dv = o.Shape()[^1];
         using var oc = o.contiguous();
         using var gc = g.contiguous();
         using var dc = gradOutput.contiguous();
-        var shape = o.shape.ToArray();
+        var shape = o.Shape().ToArray();
         shape[^1] = dv + 1;
         var gPrime = empty(shape, dtype: o.dtype, device: o.device);
         if (o.dtype == ScalarType.Float32) ScaledOutputGradientRows<float>(oc, gc, dc, gPrime, (int)dv);

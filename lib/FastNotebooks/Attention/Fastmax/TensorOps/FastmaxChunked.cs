@@ -39,14 +39,14 @@ public static class FastmaxChunked
     {
         if (a.Length > 3) return ChunkedReference.Forward(q, k, v, a, chunk);
         plan ??= KernelPlan.TensorOps;
-        var features = new PackedTaylorFeatures((int)q.shape[3], a, plan);
+        var features = new PackedTaylorFeatures((int)q.Shape()[3], a, plan);
         if (SplitOf(features, q, chunk, Work(features, q, k, v)) is { Splits: true } split)
         {
             var perHead = InHeadGroups(new[] { q, k, v }, split, (t, groupPlan) => { var (o1, g1) = Forward(t[0], t[1], t[2], a, chunk, groupPlan); return new[] { o1, g1 }; });
             return (perHead[0], perHead[1]);
         }
         using var scope = NewDisposeScope();
-        long nq = q.shape[2], offset = k.shape[2] - nq;
+        long nq = q.Shape()[2], offset = k.Shape()[2] - nq;
         Tensor qx, kx, vOne;
         using (plan.Time(KernelPlan.Stages.Inputs)) (qx, kx, vOne) = (features.KernelInput(q), features.KernelInput(k), AppendOnes(v));
         var carry = InitialState(features, kx, vOne, offset, TokensPerChunk(features, k, chunk)); // [B, H, Dv + 1, F]
@@ -59,12 +59,12 @@ public static class FastmaxChunked
             var scores = plan.MatMul(qb, kb.transpose(-1, -2).contiguous());               // [B, H, G, c, c]
             var within = plan.MatMul(plan.MaskedPolynomial(scores, a), vb);                     // [B, H, G, c, Dv + 1]
             var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, carry, reverse: false); // [B, H, G, F, Dv + 1]
-            within.add_(features.Project(Blocks(qx, start, count, size), before));
+            within.AddInPlace(features.Project(Blocks(qx, start, count, size), before));
             rows.Add(within.flatten(2, 3).MoveToOuterDisposeScope());                        // [B, H, G·c, Dv + 1]
         }
         var numeratorAndDenominator = Joined(rows);
         Tensor o, g;
-        using (plan.Time(KernelPlan.Stages.Output)) (o, g) = OutputAndDenominator(numeratorAndDenominator, v.shape[3]);
+        using (plan.Time(KernelPlan.Stages.Output)) (o, g) = OutputAndDenominator(numeratorAndDenominator, v.Shape()[3]);
         return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope());
     }
 
@@ -77,7 +77,7 @@ public static class FastmaxChunked
         Tensor q, Tensor k, Tensor v, Tensor o, Tensor g, Tensor gradOutput, double[] a, int chunk, KernelPlan? plan = null)
     {
         plan ??= KernelPlan.TensorOps;
-        var features = new PackedTaylorFeatures((int)q.shape[3], a, plan);
+        var features = new PackedTaylorFeatures((int)q.Shape()[3], a, plan);
         if (SplitOf(features, q, chunk, 2 * Work(features, q, k, v)) is { Splits: true } split)
         {
             var perHead = InHeadGroups(new[] { q, k, v, o, g, gradOutput }, split, (t, groupPlan) =>
@@ -89,7 +89,7 @@ public static class FastmaxChunked
         }
         using var scope = NewDisposeScope();
         var b = Derivative(a);
-        long nq = q.shape[2], offset = k.shape[2] - nq, dv = v.shape[3];
+        long nq = q.Shape()[2], offset = k.Shape()[2] - nq, dv = v.Shape()[3];
         var (gHat, gPrime) = plan.ScaledOutputGradients(o, g, gradOutput);
         Tensor qx, kx, vOne;
         using (plan.Time(KernelPlan.Stages.Inputs)) (qx, kx, vOne) = (features.KernelInput(q), features.KernelInput(k), AppendOnes(v));
@@ -111,7 +111,7 @@ public static class FastmaxChunked
             var s = plan.MatMul(qb, kb.transpose(-1, -2).contiguous());               // [B, H, G, c, c]
             var (f, ds) = plan.MaskedPolynomialAndDerivative(s, plan.MatMul(gpb, vb.transpose(-1, -2).contiguous()), a, b);
             var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, keyCarry, reverse: false);
-            var dqb = plan.MatMul(ds, kb).add_(features.Gradient(Blocks(qx, start, count, size), gpb, before));
+            var dqb = plan.MatMul(ds, kb).AddInPlace(features.Gradient(Blocks(qx, start, count, size), gpb, before));
             dq[i] = dqb.flatten(2, 3).MoveToOuterDisposeScope();
             dkWindow[i] = plan.MatMul(ds.transpose(-1, -2), qb).MoveToOuterDisposeScope();
             dvWindow[i] = plan.MatMul(f.transpose(-1, -2), Blocks(gHat, start, count, size)).MoveToOuterDisposeScope();
@@ -125,8 +125,8 @@ public static class FastmaxChunked
             var (start, count, size) = groups[i];
             var after = ChunkStates(features, Blocks(qx, start, count, size), Blocks(gPrime, start, count, size), queryCarry, reverse: true);
             var kxb = Blocks(kx, offset + start, count, size);
-            dkWindow[i].add_(features.Gradient(kxb, Blocks(vOne, offset + start, count, size), after));
-            dvWindow[i].add_(features.Project(kxb, after.narrow(-1, 0, dv)));
+            dkWindow[i].AddInPlace(features.Gradient(kxb, Blocks(vOne, offset + start, count, size), after));
+            dvWindow[i].AddInPlace(features.Project(kxb, after.narrow(-1, 0, dv)));
             dkWindow[i] = dkWindow[i].flatten(2, 3).MoveToOuterDisposeScope();
             dvWindow[i] = dvWindow[i].flatten(2, 3).MoveToOuterDisposeScope();
         }
@@ -152,7 +152,7 @@ public static class FastmaxChunked
     static Tensor InitialState(PackedTaylorFeatures features, Tensor kx, Tensor vOne, long offset, int rows) =>
         offset > 0
             ? KeyValueState(features, kx.narrow(2, 0, offset), vOne.narrow(2, 0, offset), rows).transpose(-1, -2).contiguous()
-            : zeros(kx.shape[0], kx.shape[1], vOne.shape[3], features.Size, dtype: kx.dtype, device: kx.device);
+            : zeros(kx.Shape()[0], kx.Shape()[1], vOne.Shape()[3], features.Size, dtype: kx.dtype, device: kx.device);
 
     /// <summary>
     /// Weighted states before each chunk of a group, w ⊙ (carry + Σ of the group's earlier chunks) [B, H, G, F, C] (the key
@@ -171,8 +171,8 @@ public static class FastmaxChunked
     /// </summary>
     static IEnumerable<(long Start, long Count, long Size)> Groups(PackedTaylorFeatures features, Tensor q, int chunk)
     {
-        long n = q.shape[2];
-        long perGroup = Math.Max(1, features.Plan.FeatureChunkElements / Math.Max(1, q.shape[0] * q.shape[1] * features.Size * chunk));
+        long n = q.Shape()[2];
+        long perGroup = Math.Max(1, features.Plan.FeatureChunkElements / Math.Max(1, q.Shape()[0] * q.Shape()[1] * features.Size * chunk));
         for (long start = 0; start < n;)
         {
             long whole = (n - start) / chunk;

@@ -22,8 +22,8 @@ public static class FastmaxDropoutKernel
 
     static Tensor DroppedSquare(Tensor x, double rate, KernelPlan plan)
     {
-        var shape = x.shape.ToArray();
-        shape[^1] = x.shape[^1] * x.shape[^1];
+        var shape = x.Shape().ToArray();
+        shape[^1] = x.Shape()[^1] * x.Shape()[^1];
         var square = (x.unsqueeze(-1) * x.unsqueeze(-2)).reshape(shape);  // [B, H, N, D²]
         if (!plan.KeepMaskFor(square))
             return nn.functional.dropout(square, rate, training: true);

@@ -20,7 +20,7 @@ public static class FastmaxFirstOrder
         plan ??= KernelPlan.TensorOps;
         using var scope = NewDisposeScope();
         var keyState = WeightedState(k, v, a, plan);                           // [B, H, D + 1, Dv + 1]
-        var (o, g) = OutputAndDenominator(Affine(q, keyState, plan), v.shape[3]);
+        var (o, g) = OutputAndDenominator(Affine(q, keyState, plan), v.Shape()[3]);
         return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope(), keyState.MoveToOuterDisposeScope());
     }
 
@@ -30,14 +30,14 @@ public static class FastmaxFirstOrder
     {
         plan ??= KernelPlan.TensorOps;
         using var scope = NewDisposeScope();
-        long d = q.shape[3], dv = v.shape[3];
+        long d = q.Shape()[3], dv = v.Shape()[3];
         keyState ??= WeightedState(k, v, a, plan);
         var (_, gPrime) = plan.ScaledOutputGradients(o, g, gradOutput);      // [B, H, Nq, Dv + 1]
         var queryState = WeightedState(q, gPrime, a, plan, appendOne: false);  // w ⊙ Σ_i q̃_iᵀ Ĝ′_i [B, H, D + 1, Dv + 1]
         // dq_i = Ĝ′_i·W[:D]ᵀ; dk_j = v′_j·R[:D]ᵀ and dv_j = k̃_j·R[:, :Dv], with v′ = [v, 1] and k̃ = [k, 1] as broadcast rows.
         var dq = plan.MatMul(gPrime, keyState.narrow(2, 0, d).transpose(-1, -2).contiguous());
         var queryRows = queryState.narrow(2, 0, d);                            // [B, H, D, Dv + 1]
-        var dk = plan.MatMul(v, queryRows.narrow(3, 0, dv).transpose(-1, -2).contiguous()).add_(queryRows.narrow(3, dv, 1).transpose(-1, -2));
+        var dk = plan.MatMul(v, queryRows.narrow(3, 0, dv).transpose(-1, -2).contiguous()).AddInPlace(queryRows.narrow(3, dv, 1).transpose(-1, -2));
         var dV = Affine(k, queryState.narrow(3, 0, dv), plan);
         return (dq.MoveToOuterDisposeScope(), dk.MoveToOuterDisposeScope(), dV.MoveToOuterDisposeScope());
     }
@@ -54,7 +54,7 @@ public static class FastmaxFirstOrder
         if (appendOne)
         {
             xu = cat(new[] { xu, x.sum(2).unsqueeze(-1) }, -1);                 // [B, H, D, C + 1]
-            uSum = cat(new[] { uSum, full(uSum.shape[..^1].Append(1).ToArray(), (double)x.shape[2], dtype: u.dtype, device: u.device) }, -1);
+            uSum = cat(new[] { uSum, full(uSum.Shape()[..^1].Append(1).ToArray(), (double)x.Shape()[2], dtype: u.dtype, device: u.device) }, -1);
         }
         return cat(new[] { xu.mul_(a[1]), uSum.mul_(a[0]) }, 2).MoveToOuterDisposeScope(); // [B, H, D + 1, C′]
     }
@@ -62,7 +62,7 @@ public static class FastmaxFirstOrder
     /// <summary>x̃·W = x·W[:D] + W[D] for x [B, H, N, D] and W [B, H, D + 1, C]: one GEMM and a broadcast row.</summary>
     static Tensor Affine(Tensor x, Tensor state, KernelPlan plan)
     {
-        long d = x.shape[3];
-        return plan.MatMul(x, state.narrow(2, 0, d)).add_(state.narrow(2, d, 1));
+        long d = x.Shape()[3];
+        return plan.MatMul(x, state.narrow(2, 0, d)).AddInPlace(state.narrow(2, d, 1));
     }
 }

@@ -88,7 +88,7 @@ public sealed class PackedTaylorFeatures
     public Tensor KernelInput(Tensor x) => Plan.TakesRawInputs(this, x) || (CentresRawInputs && IsRaw(x)) ? x.contiguous() : Extend(x);
 
     /// <summary>Whether x is a raw input [..., n, D] (<see cref="KernelInput"/>) rather than an extended one [..., n, 2D̃].</summary>
-    internal bool IsRaw(Tensor x) => Order == 2 && x.shape[^1] == D;
+    internal bool IsRaw(Tensor x) => Order == 2 && x.Shape()[^1] == D;
 
     /// <summary>x extended when it is raw (a new tensor, the caller's to dispose; centred first where <see cref="CentresRawInputs"/>), else null.</summary>
     internal Tensor? ExtendedIfRaw(Tensor x)
@@ -141,7 +141,7 @@ public sealed class PackedTaylorFeatures
     internal Tensor BuildByBroadcast(Tensor extended)
     {
         if (Order == 1) return extended.contiguous();
-        var shape = extended.shape.ToArray();
+        var shape = extended.Shape().ToArray();
         shape[^1] = Size;
         using var shifts = extended.unfold(-1, Extended, 1).narrow(-2, 0, Rows);  // [..., n, Rows, D̃]: x̃_{(i+d) mod D̃}
         using var tilde = Tilde(extended).unsqueeze(-2);                           // [..., n, 1, D̃]
@@ -171,8 +171,8 @@ public sealed class PackedTaylorFeatures
         using var scope = NewDisposeScope();
         using var total = delta.sum(-3);                                                       // [..., C, F]
         var exclusive = reverse ? total.unsqueeze(-3) - delta.cumsum(-3) : delta.cumsum(-3).sub_(delta);
-        var states = exclusive.add_(carry.unsqueeze(-3));
-        carry.add_(total);
+        var states = exclusive.AddInPlace(carry.unsqueeze(-3));
+        carry.AddInPlace(total);
         return Weigh(states.transpose(-1, -2)).MoveToOuterDisposeScope();                       // [..., G, F, C]
     }
 
@@ -188,7 +188,7 @@ public sealed class PackedTaylorFeatures
             for (int slice = 0; slice < s.Length; slice++)
                 for (int f = 0; f < Size; f++)
                     perSlice[slice * Size + f] = _weights[f] * Math.Pow(s[slice], _degrees[f]);
-            using var weights = tensor(perSlice, scale.shape[..^2].Concat(new[] { Size, 1L }).ToArray(), dtype: state.dtype, device: state.device);
+            using var weights = tensor(perSlice, scale.Shape()[..^2].Concat(new[] { Size, 1L }).ToArray(), dtype: state.dtype, device: state.device);
             return state * weights;
         }
         // One weight tensor per plan and dtype: the causal kernels weigh a state in every chunk.
@@ -218,9 +218,9 @@ public sealed class PackedTaylorFeatures
     /// </summary>
     internal Tensor DMajorTransposed(Tensor weightedState)
     {
-        var batch = weightedState.shape[..^2];
+        var batch = weightedState.Shape()[..^2];
         return weightedState.unflatten(weightedState.dim() - 2, new long[] { Extended, Rows }).transpose(-3, -1)
-            .reshape(batch.Concat(new[] { weightedState.shape[^1], Size }).ToArray());   // [..., C, F]
+            .reshape(batch.Concat(new[] { weightedState.Shape()[^1], Size }).ToArray());   // [..., C, F]
     }
 
     /// <summary>
@@ -237,7 +237,7 @@ public sealed class PackedTaylorFeatures
         var asFirst = (packed * shifts).sum(-2);                                         // Σ_d dφ_(m,d)·x̃_(m+d)
         var partnerTerms = packed * Tilde(extended).unsqueeze(-2);                        // dφ_(i,d)·x̃_i
         var asSecond = SkewSum(cat(new[] { partnerTerms, partnerTerms }, -1));            // Σ_d dφ_(m−d,d)·x̃_(m−d)
-        return asFirst.add_(asSecond).narrow(-1, 0, D).MoveToOuterDisposeScope();
+        return asFirst.AddInPlace(asSecond).narrow(-1, 0, D).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -247,9 +247,9 @@ public sealed class PackedTaylorFeatures
     Tensor SkewSum(Tensor doubled)
     {
         long e = Extended;
-        var size = doubled.shape.ToArray();
+        var size = doubled.Shape().ToArray();
         size[^1] = e;
-        var strides = doubled.stride().ToArray();
+        var strides = doubled.Strides().ToArray();
         strides[^2] = 2 * e - 1;
         return doubled.as_strided(size, strides, doubled.storage_offset() + e).sum(-2);  // [..., n, D̃]
     }
