@@ -96,11 +96,15 @@ public sealed class KernelPlan
 
     public override string ToString() => $"{(CpuKernels ? "cpu" : "tensor-ops")} (budget {FeatureChunkElements} feature elements)";
 
-    /// <summary>a·b: <see cref="SimdGemm"/> (which itself hands what its tiles do not support to libtorch), or <c>matmul</c>.</summary>
-    internal Tensor MatMul(Tensor a, Tensor b)
+    /// <summary>
+    /// a·b: <see cref="SimdGemm"/> (which itself hands what its tiles do not support to libtorch), or <c>matmul</c>. With a
+    /// <paramref name="triangle"/> the tiles skip what the causal blocks do not need (<see cref="SimdGemm.Triangle"/>); libtorch
+    /// computes the whole product, which has the same entries where they are needed.
+    /// </summary>
+    internal Tensor MatMul(Tensor a, Tensor b, SimdGemm.Triangle triangle = SimdGemm.Triangle.None)
     {
         using var _ = Clock?.Time(Stages.Gemm, 2 * Math.Max(Rows(a), Rows(b) / b.Shape()[^2] * a.Shape()[^2]) * a.Shape()[^1] * b.Shape()[^1]);
-        return CpuKernels ? SimdGemm.MatMul(a, b) : a.matmul(b);
+        return CpuKernels ? SimdGemm.MatMul(a, b, triangle) : a.matmul(b);
     }
 
     /// <summary>Bare packed features φ(x̃) of an extended chunk.</summary>

@@ -47,9 +47,21 @@ public static unsafe class SimdGemm
         return bRows && aUnit;
     }
 
-    /// <summary>a [..., M, K] · b [..., K, N] → [..., M, N] (contiguous), as <c>a.matmul(b)</c>.</summary>
-    public static Tensor MatMul(Tensor a, Tensor b)
+    /// <summary>
+    /// Which part of a square product the causal kernel's in-chunk blocks need, so the tiles skip the rest: <see cref="LowerOutput"/>
+    /// computes C on and below its diagonal (M = N; the tiles wholly above it are written as zeros, the rest of the tiles that the
+    /// diagonal cuts are exact), <see cref="LowerA"/> and <see cref="UpperA"/> take A as lower or upper triangular (M = K; a row's
+    /// sum runs over the columns that can be nonzero, so C is the exact product when A is).
+    /// </summary>
+    public enum Triangle { None, LowerOutput, LowerA, UpperA }
+
+    /// <summary>a [..., M, K] · b [..., K, N] → [..., M, N] (contiguous), as <c>a.matmul(b)</c>; <paramref name="triangle"/> says which part is needed.</summary>
+    public static Tensor MatMul(Tensor a, Tensor b, Triangle triangle = Triangle.None)
     {
+        if (triangle == Triangle.LowerOutput && a.size(-2) != b.size(-1))
+            throw new ArgumentException($"a lower-triangular product needs M = N; got M = {a.size(-2)}, N = {b.size(-1)}", nameof(triangle));
+        if (triangle is Triangle.LowerA or Triangle.UpperA && a.size(-2) != a.size(-1))
+            throw new ArgumentException($"a triangular A needs M = K; got M = {a.size(-2)}, K = {a.size(-1)}", nameof(triangle));
         if (!Supports(a, b))
         {
             FallbackObserver?.Invoke(a, b);
@@ -70,7 +82,8 @@ public static unsafe class SimdGemm
             int rest = (int)(item % ((long)rowItems * panelItems));
             int rowStart = rest / panelItems * TileRows * TilesPerItem, panelStart = rest % panelItems * PanelsPerItem;
             int rowEnd = Math.Min(o.M, rowStart + TileRows * TilesPerItem);
-            o.Block(slice, rowStart, rowEnd, panelStart, Math.Min(o.Panels, panelStart + PanelsPerItem), pc + (slice * o.M + rowStart) * o.N, o.N, packed);
+            o.Block(slice, rowStart, rowEnd, panelStart, Math.Min(o.Panels, panelStart + PanelsPerItem), pc + (slice * o.M + rowStart) * o.N, o.N, packed,
+                triangle);
         });
         return c;
     }
@@ -142,9 +155,10 @@ public static unsafe class SimdGemm
         }
 
         /// <summary>Rows [rowStart, rowEnd) × panels [panelStart, panelEnd) of one slice's product into c (row rowStart at c, row stride ldc).</summary>
-        public void Block(long slice, int rowStart, int rowEnd, int panelStart, int panelEnd, float* c, long ldc, float* packed) =>
+        public void Block(long slice, int rowStart, int rowEnd, int panelStart, int panelEnd, float* c, long ldc, float* packed,
+            Triangle triangle = Triangle.None) =>
             SimdGemm.Block(_pa + _aOffsets[slice] + rowStart * _rs, _rs, _cs, _pb + _bOffsets[slice], _ldb, c, ldc, K, N,
-                rowEnd - rowStart, panelStart, panelEnd, packed);
+                rowEnd - rowStart, panelStart, panelEnd, packed, rowStart, triangle);
 
         /// <summary>Runs <paramref name="body"/> for items [0, items), in contiguous ranges shared by libtorch's intra-op thread count.</summary>
         public void ForItems(long items, ItemBody body)
@@ -202,10 +216,13 @@ public static unsafe class SimdGemm
         return offsets;
     }
 
-    /// <summary>Rows [0, rows) of a × panels [panelStart, panelEnd) of C = a·b into c (row stride ldc); a at its first row.</summary>
+    /// <summary>
+    /// Rows [0, rows) of a × panels [panelStart, panelEnd) of C = a·b into c (row stride ldc); a at its first row, which is row
+    /// <paramref name="firstRow"/> of the product (where the diagonal of a <paramref name="triangle"/> lies).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Block(float* a, long rs, long cs, float* b, long ldb, float* c, long ldc, int k, int n,
-        int rowCount, int panelStart, int panelEnd, float* packed)
+        int rowCount, int panelStart, int panelEnd, float* packed, int firstRow = 0, Triangle triangle = Triangle.None)
     {
         float* tile = stackalloc float[TileRows * PanelWidth];
         for (int panel = panelStart; panel < panelEnd; panel++)
@@ -216,7 +233,12 @@ public static unsafe class SimdGemm
                 // A last panel of one column ([v, 1], [Ĝ, −r]) as dot products along unit-stride rows of A: a padded
                 // 16-column tile would do 16 multiply-adds for each useful one.
                 for (int kk = 0; kk < k; kk++) packed[kk] = b[kk * ldb + column];
-                for (int row = 0; row < rowCount; row++) c[row * ldc + column] = TokenLoops.Dot<float>(new ReadOnlySpan<float>(a + row * rs, k), new ReadOnlySpan<float>(packed, k));
+                for (int row = 0; row < rowCount; row++)
+                {
+                    var (first, end) = Terms(triangle, firstRow + row, firstRow + row + 1, k);
+                    c[row * ldc + column] = triangle == Triangle.LowerOutput && column > firstRow + row ? 0f
+                        : TokenLoops.Dot<float>(new ReadOnlySpan<float>(a + row * rs + first, end - first), new ReadOnlySpan<float>(packed + first, end - first));
+                }
                 continue;
             }
             bool direct = width == PanelWidth, narrow = width <= PanelWidth / 2;
@@ -239,11 +261,19 @@ public static unsafe class SimdGemm
             for (int row = 0; row < rowCount;)
             {
                 int rows = Math.Min(TileRows, rowCount - row);
+                if (triangle == Triangle.LowerOutput && column >= firstRow + row + rows)
+                {
+                    // Wholly above the diagonal: not needed; zeros, so that no stale memory reaches a reader.
+                    for (int r = 0; r < rows; r++) new Span<float>(c + (row + r) * ldc + column, width).Clear();
+                    row += rows;
+                    continue;
+                }
+                var (first, end) = Terms(triangle, firstRow + row, firstRow + row + rows, k);
                 float* target = direct ? c + row * ldc + column : tile;
                 long targetLd = direct ? ldc : PanelWidth;
-                float* tileA = a + row * rs;
-                if (narrow) Tile<Half>(rows, tileA, rs, cs, panelB, panelLd, k, target, targetLd);
-                else Tile<Whole>(rows, tileA, rs, cs, panelB, panelLd, k, target, targetLd);
+                float* tileA = a + row * rs + first * cs, tileB = panelB + first * panelLd;
+                if (narrow) Tile<Half>(rows, tileA, rs, cs, tileB, panelLd, end - first, target, targetLd);
+                else Tile<Whole>(rows, tileA, rs, cs, tileB, panelLd, end - first, target, targetLd);
                 if (!direct)
                     for (int r = 0; r < rows; r++)
                         for (int j = 0; j < width; j++)
@@ -252,6 +282,15 @@ public static unsafe class SimdGemm
             }
         }
     }
+
+    /// <summary>The terms [first, end) of the sum over k that rows [top, bottom) of a triangular A can have nonzero.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static (int First, int End) Terms(Triangle triangle, int top, int bottom, int k) => triangle switch
+    {
+        Triangle.LowerA => (0, Math.Min(k, bottom)),
+        Triangle.UpperA => (Math.Min(k, top), k),
+        _ => (0, k),
+    };
 
     /// <summary>
     /// C [m × n] = A [m × k]·B [k × n] on raw memory (A's entries at row·rs + kk·cs, B's rows unit-stride with stride ldb,

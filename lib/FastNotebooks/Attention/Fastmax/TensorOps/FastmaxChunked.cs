@@ -1,4 +1,5 @@
 using FastNotebooks.Attention.Fastmax.Cpu;
+using Triangle = FastNotebooks.Attention.Fastmax.Cpu.SimdGemm.Triangle;
 using FastNotebooks.Attention.Fastmax.Reference;
 using static TorchSharp.torch;
 using static FastNotebooks.Attention.Fastmax.TensorOps.FastmaxFactorized;
@@ -56,8 +57,8 @@ public static class FastmaxChunked
         {
             using var step = NewDisposeScope();
             var (qb, kb, vb) = (Blocks(q, start, count, size), Blocks(k, offset + start, count, size), Blocks(vOne, offset + start, count, size));
-            var scores = plan.MatMul(qb, kb.transpose(-1, -2).contiguous());               // [B, H, G, c, c]
-            var within = plan.MatMul(plan.MaskedPolynomial(scores, a), vb);                     // [B, H, G, c, Dv + 1]
+            var scores = plan.MatMul(qb, kb.transpose(-1, -2).contiguous(), Triangle.LowerOutput);      // [B, H, G, c, c]
+            var within = plan.MatMul(plan.MaskedPolynomial(scores, a), vb, Triangle.LowerA);               // [B, H, G, c, Dv + 1]
             var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, carry, reverse: false); // [B, H, G, F, Dv + 1]
             within.AddInPlace(features.Project(Blocks(qx, start, count, size), before));
             rows.Add(within.flatten(2, 3).MoveToOuterDisposeScope());                        // [B, H, G·c, Dv + 1]
@@ -108,13 +109,13 @@ public static class FastmaxChunked
             var (start, count, size) = groups[i];
             var (qb, kb) = (Blocks(q, start, count, size), Blocks(k, offset + start, count, size));
             var (vb, gpb) = (Blocks(vOne, offset + start, count, size), Blocks(gPrime, start, count, size));
-            var s = plan.MatMul(qb, kb.transpose(-1, -2).contiguous());               // [B, H, G, c, c]
-            var (f, ds) = plan.MaskedPolynomialAndDerivative(s, plan.MatMul(gpb, vb.transpose(-1, -2).contiguous()), a, b);
+            var s = plan.MatMul(qb, kb.transpose(-1, -2).contiguous(), Triangle.LowerOutput);   // [B, H, G, c, c]
+            var (f, ds) = plan.MaskedPolynomialAndDerivative(s, plan.MatMul(gpb, vb.transpose(-1, -2).contiguous(), Triangle.LowerOutput), a, b);
             var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, keyCarry, reverse: false);
-            var dqb = plan.MatMul(ds, kb).AddInPlace(features.Gradient(Blocks(qx, start, count, size), gpb, before));
+            var dqb = plan.MatMul(ds, kb, Triangle.LowerA).AddInPlace(features.Gradient(Blocks(qx, start, count, size), gpb, before));
             dq[i] = dqb.flatten(2, 3).MoveToOuterDisposeScope();
-            dkWindow[i] = plan.MatMul(ds.transpose(-1, -2), qb).MoveToOuterDisposeScope();
-            dvWindow[i] = plan.MatMul(f.transpose(-1, -2), Blocks(gHat, start, count, size)).MoveToOuterDisposeScope();
+            dkWindow[i] = plan.MatMul(ds.transpose(-1, -2), qb, Triangle.UpperA).MoveToOuterDisposeScope();
+            dvWindow[i] = plan.MatMul(f.transpose(-1, -2), Blocks(gHat, start, count, size), Triangle.UpperA).MoveToOuterDisposeScope();
         }
 
         // Backward in the sequence: dk, dv from the queries after the chunk, R = Σ_i φ(q̃_i)ᵀ Ĝ′_i.

@@ -117,4 +117,56 @@ public class SimdGemmTests
         using var columns = randn(5, 3).transpose(0, 1);   // b's rows not unit-stride
         Assert.False(SimdGemm.Supports(b.transpose(0, 1), columns));
     }
+
+    /// <summary>
+    /// The causal blocks' triangular products, 90 random cases: square sizes 1 to 140 (every tail of the tiles, the tiles the
+    /// diagonal cuts and those wholly off it), N = 1 to 140, 0 to 2 leading dims, A as rows or a transposed view. A lower
+    /// output equals the product on and below the diagonal (and holds only finite values above it); a lower or upper triangular
+    /// A gives the whole product. Against float64 matmul.
+    /// </summary>
+    [Avx512Fact]
+    public void Triangular_products_equal_matmul_where_needed()
+    {
+        var random = new Random(17);
+        var generator = new Generator(19);
+        foreach (var triangle in new[] { SimdGemm.Triangle.LowerOutput, SimdGemm.Triangle.LowerA, SimdGemm.Triangle.UpperA })
+            for (int trial = 0; trial < 30; trial++)
+            {
+                using var scope = NewDisposeScope();
+                int m = trial < 2 ? 1 : trial == 2 ? 128 : random.Next(1, 141);
+                int k = triangle == SimdGemm.Triangle.LowerOutput ? (trial < 4 ? 1 : random.Next(1, 141)) : m;
+                int n = triangle == SimdGemm.Triangle.LowerOutput ? m : trial is 3 or 4 ? 1 : trial == 5 ? 33 : random.Next(1, 141);
+                long[] lead = Enumerable.Range(0, random.Next(0, 3)).Select(_ => (long)random.Next(1, 4)).ToArray();
+                bool transposedA = random.Next(2) == 0;
+                var a = transposedA
+                    ? randn(lead.Append(k).Append(m).ToArray(), generator: generator).transpose(-1, -2)
+                    : randn(lead.Append(m).Append(k).ToArray(), generator: generator);
+                if (triangle == SimdGemm.Triangle.LowerA) a = a.tril();
+                if (triangle == SimdGemm.Triangle.UpperA) a = a.triu();
+                if (transposedA && triangle != SimdGemm.Triangle.LowerOutput) a = a.transpose(-1, -2).contiguous().transpose(-1, -2);
+                var b = randn(lead.Append(k).Append(n).ToArray(), generator: generator);
+                string name = $"{triangle} M={m} K={k} N={n} lead=[{string.Join(",", lead)}] aT={transposedA}";
+                Assert.True(SimdGemm.Supports(a, b), name);
+
+                var c = SimdGemm.MatMul(a, b, triangle).to_type(ScalarType.Float64);
+                var reference = a.to_type(ScalarType.Float64).matmul(b.to_type(ScalarType.Float64));
+                if (triangle == SimdGemm.Triangle.LowerOutput)
+                {
+                    Assert.True(c.isfinite().all().item<bool>(), $"{name}: entries above the diagonal are not finite");
+                    (c, reference) = (c.tril(), reference.tril());
+                }
+                ErrorReport.Of(name, c, reference).Require(1e-5);
+            }
+    }
+
+    [Fact]
+    public void Triangular_products_need_square_blocks()
+    {
+        using var a = randn(4, 3);
+        using var b = randn(3, 5);
+        var lower = Assert.Throws<ArgumentException>(() => SimdGemm.MatMul(a, b, SimdGemm.Triangle.LowerOutput));
+        Assert.Contains("M = 4, N = 5", lower.Message);
+        var upper = Assert.Throws<ArgumentException>(() => SimdGemm.MatMul(a, b, SimdGemm.Triangle.UpperA));
+        Assert.Contains("M = 4, K = 3", upper.Message);
+    }
 }
