@@ -38,11 +38,12 @@ public static class NativeHeap
 
     /// <summary>
     /// Frees the native objects that only the .NET finalizer frees, now: a blocking gen-0 collection and its finalizers. TorchSharp
-    /// makes a native <c>Scalar</c> behind many calls (<c>add_(Tensor)</c> passes alpha = 1 as one, <c>x * 2.0</c> another) that no
-    /// dispose scope owns, and a training step allocates too little managed memory for a collection to come by itself (none ran in
-    /// 8 char-LM steps at context 8,192). Left on the C heap between the step's large tensor blocks, these small blocks kept freed
-    /// blocks from merging: the heap grew by some 90 MB a step and every step touched fresh pages. Training loops call this once a
-    /// step (<see cref="Training.Trainer"/>, the bench's training step); PERF.md, "The model step", has the measurements.
+    /// leaves small C-heap blocks that no dispose scope owns behind many calls (<c>shape</c> and <c>stride()</c> hand the native side a
+    /// fresh callback; <c>add_(Tensor)</c> passes alpha = 1 as a new <c>Scalar</c>, <c>x * 2.0</c> another), and a training step
+    /// allocates too little managed memory for a collection to come by itself (none ran in 8 char-LM steps at context 8,192). Left
+    /// among the step's large tensor blocks, these small blocks kept freed blocks from merging: the heap grew by some 90 MB a step
+    /// and every step touched fresh pages. The library's own code avoids them where it runs per call (<see cref="TensorShape"/>);
+    /// training loops call this once a step (<see cref="Training.Trainer"/>, the bench's training step). PERF.md, "the model step".
     /// </summary>
     public static void ReleaseUnownedNativeObjects()
     {

@@ -77,7 +77,7 @@ public sealed class SelfAttention : nn.Module<Tensor, Tensor>
     {
         long b = x.Shape()[0], n = x.Shape()[1];
         // unbind, not parts[0], parts[1], parts[2]: its backward stacks the three gradients once, where each index's backward
-        // writes its gradient into a zeroed copy of the whole [3, B, H, N, d/H] and autograd adds the three (PERF.md, "Model step").
+        // writes its gradient into a zeroed copy of the whole [3, B, H, N, d/H] and autograd adds the three (PERF.md, "the model step").
         var parts = qkv.forward(x).view(b, n, 3, _config.Heads, _config.HeadDim).permute(2, 0, 3, 1, 4).unbind(0); // 3 × [B, H, N, d/H]
         return (parts[0], parts[1], parts[2]);
     }
