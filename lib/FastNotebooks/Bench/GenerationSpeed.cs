@@ -24,39 +24,77 @@ public static class GenerationSpeed
     /// <summary>
     /// One causal attention layer with <paramref name="heads"/> heads of size <paramref name="d"/> (B = 1): at each context t,
     /// the state after t − 1 random tokens, then <paramref name="warmup"/> untimed and <paramref name="repeats"/> timed steps.
-    /// The window recompute runs only up to <paramref name="windowMaxContext"/> (it is O(t²) per token).
+    /// The Fastmax state and the softmax KV cache of every context are prepared first and their steps then alternate, context
+    /// after context, so that the per-token times compared across contexts meet the same load (on a shared machine a context
+    /// timed alone could meet a busier moment than the next). The window recompute runs afterwards, context by context, up to
+    /// <paramref name="windowMaxContext"/> (it is O(t²) per token).
     /// </summary>
     public static List<GenerationRow> Layer(IReadOnlyList<int> contexts, int heads = 8, int d = 32, int order = 2, int repeats = 15, int warmup = 3,
         int windowMaxContext = 8192, Action<string>? log = null)
     {
-        var rows = new List<GenerationRow>();
         var options = new FastmaxOptions { Order = order, Causal = true };
-        foreach (int context in contexts)
+        int steps = warmup + repeats;
+        using var scope = NewDisposeScope();
+        var prepared = new List<(int Context, Tensor Q, Tensor K, Tensor V, FastmaxRecurrentState State, SoftmaxKvCache Cache)>();
+        try
         {
-            log?.Invoke($"generation, one layer: context {context}");
-            using var scope = NewDisposeScope();
-            int steps = warmup + repeats;
-            var generator = new Generator((ulong)context);
-            Tensor Draw(long n) => randn(new long[] { 1, heads, n, d }, generator: generator);
-            var (q, k, v) = (Draw(context + steps), Draw(context + steps), Draw(context + steps));
-            Tensor Token(Tensor x, long t) => x.narrow(2, t, 1);
-            long prompt = context - 1;
-            using (no_grad())
+            foreach (int context in contexts)
             {
-                using (var state = FastmaxRecurrentState.Prefill(q.narrow(2, 0, prompt), k.narrow(2, 0, prompt), v.narrow(2, 0, prompt), options))
-                    rows.Add(Time("layer", $"fastmax{order}-state", context, state, t => state.Step(Token(q, t), Token(k, t), Token(v, t)), prompt, warmup, repeats));
-                using (var cache = SoftmaxKvCache.Prefill(k.narrow(2, 0, prompt), v.narrow(2, 0, prompt), context + steps))
-                    rows.Add(Time("layer", "softmax-kv-cache", context, cache, t => cache.Step(Token(q, t), Token(k, t), Token(v, t)), prompt, warmup, repeats));
+                log?.Invoke($"generation, one layer: context {context}");
+                var generator = new Generator((ulong)context);
+                Tensor Draw(long n) => randn(new long[] { 1, heads, n, d }, generator: generator);
+                var (q, k, v) = (Draw(context + steps), Draw(context + steps), Draw(context + steps));
+                long prompt = context - 1;
+                using var noGrad = no_grad();
+                prepared.Add((context, q, k, v,
+                    FastmaxRecurrentState.Prefill(q.narrow(2, 0, prompt), k.narrow(2, 0, prompt), v.narrow(2, 0, prompt), options),
+                    SoftmaxKvCache.Prefill(k.narrow(2, 0, prompt), v.narrow(2, 0, prompt), context + steps)));
+            }
+            var fastmax = prepared.Select(_ => new double[repeats]).ToArray();
+            var kv = prepared.Select(_ => new double[repeats]).ToArray();
+            using (no_grad())
+                for (int i = 0; i < steps; i++)
+                    for (int c = 0; c < prepared.Count; c++)
+                    {
+                        var (context, q, k, v, state, cache) = prepared[c];
+                        long t = context - 1 + i;
+                        Tensor Token(Tensor x) => x.narrow(2, t, 1);
+                        double fast = Step(() => state.Step(Token(q), Token(k), Token(v)));
+                        double cached = Step(() => cache.Step(Token(q), Token(k), Token(v)));
+                        if (i >= warmup) (fastmax[c][i - warmup], kv[c][i - warmup]) = (fast, cached);
+                    }
+
+            var rows = new List<GenerationRow>();
+            for (int c = 0; c < prepared.Count; c++)
+            {
+                var (context, q, k, v, state, cache) = prepared[c];
+                rows.Add(new GenerationRow("layer", $"fastmax{order}-state", context, fastmax[c].Min(), Timing.Median(fastmax[c]), state.Bytes));
+                rows.Add(new GenerationRow("layer", "softmax-kv-cache", context, kv[c].Min(), Timing.Median(kv[c]), cache.Bytes));
                 if (context <= windowMaxContext)
                 {
+                    log?.Invoke($"generation, one layer, window recompute: context {context}");
                     int few = Math.Max(1, Math.Min(repeats, 3));
+                    using var noGrad = no_grad();
                     var row = Time("layer", "softmax-window", context, null, t =>
-                        SoftmaxAttention.Attention(q.narrow(2, 0, t + 1), k.narrow(2, 0, t + 1), v.narrow(2, 0, t + 1), causal: true), prompt, 1, few);
+                        SoftmaxAttention.Attention(q.narrow(2, 0, t + 1), k.narrow(2, 0, t + 1), v.narrow(2, 0, t + 1), causal: true), context - 1, 1, few);
                     rows.Add(row with { StateBytesPerSequence = 2L * heads * context * d * sizeof(float) });   // the window's keys and values
                 }
             }
+            return rows;
         }
-        return rows;
+        finally
+        {
+            foreach (var p in prepared) { p.State.Dispose(); p.Cache.Dispose(); }
+        }
+    }
+
+    /// <summary>One step's time in ms; what it makes is disposed with the step.</summary>
+    static double Step(Action step)
+    {
+        using var stepScope = NewDisposeScope();
+        var clock = Stopwatch.StartNew();
+        step();
+        return clock.Elapsed.TotalMilliseconds;
     }
 
     /// <summary>
