@@ -40,10 +40,10 @@ public static class NativeHeap
     /// Frees the native objects that only the .NET finalizer frees, now: a blocking gen-0 collection and its finalizers. TorchSharp
     /// leaves small C-heap blocks that no dispose scope owns behind many calls (<c>shape</c> and <c>stride()</c> hand the native side a
     /// fresh callback; <c>add_(Tensor)</c> passes alpha = 1 as a new <c>Scalar</c>, <c>x * 2.0</c> another), and a training step
-    /// allocates too little managed memory for a collection to come by itself (none ran in 8 char-LM steps at context 8,192). Left
-    /// among the step's large tensor blocks, these small blocks kept freed blocks from merging: the heap grew by some 90 MB a step
-    /// and every step touched fresh pages. The library's own code avoids them where it runs per call (<see cref="TensorShape"/>);
-    /// training loops call this once a step (<see cref="Training.Trainer"/>, the bench's training step). PERF.md, "the model step".
+    /// allocates too little managed memory for a collection to come by itself. Left among the step's large tensor blocks, these
+    /// small blocks keep freed blocks from merging, so the heap grows and every step touches fresh pages (measurements: PERF.md,
+    /// "the model step"). The library's own code avoids them where it runs per call (<see cref="TensorShape"/>); training loops
+    /// call this once a step (<see cref="Training.Trainer"/>, the bench's training step).
     /// </summary>
     public static void ReleaseUnownedNativeObjects()
     {

@@ -4,10 +4,10 @@ namespace FastNotebooks;
 
 /// <summary>
 /// A tensor's sizes without what TorchSharp's <c>shape</c> leaves behind: each <c>shape</c> hands the native side a fresh
-/// callback and leaves a small C-heap block that only a .NET collection frees (5,000 calls grew the heap in use by 0.8 MB until
-/// one ran), and a causal Fastmax forward + backward asked some 600 times. Among the tensor blocks such leftovers keep freed blocks
-/// from merging, so the heap grows and new tensors touch fresh pages (PERF.md, "the model step"). <see cref="Tensor.size(int)"/>
-/// asks for one size and leaves nothing; so does <see cref="Tensor.stride(int)"/>.
+/// callback and leaves a small C-heap block that only a .NET collection frees, and the kernels ask for shapes hundreds of times a
+/// call. Among the tensor blocks such leftovers keep freed blocks from merging, so the heap grows and new tensors touch fresh
+/// pages (measurements: PERF.md, "the model step"). <see cref="Tensor.size(int)"/> asks for one size and leaves nothing; so does
+/// <see cref="Tensor.stride(int)"/>. Where one size is wanted, ask <c>size(d)</c> itself.
 /// </summary>
 public static class TensorShape
 {

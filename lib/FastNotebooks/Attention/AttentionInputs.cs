@@ -25,17 +25,17 @@ public static class AttentionInputs
         if (!SameDevice(k, q) || !SameDevice(v, q))
             throw new ArgumentException($"q, k and v must be on one device; got q {q.device}, k {k.device}, v {v.device}.", nameof(k));
 
-        if (k.Shape()[0] != q.Shape()[0] || k.Shape()[1] != q.Shape()[1] || v.Shape()[0] != q.Shape()[0] || v.Shape()[1] != q.Shape()[1])
+        if (k.size(0) != q.size(0) || k.size(1) != q.size(1) || v.size(0) != q.size(0) || v.size(1) != q.size(1))
             throw new ArgumentException($"q, k and v must share batch and head sizes [B, H]; got q {Shape(q)}, k {Shape(k)}, v {Shape(v)}.", nameof(k));
-        if (k.Shape()[3] != q.Shape()[3])
+        if (k.size(3) != q.size(3))
             throw new ArgumentException($"k's feature size D must equal q's; got q {Shape(q)}, k {Shape(k)}.", nameof(k));
-        if (v.Shape()[2] != k.Shape()[2])
+        if (v.size(2) != k.size(2))
             throw new ArgumentException($"v must have one row per key (Nk); got k {Shape(k)}, v {Shape(v)}.", nameof(v));
-        if (q.Shape()[2] == 0 || k.Shape()[2] == 0 || q.Shape()[3] == 0 || v.Shape()[3] == 0)
+        if (q.size(2) == 0 || k.size(2) == 0 || q.size(3) == 0 || v.size(3) == 0)
             throw new ArgumentException($"attention needs at least one query, key and feature; got q {Shape(q)}, k {Shape(k)}, v {Shape(v)}.", nameof(q));
-        if (causal && k.Shape()[2] < q.Shape()[2])
+        if (causal && k.size(2) < q.size(2))
             throw new ArgumentException(
-                $"causal attention needs at least as many keys as queries (query i sees keys j <= Nk - Nq + i); got Nq = {q.Shape()[2]}, Nk = {k.Shape()[2]}.", nameof(k));
+                $"causal attention needs at least as many keys as queries (query i sees keys j <= Nk - Nq + i); got Nq = {q.size(2)}, Nk = {k.size(2)}.", nameof(k));
     }
 
     static bool SameDevice(Tensor a, Tensor b) => a.device_type == b.device_type && a.device_index == b.device_index;

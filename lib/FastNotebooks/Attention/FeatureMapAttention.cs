@@ -15,7 +15,7 @@ public static class FeatureMapAttention
     {
         using var scope = NewDisposeScope();
         var vOne = cat(new[] { v, ones_like(v.narrow(-1, 0, 1)) }, -1);   // [B, H, Nk, Dv + 1]
-        long nq = phiQ.Shape()[2], offset = phiK.Shape()[2] - nq;
+        long nq = phiQ.size(2), offset = phiK.size(2) - nq;
         Tensor numeratorAndDenominator;
         if (!causal)
         {
@@ -39,7 +39,7 @@ public static class FeatureMapAttention
             }
             numeratorAndDenominator = cat(rows, 2);
         }
-        long dv = v.Shape()[3];
+        long dv = v.size(3);
         var o = numeratorAndDenominator.narrow(-1, 0, dv) / numeratorAndDenominator.narrow(-1, dv, 1);
         return o.MoveToOuterDisposeScope();
     }

@@ -16,6 +16,6 @@ public sealed class NoAttention : AttentionMechanism
     public override Tensor forward(Tensor q, Tensor k, Tensor v)
     {
         AttentionInputs.Validate(q, k, v, Causal);
-        return zeros(q.Shape()[0], q.Shape()[1], q.Shape()[2], v.Shape()[3], dtype: v.dtype, device: v.device);
+        return zeros(q.size(0), q.size(1), q.size(2), v.size(3), dtype: v.dtype, device: v.device);
     }
 }

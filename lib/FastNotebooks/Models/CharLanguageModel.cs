@@ -35,15 +35,15 @@ public sealed partial class CharLanguageModel : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor ids)
     {
-        if (ids.Shape()[1] > Config.MaxTokens)
-            throw new ArgumentException($"sequence of {ids.Shape()[1]} tokens exceeds MaxTokens {Config.MaxTokens}.", nameof(ids));
+        if (ids.size(1) > Config.MaxTokens)
+            throw new ArgumentException($"sequence of {ids.size(1)} tokens exceeds MaxTokens {Config.MaxTokens}.", nameof(ids));
         using var scope = NewDisposeScope();
         var x = Embed(ids);
         foreach (var block in blocks) x = block.forward(x);
         return head.forward(norm.forward(x)).MoveToOuterDisposeScope();
     }
 
-    Tensor Embed(Tensor ids) => tokens.forward(ids) + positions.narrow(1, 0, ids.Shape()[1]);
+    Tensor Embed(Tensor ids) => tokens.forward(ids) + positions.narrow(1, 0, ids.size(1));
 
     /// <summary>Attention matrices [B, H, N, N] of block <paramref name="block"/> for these ids.</summary>
     public Tensor AttentionMap(Tensor ids, int block)

@@ -50,7 +50,7 @@ public sealed class ImageClassifier : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var x = patches.forward(images).flatten(2).transpose(1, 2);                // [B, 49, d]
-        x = cat(new[] { cls.expand(x.Shape()[0], 1, Config.Dim), x }, 1) + positions; // [B, 50, d]
+        x = cat(new[] { cls.expand(x.size(0), 1, Config.Dim), x }, 1) + positions; // [B, 50, d]
         return x.MoveToOuterDisposeScope();
     }
 

@@ -44,10 +44,10 @@ public sealed class MaskedCharModel : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor ids)
     {
-        if (ids.Shape()[1] > Config.MaxTokens)
-            throw new ArgumentException($"sequence of {ids.Shape()[1]} tokens exceeds MaxTokens {Config.MaxTokens}.", nameof(ids));
+        if (ids.size(1) > Config.MaxTokens)
+            throw new ArgumentException($"sequence of {ids.size(1)} tokens exceeds MaxTokens {Config.MaxTokens}.", nameof(ids));
         using var scope = NewDisposeScope();
-        var x = tokens.forward(ids) + positions.narrow(1, 0, ids.Shape()[1]);   // [B, N, d]
+        var x = tokens.forward(ids) + positions.narrow(1, 0, ids.size(1));   // [B, N, d]
         foreach (var block in blocks) x = block.forward(x);
         return head.forward(norm.forward(x)).MoveToOuterDisposeScope();      // [B, N, vocabulary]
     }

@@ -60,7 +60,7 @@ public sealed class SelfAttention : nn.Module<Tensor, Tensor>
             var name when name.StartsWith("fastmax") => FastmaxDense.Scores(q, k, AttentionRegistry.FastmaxOptionsFor(name.Replace("-dense", ""), _causal)),
             var name when name.StartsWith("softmax") => SoftmaxDense.Scores(q, k, _causal),
             var name when name.StartsWith("linear") => LinearScores(q, k),
-            "none" => zeros(q.Shape()[0], q.Shape()[1], q.Shape()[2], k.Shape()[2], dtype: q.dtype, device: q.device),   // the control attends to nothing
+            "none" => zeros(q.size(0), q.size(1), q.size(2), k.size(2), dtype: q.dtype, device: q.device),   // the control attends to nothing
             var name => throw new NotSupportedException($"no dense attention map for '{name}'."),
         };
         return map.MoveToOuterDisposeScope();
@@ -75,7 +75,7 @@ public sealed class SelfAttention : nn.Module<Tensor, Tensor>
 
     (Tensor Q, Tensor K, Tensor V) Heads(Tensor x)
     {
-        long b = x.Shape()[0], n = x.Shape()[1];
+        long b = x.size(0), n = x.size(1);
         // unbind, not parts[0], parts[1], parts[2]: its backward stacks the three gradients once, where each index's backward
         // writes its gradient into a zeroed copy of the whole [3, B, H, N, d/H] and autograd adds the three (PERF.md, "the model step").
         var parts = qkv.forward(x).view(b, n, 3, _config.Heads, _config.HeadDim).permute(2, 0, 3, 1, 4).unbind(0); // 3 × [B, H, N, d/H]

@@ -48,10 +48,10 @@ public sealed class SequenceClassifier : nn.Module<Tensor, Tensor?, Tensor>
     /// <summary>Mean of the final token states over non-padding positions: [B, d].</summary>
     public Tensor Encode(Tensor ids)
     {
-        if (ids.Shape()[1] > Config.MaxTokens)
-            throw new ArgumentException($"sequence of {ids.Shape()[1]} tokens exceeds MaxTokens {Config.MaxTokens}.", nameof(ids));
+        if (ids.size(1) > Config.MaxTokens)
+            throw new ArgumentException($"sequence of {ids.size(1)} tokens exceeds MaxTokens {Config.MaxTokens}.", nameof(ids));
         using var scope = NewDisposeScope();
-        var x = tokens.forward(ids) + positions.narrow(1, 0, ids.Shape()[1]);
+        var x = tokens.forward(ids) + positions.narrow(1, 0, ids.size(1));
         foreach (var block in blocks) x = block.forward(x);
         var mask = ids.ne(0).unsqueeze(-1).to(x.dtype);                                       // [B, N, 1]
         return ((norm.forward(x) * mask).sum(1) / mask.sum(1).clamp_min(1)).MoveToOuterDisposeScope();

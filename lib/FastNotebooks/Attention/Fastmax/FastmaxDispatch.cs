@@ -92,7 +92,7 @@ public sealed class KernelPlan
     internal StageClock.Scope? Time(string stage) => Clock?.Time(stage, 0);
 
     /// <summary>Tokens (rows) of x [..., n, ·].</summary>
-    static double Rows(Tensor x) => x.Shape()[^1] == 0 ? 0 : (double)x.numel() / x.Shape()[^1];
+    static double Rows(Tensor x) => x.size(-1) == 0 ? 0 : (double)x.numel() / x.size(-1);
 
     public override string ToString() => $"{(CpuKernels ? "cpu" : "tensor-ops")} (budget {FeatureChunkElements} feature elements)";
 
@@ -103,7 +103,7 @@ public sealed class KernelPlan
     /// </summary>
     internal Tensor MatMul(Tensor a, Tensor b, SimdGemm.Triangle triangle = SimdGemm.Triangle.None)
     {
-        using var _ = Clock?.Time(Stages.Gemm, 2 * Math.Max(Rows(a), Rows(b) / b.Shape()[^2] * a.Shape()[^2]) * a.Shape()[^1] * b.Shape()[^1]);
+        using var _ = Clock?.Time(Stages.Gemm, 2 * Math.Max(Rows(a), Rows(b) / b.size(-2) * a.size(-2)) * a.size(-1) * b.size(-1));
         return CpuKernels ? SimdGemm.MatMul(a, b, triangle) : a.matmul(b);
     }
 
@@ -121,7 +121,7 @@ public sealed class KernelPlan
     /// <summary>φ(x̃)·W without storing the features (<see cref="TokenColumns"/>), or features and a GEMM.</summary>
     internal Tensor Project(PackedTaylorFeatures features, Tensor extended, Tensor weightedState)
     {
-        using var _ = Clock?.Time(Stages.Project, 2 * Rows(extended) * features.Size * weightedState.Shape()[^1]);
+        using var _ = Clock?.Time(Stages.Project, 2 * Rows(extended) * features.Size * weightedState.size(-1));
         if (CpuKernels && TokenColumns.Supports(features, extended, weightedState, null))
             return TokenColumns.Project(extended, weightedState, features.D, features.Rows, CentresIn(features, extended));
         using var phi = Build(features, extended);
@@ -134,10 +134,10 @@ public sealed class KernelPlan
     /// </summary>
     internal (Tensor Output, Tensor Denominator) ProjectAndDivide(PackedTaylorFeatures features, Tensor extended, Tensor weightedState)
     {
-        long dv = weightedState.Shape()[^1] - 1;
+        long dv = weightedState.size(-1) - 1;
         if (CpuKernels && TokenColumns.Supports(features, extended, weightedState, null))
         {
-            using var _ = Clock?.Time(Stages.Project, 2 * Rows(extended) * features.Size * weightedState.Shape()[^1]);
+            using var _ = Clock?.Time(Stages.Project, 2 * Rows(extended) * features.Size * weightedState.size(-1));
             return TokenColumns.ProjectAndDivide(extended, weightedState, features.D, features.Rows, CentresIn(features, extended));
         }
         using var product = Project(features, extended, weightedState);
@@ -180,7 +180,7 @@ public sealed class KernelPlan
     /// </remarks>
     internal Tensor StateTransposed(PackedTaylorFeatures features, Tensor extended, Tensor u, bool appendOne = false)
     {
-        using var _ = Clock?.Time(Stages.State, 2 * Rows(extended) * features.Size * (u.Shape()[^1] + (appendOne ? 1 : 0)));
+        using var _ = Clock?.Time(Stages.State, 2 * Rows(extended) * features.Size * (u.size(-1) + (appendOne ? 1 : 0)));
         if (appendOne && !(StatesInCache(features, extended, u) && StatePanels.Supports(features.D)))
         {
             using var withOne = TaylorFeatures.AppendOnes(u);
@@ -196,7 +196,7 @@ public sealed class KernelPlan
     /// <summary>∂/∂x of Σ_c u_c φ(x̃)·W_c: <see cref="TokenColumns.Gradient"/>, or the feature gradient as a GEMM and the chain rule.</summary>
     internal Tensor Gradient(PackedTaylorFeatures features, Tensor extended, Tensor u, Tensor weightedState)
     {
-        using var _ = Clock?.Time(Stages.Gradient, 2 * Rows(extended) * features.Size * u.Shape()[^1]);
+        using var _ = Clock?.Time(Stages.Gradient, 2 * Rows(extended) * features.Size * u.size(-1));
         bool centre = CentresIn(features, extended);
         if (features.Order == 1) return u.matmul(weightedState.narrow(-2, 0, features.D).transpose(-1, -2)); // [..., n, D]
         if (CpuKernels && TokenColumns.Supports(features, extended, weightedState, u))
@@ -306,7 +306,7 @@ public static class FastmaxDispatch
     {
         if (options.Normalization is not (FastmaxNormalization.MeanCentered or FastmaxNormalization.ZeroCentered)) return false;
         if (options.Causal || a.Length != 3 || algorithm != FastmaxAlgorithm.Factorized || regularize || !plan.CpuKernels) return false;
-        var features = new PackedTaylorFeatures((int)q.Shape()[3], a, plan);
+        var features = new PackedTaylorFeatures((int)q.size(3), a, plan);
         using var inNode = no_grad();   // the kernels run inside the folded node's forward and backward, where no graph is recorded
         return plan.TakesRawInputs(features, q) && plan.TakesRawInputs(features, k) && v.dtype == ScalarType.Float32
             && MaxNormLoops.Supports(q, k);

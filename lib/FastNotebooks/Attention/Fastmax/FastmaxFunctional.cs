@@ -32,8 +32,8 @@ public static class FastmaxFunctional
         var plan = FastmaxDispatch.Plan(backend, options.FeatureChunkElements);
 
         bool regularize = training && options.DropoutRate > 0;
-        int chunk = options.ResolvedChunkSize((int)q.Shape()[3]);
-        var algorithm = FastmaxDispatch.Algorithm(options.Algorithm, options.Order, options.Causal, q.Shape()[0] * q.Shape()[1], q.Shape()[2], k.Shape()[2], q.Shape()[3]);
+        int chunk = options.ResolvedChunkSize((int)q.size(3));
+        var algorithm = FastmaxDispatch.Algorithm(options.Algorithm, options.Order, options.Causal, q.size(0) * q.size(1), q.size(2), k.size(2), q.size(3));
         if (FastmaxDispatch.FoldsNormalization(options, a, plan, algorithm, regularize, q, k, v)
             && FoldedNormalization.Attention(q, k, v, options, a, chunk, plan) is { } folded)
             return folded;

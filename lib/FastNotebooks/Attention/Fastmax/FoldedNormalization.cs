@@ -50,7 +50,7 @@ internal sealed class FoldedNormalization : autograd.SingleTensorFunction<Folded
             return apply(q, k, v, a, chunk, plan, norms);
         using var scope = NewDisposeScope();
         var (o, _, _) = FastmaxFactorized.ForwardKeepingState(q.contiguous(), k.contiguous(), v.contiguous(), a, chunk, plan, centre,
-            norms.Scale(q.Shape()[0], q.Shape()[1]));
+            norms.Scale(q.size(0), q.size(1)));
         return o.MoveToOuterDisposeScope();
     }
 
@@ -58,7 +58,7 @@ internal sealed class FoldedNormalization : autograd.SingleTensorFunction<Folded
     {
         var (q, k, v) = (((Tensor)vars[0]).contiguous(), ((Tensor)vars[1]).contiguous(), ((Tensor)vars[2]).contiguous());
         var (a, chunk, plan, norms) = ((double[])vars[3], (int)vars[4], (KernelPlan)vars[5], (Norms)vars[6]);
-        var scale = norms.Scale(q.Shape()[0], q.Shape()[1]);
+        var scale = norms.Scale(q.size(0), q.size(1));
         var (o, g, keyState) = FastmaxFactorized.ForwardKeepingState(q, k, v, a, chunk, plan, norms.Centre, scale);
         ctx.save_for_backward(new List<Tensor> { q, k, v, o, g, keyState!, scale });
         ctx.save_data("a", a);

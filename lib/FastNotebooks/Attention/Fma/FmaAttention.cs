@@ -44,11 +44,11 @@ public sealed class FmaAttention : AttentionMechanism
     FmaLayout Check(Tensor q, Tensor k, Tensor v)
     {
         AttentionInputs.Validate(q, k, v, Causal);
-        if (k.Shape()[2] != q.Shape()[2])
+        if (k.size(2) != q.size(2))
             throw new ArgumentException($"FMA is self-attention: q and k need one length; got q {AttentionInputs.Shape(q)}, k {AttentionInputs.Shape(k)}.", nameof(k));
-        if (q.Shape()[3] != Options.HeadDim || v.Shape()[3] != Options.HeadDim)
+        if (q.size(3) != Options.HeadDim || v.size(3) != Options.HeadDim)
             throw new ArgumentException($"FMA was built for HeadDim {Options.HeadDim}; got q {AttentionInputs.Shape(q)}, v {AttentionInputs.Shape(v)}.", nameof(q));
-        int n = (int)q.Shape()[2];
+        int n = (int)q.size(2);
         FmaLayout.RequireLength(n, Options.BlockSize, nameof(q));
         if (n > Options.MaxLength)
             throw new ArgumentException($"sequence length {n} exceeds MaxLength {Options.MaxLength} the module was built for.", nameof(q));

@@ -13,7 +13,7 @@ public static class FmaBlocked
         FmaLayout layout, bool scaleByGroupSize, double dropout, bool training)
     {
         using var scope = NewDisposeScope();
-        long b = q.Shape()[0], h = q.Shape()[1], n = q.Shape()[2], d = q.Shape()[3], dv = v.Shape()[3];
+        long b = q.size(0), h = q.size(1), n = q.size(2), d = q.size(3), dv = v.size(3);
         int m = layout.BlockSize, blocks = layout.Blocks;
         double scale = 1 / Math.Sqrt(d);
 
@@ -34,7 +34,7 @@ public static class FmaBlocked
         var offsets = layout.SlotOffsets;
         for (int level = 0; level < layout.Levels; level++)
         {
-            int w = layout.GroupWidth(level), groups = layout.Groups(level), superBlocks = groups / 2, p = (int)coarseKeys[level].Shape()[3];
+            int w = layout.GroupWidth(level), groups = layout.Groups(level), superBlocks = groups / 2, p = (int)coarseKeys[level].size(3);
             var index = SlotIndex(superBlocks, offsets, q.device);
             var slotK = Gather(coarseKeys[level], index).view(b, h, superBlocks, offsets.Length * p, d);
             slotValues.Add(Gather(coarseValues[level], index).view(b, h, superBlocks, offsets.Length * p, dv));
@@ -46,7 +46,7 @@ public static class FmaBlocked
 
         var probabilities = cat(scores, -1).softmax(-1);
         if (training && dropout > 0) probabilities = nn.functional.dropout(probabilities, dropout, training: true);
-        var sizes = scores.Select(s => s.Shape()[3]).ToArray();
+        var sizes = scores.Select(s => s.size(3)).ToArray();
         var parts = probabilities.split(sizes, -1);
         var output = parts[0].reshape(b, h, blocks, m, -1).matmul(nearV).view(b, h, n, dv);
         for (int level = 0; level < layout.Levels; level++)

@@ -12,7 +12,7 @@ public static class FmaDense
         FmaLayout layout, bool scaleByGroupSize)
     {
         using var scope = NewDisposeScope();
-        long b = q.Shape()[0], h = q.Shape()[1], d = q.Shape()[3];
+        long b = q.size(0), h = q.size(1), d = q.size(3);
         var keys = new List<Tensor> { k };
         var values = new List<Tensor> { v };
         var bias = new List<double>();
@@ -22,7 +22,7 @@ public static class FmaDense
             values.Add(coarseValues[level].flatten(2, 3));
         }
         var logits = q.matmul(cat(keys, 2).transpose(-1, -2)) / Math.Sqrt(d);             // [B, H, n, n + coarse]
-        var (mask, logWeight) = MaskAndLogWeights(layout, coarseKeys.Select(c => (int)c.Shape()[3]).ToArray(), scaleByGroupSize);
+        var (mask, logWeight) = MaskAndLogWeights(layout, coarseKeys.Select(c => (int)c.size(3)).ToArray(), scaleByGroupSize);
         logits = (logits + tensor(logWeight, dtype: q.dtype, device: q.device)).masked_fill(tensor(mask, device: q.device).logical_not(), double.NegativeInfinity);
         return logits.softmax(-1).matmul(cat(values, 2)).MoveToOuterDisposeScope();
     }

@@ -30,7 +30,7 @@ public sealed class FmaDownsampler : nn.Module<Tensor, int, Tensor>
     public override Tensor forward(Tensor x, int level)
     {
         using var scope = NewDisposeScope();
-        long b = x.Shape()[0], h = x.Shape()[1], n = x.Shape()[2], d = x.Shape()[3];
+        long b = x.size(0), h = x.size(1), n = x.size(2), d = x.size(3);
         int p = _options.Rank;
         long w = (long)_options.BlockSize << level, groups = n / w;
         var channels = x.reshape(b * h, n, d).transpose(1, 2);                          // [BH, d, n]

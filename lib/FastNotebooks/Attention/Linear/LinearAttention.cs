@@ -45,7 +45,7 @@ public sealed class LinearDense : AttentionMechanism
         using var scope = NewDisposeScope();
         var kernel = LinearAttention.FeatureMap(q).matmul(LinearAttention.FeatureMap(k).transpose(-1, -2)); // [B, H, Nq, Nk]
         if (causal)
-            kernel = kernel.masked_fill(Softmax.SoftmaxAttention.CausalMask(q.Shape()[2], k.Shape()[2], q.device).logical_not(), 0);
+            kernel = kernel.masked_fill(Softmax.SoftmaxAttention.CausalMask(q.size(2), k.size(2), q.device).logical_not(), 0);
         return (kernel / kernel.sum(-1, keepdim: true)).matmul(v).MoveToOuterDisposeScope();
     }
 }

@@ -20,7 +20,7 @@ public sealed class SoftmaxAttention : AttentionMechanism
     public static Tensor Attention(Tensor q, Tensor k, Tensor v, bool causal = false, double dropout = 0)
     {
         AttentionInputs.Validate(q, k, v, causal);
-        long nq = q.Shape()[2], nk = k.Shape()[2];
+        long nq = q.size(2), nk = k.size(2);
         if (!causal || nq == nk)
             return nn.functional.scaled_dot_product_attention(q, k, v, p: dropout, is_casual: causal);
         using var visible = CausalMask(nq, nk, q.device);

@@ -21,9 +21,9 @@ public sealed class SoftmaxDense : AttentionMechanism
     {
         AttentionInputs.Validate(q, k, k, causal);
         using var scope = NewDisposeScope();
-        var logits = q.matmul(k.transpose(-1, -2)) / Math.Sqrt(q.Shape()[3]);
+        var logits = q.matmul(k.transpose(-1, -2)) / Math.Sqrt(q.size(3));
         if (causal)
-            logits = logits.masked_fill(Visible(q.Shape()[2], k.Shape()[2], q.device).logical_not(), double.NegativeInfinity);
+            logits = logits.masked_fill(Visible(q.size(2), k.size(2), q.device).logical_not(), double.NegativeInfinity);
         return logits.softmax(-1).MoveToOuterDisposeScope();
     }
 

@@ -22,8 +22,8 @@ public sealed partial class CharLanguageModel
         ArgumentNullException.ThrowIfNull(ids);
         if (ids.dtype != ScalarType.Int64 || ids.dim() != 2)
             throw new ArgumentException($"ids must be int64 [B, N]; got {ids.dtype} [{string.Join(", ", ids.Shape())}].", nameof(ids));
-        if (ids.Shape()[1] < 1 || ids.Shape()[1] > Config.MaxTokens)
-            throw new ArgumentException($"a prompt of {ids.Shape()[1]} tokens does not fit: it must hold 1 to MaxTokens = {Config.MaxTokens} tokens.", nameof(ids));
+        if (ids.size(1) < 1 || ids.size(1) > Config.MaxTokens)
+            throw new ArgumentException($"a prompt of {ids.size(1)} tokens does not fit: it must hold 1 to MaxTokens = {Config.MaxTokens} tokens.", nameof(ids));
         RequireDecodable();
         var caches = new IAttentionCache[blocks.Count];
         using var scope = NewDisposeScope();
@@ -39,7 +39,7 @@ public sealed partial class CharLanguageModel
                 return layer.Mechanism.forward(q, k, v);                                  // the prompt through the layer's own kernel
             }));
         }
-        state = new DecodingState(this, positions.dtype, ids.Shape()[0], caches, ids.Shape()[1]);
+        state = new DecodingState(this, positions.dtype, ids.size(0), caches, ids.size(1));
         return head.forward(norm.forward(x)).MoveToOuterDisposeScope();
     }
 
@@ -55,7 +55,7 @@ public sealed partial class CharLanguageModel
             throw new ArgumentException("state was made by another model; a decoding state continues only the model that prefilled it.", nameof(state));
         if (state.DType != positions.dtype)
             throw new ArgumentException($"state holds {state.DType} but the model now computes in {positions.dtype}; prefill again after changing the dtype.", nameof(state));
-        if (tokens.dtype != ScalarType.Int64 || tokens.dim() != 1 || tokens.Shape()[0] != state.Batch)
+        if (tokens.dtype != ScalarType.Int64 || tokens.dim() != 1 || tokens.size(0) != state.Batch)
             throw new ArgumentException($"tokens must be int64 [{state.Batch}] (one per sequence); got {tokens.dtype} [{string.Join(", ", tokens.Shape())}].", nameof(tokens));
         if (state.Position >= Config.MaxTokens)
             throw new ArgumentException($"state is at position {state.Position}: the model has learned positions for MaxTokens = {Config.MaxTokens} tokens only.", nameof(state));

@@ -55,10 +55,10 @@ public sealed class FastmaxRecurrentState : IAttentionCache
         ArgumentNullException.ThrowIfNull(options);
         if (!options.Causal) throw new ArgumentException("a recurrent state needs causal Fastmax (options.Causal is false).", nameof(options));
         Attention.AttentionInputs.Validate(q, k, v, causal: true);
-        if (q.Shape()[2] != k.Shape()[2]) throw new ArgumentException($"prefill takes self-attention (Nq = Nk); got Nq {q.Shape()[2]}, Nk {k.Shape()[2]}.", nameof(q));
+        if (q.size(2) != k.size(2)) throw new ArgumentException($"prefill takes self-attention (Nq = Nk); got Nq {q.size(2)}, Nk {k.size(2)}.", nameof(q));
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        long b = k.Shape()[0], h = k.Shape()[1], n = k.Shape()[2], d = k.Shape()[3], dv = v.Shape()[3];
+        long b = k.size(0), h = k.size(1), n = k.size(2), d = k.size(3), dv = v.size(3);
         long features = TaylorFeatures.Size(d, options.Order);
         var queryScale = zeros(new[] { b, h, 1, 1 }, dtype: q.dtype, device: q.device);
         var keyScale = zeros_like(queryScale);
@@ -77,13 +77,13 @@ public sealed class FastmaxRecurrentState : IAttentionCache
 
     public Tensor Step(Tensor q, Tensor k, Tensor v)
     {
-        if (q.Shape()[2] != 1 || k.Shape()[2] != 1 || v.Shape()[2] != 1)
-            throw new ArgumentException($"a step takes one token; got q, k, v of {q.Shape()[2]}, {k.Shape()[2]}, {v.Shape()[2]} tokens.", nameof(q));
+        if (q.size(2) != 1 || k.size(2) != 1 || v.size(2) != 1)
+            throw new ArgumentException($"a step takes one token; got q, k, v of {q.size(2)}, {k.size(2)}, {v.size(2)} tokens.", nameof(q));
         if (q.dtype != state.dtype) throw new ArgumentException($"q has dtype {q.dtype}; the state holds {state.dtype}.", nameof(q));
         if (UseLoop && FastmaxRecurrentStep.Applies(options.Order, state, queryScale, keyScale, q, k, v))
         {
             using var contiguous = NewDisposeScope();
-            var o = empty(new[] { q.Shape()[0], q.Shape()[1], 1, v.Shape()[3] }, dtype: q.dtype);
+            var o = empty(new[] { q.size(0), q.size(1), 1, v.size(3) }, dtype: q.dtype);
             FastmaxRecurrentStep.Run(q.contiguous(), k.contiguous(), v.contiguous(), state, queryScale, keyScale, o, options.Normalization, coefficients, options.Temperature);
             Tokens++;
             return o.MoveToOuterDisposeScope();
@@ -94,7 +94,7 @@ public sealed class FastmaxRecurrentState : IAttentionCache
         var qHat = Normalize(q, queryScale, options.Normalization);
         if (options.Temperature != 1.0) qHat = qHat / options.Temperature;
         var output = TaylorFeatures.Query(qHat, coefficients).matmul(state);                     // [B, H, 1, Dv + 1]: [numerator, g]
-        long dv = v.Shape()[3];
+        long dv = v.size(3);
         Tokens++;
         return (output.narrow(-1, 0, dv) / output.narrow(-1, dv, 1)).MoveToOuterDisposeScope();  // [B, H, 1, Dv]
     }
@@ -111,7 +111,7 @@ public sealed class FastmaxRecurrentState : IAttentionCache
         var measure = linalg.vector_norm(centered, dims: new long[] { -1 }, keepdim: true);  // [B, H, n, 1]
         if (normalization == FastmaxNormalization.SquaredNorm) measure = measure.square();
         var running = maximum(measure.cummax(2).values, scale);                              // max over tokens 0..n, earlier steps included
-        scale.copy_(running.narrow(2, running.Shape()[2] - 1, 1));
+        scale.copy_(running.narrow(2, running.size(2) - 1, 1));
         double floor = normalization == FastmaxNormalization.SquaredNorm ? FastmaxNormalizer.SquaredNormFloor : FastmaxNormalizer.NormFloor;
         return (centered / running.clamp_min(floor)).MoveToOuterDisposeScope();
     }

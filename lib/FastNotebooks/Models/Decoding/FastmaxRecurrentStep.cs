@@ -40,7 +40,7 @@ internal static class FastmaxRecurrentStep
     static void Run<T>(Tensor qt, Tensor kt, Tensor vt, Tensor st, Tensor qst, Tensor kst, Tensor ot,
         FastmaxNormalization normalization, IReadOnlyList<double> a, double temperature) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int heads = checked((int)(qt.Shape()[0] * qt.Shape()[1])), d = (int)qt.Shape()[3], dv = (int)vt.Shape()[3], width = dv + 1;
+        int heads = checked((int)(qt.size(0) * qt.size(1))), d = (int)qt.size(3), dv = (int)vt.size(3), width = dv + 1;
         int order = a.Count - 1, features = (int)TaylorFeatures.Size(d, order);
         Span<T> q = Of<T>(qt), k = Of<T>(kt), v = Of<T>(vt), s = Of<T>(st), qs = Of<T>(qst), ks = Of<T>(kst), o = Of<T>(ot);
         var qHat = new T[d];

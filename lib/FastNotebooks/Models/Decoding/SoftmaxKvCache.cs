@@ -23,18 +23,18 @@ public sealed class SoftmaxKvCache : IAttentionCache
     public long Tokens { get; private set; }
 
     /// <summary>Bytes of the keys and values held so far (the allocation is for the capacity).</summary>
-    public long Bytes => Tokens * (keys.Shape()[0] * keys.Shape()[1]) * (keys.Shape()[3] + values.Shape()[3]) * keys.ElementSize;
+    public long Bytes => Tokens * (keys.size(0) * keys.size(1)) * (keys.size(3) + values.size(3)) * keys.ElementSize;
 
     /// <summary>Longest sequence the cache holds.</summary>
-    public long Capacity => keys.Shape()[2];
+    public long Capacity => keys.size(2);
 
     /// <summary>The cache after a prompt with keys k [B, H, N, D] and values v [B, H, N, Dv].</summary>
     public static SoftmaxKvCache Prefill(Tensor k, Tensor v, long capacity)
     {
-        long n = k.Shape()[2];
+        long n = k.size(2);
         if (capacity < n) throw new ArgumentException($"capacity {capacity} is shorter than the prompt's {n} tokens.", nameof(capacity));
-        var keys = zeros(new[] { k.Shape()[0], k.Shape()[1], capacity, k.Shape()[3] }, dtype: k.dtype, device: k.device).DetachFromDisposeScope();
-        var values = zeros(new[] { v.Shape()[0], v.Shape()[1], capacity, v.Shape()[3] }, dtype: v.dtype, device: v.device).DetachFromDisposeScope();
+        var keys = zeros(new[] { k.size(0), k.size(1), capacity, k.size(3) }, dtype: k.dtype, device: k.device).DetachFromDisposeScope();
+        var values = zeros(new[] { v.size(0), v.size(1), capacity, v.size(3) }, dtype: v.dtype, device: v.device).DetachFromDisposeScope();
         using (no_grad())
         {
             keys.narrow(2, 0, n).copy_(k);

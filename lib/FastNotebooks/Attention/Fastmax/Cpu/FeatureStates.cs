@@ -31,13 +31,13 @@ internal static unsafe class FeatureStates
     /// </remarks>
     public static Tensor Transposed(Tensor extended, Tensor u, int d, int rows, bool appendOne = false, bool centre = false)
     {
-        if (centre && !(extended.Shape()[^1] == d && StatePanels.Supports(d)))
-            throw new ArgumentException($"raw inputs are centred in cache by the state panels only (D + 1 ≥ 32, x [..., n, D]); got D = {d}, width {extended.Shape()[^1]}", nameof(centre));
+        if (centre && !(extended.size(-1) == d && StatePanels.Supports(d)))
+            throw new ArgumentException($"raw inputs are centred in cache by the state panels only (D + 1 ≥ 32, x [..., n, D]); got D = {d}, width {extended.size(-1)}", nameof(centre));
         if (appendOne && !StatePanels.Supports(d))
             throw new ArgumentException($"a column of ones is added in cache by the state panels only (D + 1 ≥ 32); got D = {d}", nameof(appendOne));
-        int tilde = d + 1, size = tilde * rows, c = (int)u.Shape()[^1] + (appendOne ? 1 : 0), n = (int)extended.Shape()[^2];
-        bool raw = extended.Shape()[^1] == d && StatePanels.Supports(d);   // the panels build [x̃, x̃] in cache; the rows below need it extended
-        using var ones = extended.Shape()[^1] == d && !raw ? ones_like(extended.narrow(-1, 0, 1)) : null;
+        int tilde = d + 1, size = tilde * rows, c = (int)u.size(-1) + (appendOne ? 1 : 0), n = (int)extended.size(-2);
+        bool raw = extended.size(-1) == d && StatePanels.Supports(d);   // the panels build [x̃, x̃] in cache; the rows below need it extended
+        using var ones = extended.size(-1) == d && !raw ? ones_like(extended.narrow(-1, 0, 1)) : null;
         using var x = ones is null ? extended.contiguous() : cat(new[] { extended, ones, extended, ones }, -1);
         using var uc = u.contiguous();
         var shape = u.Shape().ToArray();

@@ -74,8 +74,8 @@ public static unsafe class FirstOrderCausalScans
 
         public Shapes(Tensor q, Tensor v)
         {
-            (B, H, Nq, D) = (q.Shape()[0], q.Shape()[1], q.Shape()[2], (int)q.Shape()[3]);
-            (Nk, Dv) = (v.Shape()[2], (int)v.Shape()[3]);
+            (B, H, Nq, D) = (q.size(0), q.size(1), q.size(2), (int)q.size(3));
+            (Nk, Dv) = (v.size(2), (int)v.size(3));
             (Slices, Offset) = (B * H, Nk - Nq);
             (Rq, Rv) = (CausalScan.Padded(D + 1, CausalScan.RowGroup), CausalScan.Padded(Dv + 1, CausalScan.RowGroup));
             (Cd, Cv) = (CausalScan.Padded(D, CausalScan.Panel), CausalScan.Padded(Dv, CausalScan.Panel));
@@ -90,8 +90,8 @@ public static unsafe class FirstOrderCausalScans
             var packed = empty(new[] { Slices, Nk, (long)width }, dtype: ScalarType.Float32);
             var source = x.contiguous();
             float* from = SimdGemm.Address(source), to = SimdGemm.Address(packed);
-            long n = x.Shape()[2], first = queries ? Offset : 0, nk = Nk;
-            int c = (int)x.Shape()[3];
+            long n = x.size(2), first = queries ? Offset : 0, nk = Nk;
+            int c = (int)x.size(3);
             bool append = appended.HasValue;
             float one = appended ?? 0f;
             ForItems(Slices, 1, (double)Nk * width, (slice, _) =>

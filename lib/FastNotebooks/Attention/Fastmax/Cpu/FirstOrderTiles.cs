@@ -14,7 +14,7 @@ internal static unsafe class FirstOrderTiles
 {
     /// <summary>True for contiguous float32 CPU q, k, v whose products <see cref="SimdGemm"/> computes.</summary>
     public static bool Supports(Tensor q, Tensor k, Tensor v) =>
-        q.is_contiguous() && k.is_contiguous() && v.is_contiguous() && q.numel() > 0 && k.Shape()[2] > 0
+        q.is_contiguous() && k.is_contiguous() && v.is_contiguous() && q.numel() > 0 && k.size(2) > 0
         && q.dtype == ScalarType.Float32 && q.device_type == DeviceType.CPU && !(is_grad_enabled() && q.requires_grad)
         && SimdGemm.Supports(k.transpose(-1, -2), v);
 
@@ -25,11 +25,11 @@ internal static unsafe class FirstOrderTiles
     public static (Tensor Output, Tensor Denominator, Tensor KeyState) Forward(Tensor q, Tensor k, Tensor v, double[] a)
     {
         using var scope = NewDisposeScope();
-        long slices = q.Shape()[0] * q.Shape()[1], nq = q.Shape()[2], nk = k.Shape()[2];
-        int d = (int)q.Shape()[3], dv = (int)v.Shape()[3], width = dv + 1;
+        long slices = q.size(0) * q.size(1), nq = q.size(2), nk = k.size(2);
+        int d = (int)q.size(3), dv = (int)v.size(3), width = dv + 1;
         var (a0, a1) = ((float)a[0], (float)a[1]);
         var keyValues = SimdGemm.MatMul(k.transpose(-1, -2), v);                 // [B, H, D, Dv]
-        var keyState = empty(new[] { q.Shape()[0], q.Shape()[1], d + 1L, width }, dtype: ScalarType.Float32);
+        var keyState = empty(new[] { q.size(0), q.size(1), d + 1L, width }, dtype: ScalarType.Float32);
         using var keySums = k.sum(2);                                            // [B, H, D]
         using var valueSums = v.sum(2);                                          // [B, H, Dv]
         float* pkv = SimdGemm.Address(keyValues), pw = SimdGemm.Address(keyState), pks = SimdGemm.Address(keySums), pvs = SimdGemm.Address(valueSums);
@@ -45,8 +45,8 @@ internal static unsafe class FirstOrderTiles
             last[dv] = a0 * nk;
         }
 
-        var o = empty(new[] { q.Shape()[0], q.Shape()[1], nq, dv }, dtype: ScalarType.Float32);
-        var g = empty(new[] { q.Shape()[0], q.Shape()[1], nq }, dtype: ScalarType.Float32);
+        var o = empty(new[] { q.size(0), q.size(1), nq, dv }, dtype: ScalarType.Float32);
+        var g = empty(new[] { q.size(0), q.size(1), nq }, dtype: ScalarType.Float32);
         float* pq = SimdGemm.Address(q), po = SimdGemm.Address(o), pg = SimdGemm.Address(g);
         var ones = OnesColumn(pw, slices, d, width);
         SimdGemm.MatMulRows(q, keyState.narrow(2, 0, d).narrow(3, 0, dv), 0, (slice, firstRow, rows, block, ld) =>
@@ -74,11 +74,11 @@ internal static unsafe class FirstOrderTiles
     public static (Tensor Dq, Tensor Dk, Tensor Dv) Backward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor g, Tensor gradOutput, double[] a, Tensor keyState)
     {
         using var scope = NewDisposeScope();
-        long slices = q.Shape()[0] * q.Shape()[1], nq = q.Shape()[2];
-        int d = (int)q.Shape()[3], dv = (int)v.Shape()[3], width = dv + 1;
+        long slices = q.size(0) * q.size(1), nq = q.size(2);
+        int d = (int)q.size(3), dv = (int)v.size(3), width = dv + 1;
         var (a0, a1) = ((float)a[0], (float)a[1]);
         var (oc, gc, dO) = (o.contiguous(), g.contiguous(), gradOutput.contiguous());
-        var gHat = empty(new[] { q.Shape()[0], q.Shape()[1], nq, dv }, dtype: ScalarType.Float32);
+        var gHat = empty(new[] { q.size(0), q.size(1), nq, dv }, dtype: ScalarType.Float32);
         var r = new float[slices * nq];
         var queryR = new float[slices * d];      // Σ_i r_i·q_i
         var gHatSum = new float[slices * dv];    // Σ_i Ĝ_i
@@ -137,9 +137,9 @@ internal static unsafe class FirstOrderTiles
     /// <summary>x·m + bias_slice for x [B, H, N, K] and m [B, H, K, C]; bias holds one row of C per slice.</summary>
     static Tensor PlusRow(Tensor x, Tensor m, float[] bias, int columns)
     {
-        var result = empty(new[] { x.Shape()[0], x.Shape()[1], x.Shape()[2], (long)columns }, dtype: ScalarType.Float32);
+        var result = empty(new[] { x.size(0), x.size(1), x.size(2), (long)columns }, dtype: ScalarType.Float32);
         float* pr = SimdGemm.Address(result);
-        long n = x.Shape()[2];
+        long n = x.size(2);
         SimdGemm.MatMulRows(x, m, 0, (slice, firstRow, rows, block, ld) =>
         {
             var b = new ReadOnlySpan<float>(bias, (int)(slice * columns), columns);

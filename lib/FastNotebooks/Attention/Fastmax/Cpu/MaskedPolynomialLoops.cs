@@ -19,7 +19,7 @@ internal static class MaskedPolynomialLoops
     /// <summary>True for contiguous CPU float32/float64 blocks [..., c, c] that need no autograd graph.</summary>
     public static bool Supports(params Tensor[] blocks) =>
         TokenLoops.Supports(blocks) && blocks.All(b => b.is_contiguous() && b.dtype == blocks[0].dtype && b.Shape().SequenceEqual(blocks[0].Shape()))
-        && blocks[0].dim() >= 2 && blocks[0].Shape()[^1] == blocks[0].Shape()[^2];
+        && blocks[0].dim() >= 2 && blocks[0].size(-1) == blocks[0].size(-2);
 
     /// <summary>s ← f(s) on and below each block's diagonal, 0 above it (f's coefficients a_0..a_p).</summary>
     public static void Polynomial(Tensor scores, double[] a) => Run(scores, null, a, null);
@@ -29,7 +29,7 @@ internal static class MaskedPolynomialLoops
 
     static void Run(Tensor scores, Tensor? upstream, double[] a, double[]? b)
     {
-        int c = (int)scores.Shape()[^1];
+        int c = (int)scores.size(-1);
         long rows = scores.numel() / Math.Max(1, c);
         TokenLoops.ForTokenRanges(rows, 4L * c, (start, count) =>
         {

@@ -26,7 +26,7 @@ internal static class MaxNormLoops
         using var input = x.contiguous();
         var centred = empty(input.Shape(), dtype: input.dtype, device: input.device);
         var norms = empty(input.Shape()[..^1], dtype: input.dtype, device: input.device);
-        int d = (int)input.Shape()[^1];
+        int d = (int)input.size(-1);
         ForTokenRanges(input.numel() / d, d, (start, count) =>
         {
             if (input.dtype == ScalarType.Float32) CentreAndNorm<float>(input, centred, norms, start, count, d, centre);
@@ -43,8 +43,8 @@ internal static class MaxNormLoops
     public static (double[] Norms, long[] Holders) LargestNorms(Tensor x, bool centre)
     {
         using var input = x.contiguous();
-        int d = (int)input.Shape()[^1];
-        long n = input.Shape()[^2], slices = TokenColumns.SliceCount(input);
+        int d = (int)input.size(-1);
+        long n = input.size(-2), slices = TokenColumns.SliceCount(input);
         var (largest, holders) = (new double[slices], new long[slices]);
         if (n == 0 || d == 0) return (largest, holders);
         void Slice(long slice) => (largest[slice], holders[slice]) = input.dtype == ScalarType.Float32
@@ -63,8 +63,8 @@ internal static class MaxNormLoops
     public static unsafe void AddScaleGradient(Tensor dx, Tensor x, double[] norms, long[] holders, bool centre)
     {
         using var input = x.contiguous();
-        int d = (int)input.Shape()[^1];
-        long n = input.Shape()[^2], slices = TokenColumns.SliceCount(input);
+        int d = (int)input.size(-1);
+        long n = input.size(-2), slices = TokenColumns.SliceCount(input);
         if (input.dtype != ScalarType.Float32 || dx.dtype != ScalarType.Float32 || !dx.is_contiguous() || d < 16 || !Vector512.IsHardwareAccelerated
             || !dx.Shape().SequenceEqual(input.Shape()))
             throw new ArgumentException($"the folded scale gradient takes float32 [..., N, D ≥ 16] with AVX-512; got dx {dx.dtype} [{string.Join(", ", dx.Shape())}], x {input.dtype} [{string.Join(", ", input.Shape())}]", nameof(dx));
@@ -177,8 +177,8 @@ internal static class MaxNormLoops
         var perToken = input.Shape()[..^1];
         var (norms, largest, scale) = (empty(perToken, dtype: input.dtype), empty(perToken, dtype: input.dtype), empty(perToken, dtype: input.dtype));
         var holder = empty(perToken, dtype: ScalarType.Int64);
-        int d = (int)input.Shape()[^1];
-        long n = input.Shape()[^2], slices = TokenColumns.SliceCount(input);
+        int d = (int)input.size(-1);
+        long n = input.size(-2), slices = TokenColumns.SliceCount(input);
         void Slice(long slice)
         {
             if (input.dtype == ScalarType.Float32) RunningNormalized<float>(input, y, norms, largest, holder, scale, slice, n, d, centre);
@@ -264,7 +264,7 @@ internal static class MaxNormLoops
         using var ac = a.contiguous();
         using var bc = b.contiguous();
         var dots = empty(ac.Shape()[..^1], dtype: ac.dtype, device: ac.device);
-        int d = (int)ac.Shape()[^1];
+        int d = (int)ac.size(-1);
         ForTokenRanges(ac.numel() / d, d, (start, count) =>
         {
             if (ac.dtype == ScalarType.Float32) TokenDots<float>(ac, bc, dots, start, count, d);
@@ -281,7 +281,7 @@ internal static class MaxNormLoops
         using var alphas = alpha.expand(ac.Shape()[..^1]).contiguous();
         using var betas = beta.expand(ac.Shape()[..^1]).contiguous();
         var result = empty(ac.Shape(), dtype: ac.dtype, device: ac.device);
-        int d = (int)ac.Shape()[^1];
+        int d = (int)ac.size(-1);
         ForTokenRanges(ac.numel() / d, d, (start, count) =>
         {
             if (ac.dtype == ScalarType.Float32) CentredCombination<float>(ac, bc, alphas, betas, result, start, count, d, centre);
@@ -309,8 +309,8 @@ internal static class MaxNormLoops
         using var holders = holder.contiguous();
         using var actives = active.contiguous();
         var result = empty(dyc.Shape(), dtype: dyc.dtype, device: dyc.device);
-        long n = dyc.Shape()[^2], slices = TokenColumns.SliceCount(dyc);
-        int d = (int)dyc.Shape()[^1];
+        long n = dyc.size(-2), slices = TokenColumns.SliceCount(dyc);
+        int d = (int)dyc.size(-1);
         if (n == 0 || d == 0) return result;
         void Slice(long slice)
         {

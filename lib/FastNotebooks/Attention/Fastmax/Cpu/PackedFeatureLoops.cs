@@ -79,8 +79,8 @@ internal static class PackedFeatureLoops
     {
         using var d = delta.contiguous();
         var states = empty(delta.Shape(), dtype: delta.dtype, device: delta.device);             // [..., G, C, F]
-        long g = delta.Shape()[^3];
-        int c = (int)delta.Shape()[^2], f = (int)delta.Shape()[^1];
+        long g = delta.size(-3);
+        int c = (int)delta.size(-2), f = (int)delta.size(-1);
         long slices = delta.numel() / Math.Max(1, g * c * f);
         int threads = ThreadsFor(slices, (double)delta.numel());
         void Slice(long slice)

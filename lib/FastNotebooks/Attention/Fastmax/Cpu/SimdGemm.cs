@@ -39,11 +39,11 @@ public static unsafe class SimdGemm
         if (a.device_type != DeviceType.CPU || b.device_type != DeviceType.CPU) return false;
         if (is_grad_enabled() && (a.requires_grad || b.requires_grad)) return false;
         int rank = (int)a.dim();
-        if (rank < 2 || b.dim() != rank || a.Shape()[^1] != b.Shape()[^2]) return false;
+        if (rank < 2 || b.dim() != rank || a.size(-1) != b.size(-2)) return false;
         for (int d = 0; d < rank - 2; d++) if (a.Shape()[d] != b.Shape()[d]) return false;
-        if (a.Shape()[^1] > int.MaxValue || a.Shape()[^2] > int.MaxValue || b.Shape()[^1] > int.MaxValue) return false;
-        bool bRows = b.stride(-1) == 1 || b.Shape()[^1] == 1;
-        bool aUnit = a.stride(-1) == 1 || a.stride(-2) == 1 || a.Shape()[^1] == 1 || a.Shape()[^2] == 1;
+        if (a.size(-1) > int.MaxValue || a.size(-2) > int.MaxValue || b.size(-1) > int.MaxValue) return false;
+        bool bRows = b.stride(-1) == 1 || b.size(-1) == 1;
+        bool aUnit = a.stride(-1) == 1 || a.stride(-2) == 1 || a.size(-1) == 1 || a.size(-2) == 1;
         return bRows && aUnit;
     }
 
@@ -68,10 +68,10 @@ public static unsafe class SimdGemm
             return a.matmul(b);
         }
         var shape = a.Shape().ToArray();
-        shape[^1] = b.Shape()[^1];
+        shape[^1] = b.size(-1);
         var c = empty(shape, dtype: ScalarType.Float32, device: a.device);
         if (c.numel() == 0) return c;
-        if (a.Shape()[^1] == 0) return c.zero_();
+        if (a.size(-1) == 0) return c.zero_();
         float* pc = Address(c);
         using var o = new Operands(a, b);
         int rowItems = (o.M + TileRows * TilesPerItem - 1) / (TileRows * TilesPerItem);
@@ -103,7 +103,7 @@ public static unsafe class SimdGemm
     internal static void MatMulRows(Tensor a, Tensor b, int padding, RowBlockConsumer consumer)
     {
         if (!Supports(a, b)) throw new ArgumentException("SimdGemm.MatMulRows takes only products that SimdGemm.Supports", nameof(a));
-        if (a.Shape()[^2] == 0 || b.Shape()[^1] == 0 || a.Shape()[..^2].Contains(0)) return;   // no rows to hand over
+        if (a.size(-2) == 0 || b.size(-1) == 0 || a.Shape()[..^2].Contains(0)) return;   // no rows to hand over
         using var o = new Operands(a, b);
         int rowItems = (o.M + TileRows - 1) / TileRows;
         int blockSize = TileRows * o.N + padding;
@@ -144,7 +144,7 @@ public static unsafe class SimdGemm
         public Operands(Tensor a, Tensor b)
         {
             (_a, _b) = (a, b);
-            (M, K, N) = ((int)a.Shape()[^2], (int)a.Shape()[^1], (int)b.Shape()[^1]);
+            (M, K, N) = ((int)a.size(-2), (int)a.size(-1), (int)b.size(-1));
             int rank = (int)a.dim();
             Slices = 1;
             for (int d = 0; d < rank - 2; d++) Slices *= a.Shape()[d];

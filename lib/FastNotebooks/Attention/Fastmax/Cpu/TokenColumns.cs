@@ -26,8 +26,8 @@ internal static unsafe partial class TokenColumns
     /// [..., F, C] of the chunk's leading dims and u [..., n, C]: those shapes, and <see cref="SupportsFused"/>.
     /// </summary>
     public static bool Supports(PackedTaylorFeatures features, Tensor extended, Tensor weightedState, Tensor? u) =>
-        weightedState.Shape()[^2] == features.Size && weightedState.Shape()[..^2].SequenceEqual(extended.Shape()[..^2])
-        && (u is null || (u.Shape()[^1] == weightedState.Shape()[^1] && u.Shape()[..^2].SequenceEqual(extended.Shape()[..^2])))
+        weightedState.size(-2) == features.Size && weightedState.Shape()[..^2].SequenceEqual(extended.Shape()[..^2])
+        && (u is null || (u.size(-1) == weightedState.size(-1) && u.Shape()[..^2].SequenceEqual(extended.Shape()[..^2])))
         && (u is null ? SupportsFused(features, extended, weightedState) : SupportsFused(features, extended, weightedState, u));
 
     /// <summary>
@@ -36,7 +36,7 @@ internal static unsafe partial class TokenColumns
     /// </summary>
     internal static bool SupportsFused(PackedTaylorFeatures features, Tensor extended, params Tensor[] others) =>
         features.Order == 2 && SimdGemm.Available && extended.dtype == ScalarType.Float32 && others.All(t => t.dtype == ScalarType.Float32)
-        && TokenLoops.SupportsOutput(extended.numel() / Math.Max(1, extended.Shape()[^1]) * features.Size, others.Prepend(extended).ToArray());
+        && TokenLoops.SupportsOutput(extended.numel() / Math.Max(1, extended.size(-1)) * features.Size, others.Prepend(extended).ToArray());
 
     /// <summary>
     /// φ(x̃)·W [..., n, C] for an extended x [..., n, 2D̃] and a weighted state W [..., F, C] with unit-stride rows or
@@ -61,7 +61,7 @@ internal static unsafe partial class TokenColumns
 
     static (Tensor Output, Tensor? Denominator) Projected(Tensor extended, Tensor weightedState, int d, int rows, bool divide, bool centre)
     {
-        int tilde = d + 1, size = tilde * rows, columns = (int)weightedState.Shape()[^1], n = (int)extended.Shape()[^2], width = (int)extended.Shape()[^1];
+        int tilde = d + 1, size = tilde * rows, columns = (int)weightedState.size(-1), n = (int)extended.size(-2), width = (int)extended.size(-1);
         if (divide && columns < 1) throw new ArgumentException($"the state needs a denominator column; got {columns} columns", nameof(weightedState));
         if (centre && width != d) throw new ArgumentException($"only raw inputs x [..., n, D] are centred in cache; got width {width} at D = {d}", nameof(centre));
         int written = divide ? columns - 1 : columns;
@@ -115,7 +115,7 @@ internal static unsafe partial class TokenColumns
     /// </remarks>
     public static Tensor Gradient(Tensor u, Tensor weightedState, Tensor extended, int d, int rows, bool centre = false)
     {
-        int tilde = d + 1, c = (int)u.Shape()[^1], n = (int)u.Shape()[^2], width = (int)extended.Shape()[^1];
+        int tilde = d + 1, c = (int)u.size(-1), n = (int)u.size(-2), width = (int)extended.size(-1);
         if (centre && width != d) throw new ArgumentException($"only raw inputs x [..., n, D] are centred in cache; got width {width} at D = {d}", nameof(centre));
         using var uc = u.contiguous();
         using var w = StateLayout(weightedState, out long rowStride, out long columnStride);

@@ -45,7 +45,7 @@ internal static class TokenLoops
     /// </summary>
     public static (Tensor GHat, Tensor GPrime) ScaledOutputGradients(Tensor o, Tensor g, Tensor gradOutput)
     {
-        long dv = o.Shape()[^1];
+        long dv = o.size(-1);
         using var oc = o.contiguous();
         using var gc = g.contiguous();
         using var dc = gradOutput.contiguous();

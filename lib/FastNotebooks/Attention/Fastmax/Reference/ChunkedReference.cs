@@ -19,7 +19,7 @@ public static class ChunkedReference
     {
         using var scope = NewDisposeScope();
         int order = a.Length - 1;
-        long nq = q.Shape()[2], offset = k.Shape()[2] - nq;
+        long nq = q.size(2), offset = k.size(2) - nq;
         var vOne = AppendOnes(v);
         var state = offset > 0 ? KeyValueState(k.narrow(2, 0, offset), v.narrow(2, 0, offset), order, chunk) : null;
 
@@ -39,7 +39,7 @@ public static class ChunkedReference
             if (state is null) state = update.MoveToOuterDisposeScope();
             else state.add_(update);
         }
-        var (o, g) = OutputAndDenominator(cat(rows, 2), v.Shape()[3]);
+        var (o, g) = OutputAndDenominator(cat(rows, 2), v.size(3));
         return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope());
     }
 
@@ -53,7 +53,7 @@ public static class ChunkedReference
         using var scope = NewDisposeScope();
         int order = a.Length - 1;
         var b = Derivative(a);
-        long nq = q.Shape()[2], offset = k.Shape()[2] - nq;
+        long nq = q.size(2), offset = k.size(2) - nq;
         var (gHat, gPrime) = ScaledOutputGradientsByTensorOps(o, g, gradOutput);
         var vOne = AppendOnes(v);
         var starts = Enumerable.Range(0, (int)((nq + chunk - 1) / chunk)).Select(c => (long)c * chunk).ToArray();

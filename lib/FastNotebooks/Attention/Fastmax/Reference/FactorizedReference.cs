@@ -20,7 +20,7 @@ public static class FactorizedReference
         int order = a.Length - 1;
         var state = KeyValueState(k, v, order, chunk);                       // [B, H, F, Dv + 1]
         var rows = Chunks(q, chunk).Select(qc => Query(qc, a).matmul(state)); // [B, H, c, Dv + 1]
-        var (o, g) = OutputAndDenominator(cat(rows.ToList(), 2), v.Shape()[3]);
+        var (o, g) = OutputAndDenominator(cat(rows.ToList(), 2), v.size(3));
         return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope());
     }
 

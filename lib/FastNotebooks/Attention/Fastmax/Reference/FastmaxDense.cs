@@ -34,7 +34,7 @@ public static class FastmaxDense
         for (int l = 0; l < a.Length; l++) f = f + a[l] * s.pow(l);
         if (options.Causal)
         {
-            long nq = q.Shape()[2], nk = k.Shape()[2];
+            long nq = q.size(2), nk = k.size(2);
             var visible = ones(nq, nk, dtype: ScalarType.Bool, device: q.device).tril(nk - nq);
             f = f.masked_fill(visible.logical_not(), 0);
         }
@@ -52,7 +52,7 @@ public static class FastmaxDense
         var tokenNorms = linalg.vector_norm(centered, dims: new long[] { 3 }, keepdim: true); // [B, H, N, 1]
         var measure = normalization == FastmaxNormalization.SquaredNorm ? tokenNorms.square() : tokenNorms;
         var scale = causal
-            ? stack(Enumerable.Range(0, (int)x.Shape()[2]).Select(n => measure.narrow(2, 0, n + 1).amax(new long[] { 2 })).ToArray(), 2) // [B, H, N, 1]
+            ? stack(Enumerable.Range(0, (int)x.size(2)).Select(n => measure.narrow(2, 0, n + 1).amax(new long[] { 2 })).ToArray(), 2) // [B, H, N, 1]
             : measure.amax(new long[] { 2 }, keepdim: true);                                                                              // [B, H, 1, 1]
         var result = normalization switch
         {

@@ -20,11 +20,11 @@ public static class FastmaxQuadratic
         for (int l = a.Length - 3; l >= 0; l--) f = f * s + a[l];
         if (causal)
         {
-            long nq = q.Shape()[2], nk = k.Shape()[2];
+            long nq = q.size(2), nk = k.size(2);
             using var hidden = ones(nq, nk, dtype: ScalarType.Bool, device: q.device).tril(nk - nq).logical_not_();
             f = f.masked_fill(hidden, 0);
         }
-        long dv = v.Shape()[3];
+        long dv = v.size(3);
         var weighted = f.matmul(cat(new[] { v, ones_like(v.narrow(-1, 0, 1)) }, -1)); // [B, H, Nq, Dv + 1]
         return (weighted.narrow(-1, 0, dv) / weighted.narrow(-1, dv, 1)).MoveToOuterDisposeScope();
     }

@@ -37,7 +37,7 @@ public static class TaylorFeatures
     static Tensor Build(Tensor x, IReadOnlyList<double>? coefficients, int order = -1)
     {
         if (coefficients != null) order = coefficients.Count - 1;
-        int d = (int)x.Shape()[^1];
+        int d = (int)x.size(-1);
         var parts = new List<Tensor>(order + 1);
         using var scope = NewDisposeScope();
         for (int l = 0; l <= order; l++)
@@ -112,7 +112,7 @@ public static class TaylorFeatures
     public static Tensor RowOuter(Tensor a, Tensor e)
     {
         var shape = a.Shape().ToArray();
-        shape[^1] = a.Shape()[^1] * e.Shape()[^1];
+        shape[^1] = a.size(-1) * e.size(-1);
         using var outer = a.unsqueeze(-1) * e.unsqueeze(-2); // [..., n, A, E]
         return outer.reshape(shape);
     }

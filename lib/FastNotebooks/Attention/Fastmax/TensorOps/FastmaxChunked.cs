@@ -40,14 +40,14 @@ public static class FastmaxChunked
     {
         if (a.Length > 3) return ChunkedReference.Forward(q, k, v, a, chunk);
         plan ??= KernelPlan.TensorOps;
-        var features = new PackedTaylorFeatures((int)q.Shape()[3], a, plan);
+        var features = new PackedTaylorFeatures((int)q.size(3), a, plan);
         if (SplitOf(features, q, chunk, Work(features, q, k, v)) is { Splits: true } split)
         {
             var perHead = InHeadGroups(new[] { q, k, v }, split, (t, groupPlan) => { var (o1, g1) = Forward(t[0], t[1], t[2], a, chunk, groupPlan); return new[] { o1, g1 }; });
             return (perHead[0], perHead[1]);
         }
         using var scope = NewDisposeScope();
-        long nq = q.Shape()[2], offset = k.Shape()[2] - nq;
+        long nq = q.size(2), offset = k.size(2) - nq;
         Tensor qx, kx, vOne;
         using (plan.Time(KernelPlan.Stages.Inputs)) (qx, kx, vOne) = (features.KernelInput(q), features.KernelInput(k), AppendOnes(v));
         var carry = InitialState(features, kx, vOne, offset, TokensPerChunk(features, k, chunk)); // [B, H, Dv + 1, F]
@@ -65,7 +65,7 @@ public static class FastmaxChunked
         }
         var numeratorAndDenominator = Joined(rows);
         Tensor o, g;
-        using (plan.Time(KernelPlan.Stages.Output)) (o, g) = OutputAndDenominator(numeratorAndDenominator, v.Shape()[3]);
+        using (plan.Time(KernelPlan.Stages.Output)) (o, g) = OutputAndDenominator(numeratorAndDenominator, v.size(3));
         return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope());
     }
 
@@ -78,7 +78,7 @@ public static class FastmaxChunked
         Tensor q, Tensor k, Tensor v, Tensor o, Tensor g, Tensor gradOutput, double[] a, int chunk, KernelPlan? plan = null)
     {
         plan ??= KernelPlan.TensorOps;
-        var features = new PackedTaylorFeatures((int)q.Shape()[3], a, plan);
+        var features = new PackedTaylorFeatures((int)q.size(3), a, plan);
         if (SplitOf(features, q, chunk, 2 * Work(features, q, k, v)) is { Splits: true } split)
         {
             var perHead = InHeadGroups(new[] { q, k, v, o, g, gradOutput }, split, (t, groupPlan) =>
@@ -90,7 +90,7 @@ public static class FastmaxChunked
         }
         using var scope = NewDisposeScope();
         var b = Derivative(a);
-        long nq = q.Shape()[2], offset = k.Shape()[2] - nq, dv = v.Shape()[3];
+        long nq = q.size(2), offset = k.size(2) - nq, dv = v.size(3);
         var (gHat, gPrime) = plan.ScaledOutputGradients(o, g, gradOutput);
         Tensor qx, kx, vOne;
         using (plan.Time(KernelPlan.Stages.Inputs)) (qx, kx, vOne) = (features.KernelInput(q), features.KernelInput(k), AppendOnes(v));
@@ -153,7 +153,7 @@ public static class FastmaxChunked
     static Tensor InitialState(PackedTaylorFeatures features, Tensor kx, Tensor vOne, long offset, int rows) =>
         offset > 0
             ? KeyValueState(features, kx.narrow(2, 0, offset), vOne.narrow(2, 0, offset), rows).transpose(-1, -2).contiguous()
-            : zeros(kx.Shape()[0], kx.Shape()[1], vOne.Shape()[3], features.Size, dtype: kx.dtype, device: kx.device);
+            : zeros(kx.size(0), kx.size(1), vOne.size(3), features.Size, dtype: kx.dtype, device: kx.device);
 
     /// <summary>
     /// Weighted states before each chunk of a group, w ⊙ (carry + Σ of the group's earlier chunks) [B, H, G, F, C] (the key
@@ -172,8 +172,8 @@ public static class FastmaxChunked
     /// </summary>
     static IEnumerable<(long Start, long Count, long Size)> Groups(PackedTaylorFeatures features, Tensor q, int chunk)
     {
-        long n = q.Shape()[2];
-        long perGroup = Math.Max(1, features.Plan.FeatureChunkElements / Math.Max(1, q.Shape()[0] * q.Shape()[1] * features.Size * chunk));
+        long n = q.size(2);
+        long perGroup = Math.Max(1, features.Plan.FeatureChunkElements / Math.Max(1, q.size(0) * q.size(1) * features.Size * chunk));
         for (long start = 0; start < n;)
         {
             long whole = (n - start) / chunk;

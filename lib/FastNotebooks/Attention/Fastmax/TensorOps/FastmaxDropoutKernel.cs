@@ -23,7 +23,7 @@ public static class FastmaxDropoutKernel
     static Tensor DroppedSquare(Tensor x, double rate, KernelPlan plan)
     {
         var shape = x.Shape().ToArray();
-        shape[^1] = x.Shape()[^1] * x.Shape()[^1];
+        shape[^1] = x.size(-1) * x.size(-1);
         var square = (x.unsqueeze(-1) * x.unsqueeze(-2)).reshape(shape);  // [B, H, N, D²]
         if (!plan.KeepMaskFor(square))
             return nn.functional.dropout(square, rate, training: true);

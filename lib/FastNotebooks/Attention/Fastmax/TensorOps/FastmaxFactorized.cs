@@ -49,7 +49,7 @@ public static class FastmaxFactorized
             return centre || sliceScale is not null
                 ? throw new ArgumentException("the normalization is folded into the order-2 kernel only", nameof(a))
                 : FastmaxFirstOrder.Forward(q, k, v, a, plan);
-        var features = new PackedTaylorFeatures((int)q.Shape()[3], a, plan) { CentresRawInputs = centre, SliceScale = sliceScale };
+        var features = new PackedTaylorFeatures((int)q.size(3), a, plan) { CentresRawInputs = centre, SliceScale = sliceScale };
         if (SplitOf(features, q, MinimumTokensPerChunk, Work(features, q, k, v)) is { Splits: true } split)
         {
             var inputs = sliceScale is null ? new[] { q, k, v } : new[] { q, k, v, sliceScale };
@@ -67,12 +67,12 @@ public static class FastmaxFactorized
         var weighted = features.Weigh(KeyValueState(features, kx, v, rows, appendOne: true)); // w ⊙ Σ φ(k̃)ᵀ[v, 1]: [B, H, F, Dv + 1]
         // [numerator, g] = φ(q̃)·(w ⊙ S), chunk by chunk where the features are built as rows.
         Tensor o, g;
-        int queryRows = WholeOr(rows < qx.Shape()[2] && plan.ProjectsInCache(features, qx, weighted), qx, rows);
-        if (queryRows >= qx.Shape()[2]) (o, g) = plan.ProjectAndDivide(features, qx, weighted);   // one call: the division fused where the kernel can
+        int queryRows = WholeOr(rows < qx.size(2) && plan.ProjectsInCache(features, qx, weighted), qx, rows);
+        if (queryRows >= qx.size(2)) (o, g) = plan.ProjectAndDivide(features, qx, weighted);   // one call: the division fused where the kernel can
         else
         {
             var products = Chunks(qx, queryRows).Select(qc => features.Project(qc, weighted)).ToList();   // [B, H, c, Dv + 1]
-            (o, g) = plan.Divide(Joined(products), v.Shape()[3]);
+            (o, g) = plan.Divide(Joined(products), v.size(3));
         }
         return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope(), weighted.MoveToOuterDisposeScope());
     }
@@ -99,7 +99,7 @@ public static class FastmaxFactorized
             return centre || sliceScale is not null
                 ? throw new ArgumentException("the normalization is folded into the order-2 kernel only", nameof(a))
                 : FastmaxFirstOrder.Backward(q, k, v, o, g, gradOutput, a, keyState, plan);
-        var features = new PackedTaylorFeatures((int)q.Shape()[3], a, plan) { CentresRawInputs = centre, SliceScale = sliceScale };
+        var features = new PackedTaylorFeatures((int)q.size(3), a, plan) { CentresRawInputs = centre, SliceScale = sliceScale };
         if (SplitOf(features, q, MinimumTokensPerChunk, 2 * Work(features, q, k, v)) is { Splits: true } split)
         {
             var inputs = new List<Tensor> { q, k, v, o, g, gradOutput };
@@ -119,13 +119,13 @@ public static class FastmaxFactorized
         var (_, gPrime) = plan.ScaledOutputGradients(o, g, gradOutput);
         Tensor qx, kx, vOne;
         using (plan.Time(KernelPlan.Stages.Inputs)) (qx, kx, vOne) = (features.KernelInput(q), features.KernelInput(k), AppendOnes(v));
-        long dv = v.Shape()[3];
+        long dv = v.size(3);
 
         keyState ??= features.Weigh(KeyValueState(features, kx, vOne, rows));       // w ⊙ S [B, H, F, Dv + 1]
         var queryState = features.Weigh(KeyValueState(features, qx, gPrime, rows)); // w ⊙ R [B, H, F, Dv + 1]
         var valueState = queryState.narrow(-1, 0, dv);                                // [B, H, F, Dv]
 
-        bool chunked = rows < qx.Shape()[2] || rows < kx.Shape()[2];
+        bool chunked = rows < qx.size(2) || rows < kx.size(2);
         int queryRows = WholeOr(chunked && plan.ProjectsInCache(features, qx, keyState, gPrime), qx, rows);
         var dq = Joined(Chunks(qx, queryRows).Zip(Chunks(gPrime, queryRows))
             .Select(t => features.Gradient(t.First, t.Second, keyState)).ToList());
@@ -145,7 +145,7 @@ public static class FastmaxFactorized
     /// All of x's tokens as one chunk when <paramref name="whole"/> (the CPU kernels that build no features; asked only when
     /// there would be several chunks), else <paramref name="rows"/>.
     /// </summary>
-    static int WholeOr(bool whole, Tensor x, int rows) => whole ? (int)Math.Max(1, x.Shape()[2]) : rows;
+    static int WholeOr(bool whole, Tensor x, int rows) => whole ? (int)Math.Max(1, x.size(2)) : rows;
 
     /// <summary>Σ_j φ(x̃_j)ᵀ u_j over all tokens of an extended x [B, H, N, ·] and u [B, H, N, C]: [B, H, F, C].</summary>
     /// <remarks>With <paramref name="appendOne"/>, u [B, H, N, C − 1] stands for [u, 1] (<see cref="KernelPlan.StateTransposed"/>).</remarks>
@@ -169,7 +169,7 @@ public static class FastmaxFactorized
     /// <summary>Chunk length for the unmasked path: the caller's chunk, grown until one chunk holds about <see cref="KernelPlan.FeatureChunkElements"/> features.</summary>
     internal static int TokensPerChunk(PackedTaylorFeatures features, Tensor x, int chunk)
     {
-        long heads = x.Shape()[0] * x.Shape()[1], n = Math.Max(1, x.Shape()[2]);
+        long heads = x.size(0) * x.size(1), n = Math.Max(1, x.size(2));
         long budget = features.Plan.FeatureChunkElements / Math.Max(1, heads * features.Size);
         long longest = Math.Clamp(Math.Max(Math.Max(chunk, budget), MinimumTokensPerChunk), 1, n);
         long chunks = (n + longest - 1) / longest;
@@ -184,7 +184,7 @@ public static class FastmaxFactorized
     /// </summary>
     internal static long HeadsPerGroup(PackedTaylorFeatures features, Tensor x, long tokens)
     {
-        long heads = x.Shape()[0] * x.Shape()[1], n = Math.Max(1, x.Shape()[2]);
+        long heads = x.size(0) * x.size(1), n = Math.Max(1, x.size(2));
         long budget = features.Plan.FeatureChunkElements;
         if (heads * features.Size * Math.Min(tokens, n) <= budget) return heads;
         return Math.Clamp(budget / (features.Size * n), 1, heads);
@@ -213,7 +213,7 @@ public static class FastmaxFactorized
     /// </summary>
     internal static HeadSplit SplitOf(PackedTaylorFeatures features, Tensor x, long tokens, double work)
     {
-        long heads = x.Shape()[0] * x.Shape()[1], group = HeadsPerGroup(features, x, tokens);
+        long heads = x.size(0) * x.size(1), group = HeadsPerGroup(features, x, tokens);
         // Groups for the threads: those of HeadsPerGroup, or single heads when all fit together.
         long groups = group < heads ? (heads + group - 1) / group : heads;
         int threads = features.Plan.CpuKernels ? TokenLoops.ThreadsFor(groups, work) : 1;
@@ -223,11 +223,11 @@ public static class FastmaxFactorized
 
     /// <summary>True when <see cref="HeadsPerGroup"/> splits the heads (whatever the threads).</summary>
     internal static bool SplitHeads(PackedTaylorFeatures features, Tensor x, long tokens) =>
-        HeadsPerGroup(features, x, tokens) < x.Shape()[0] * x.Shape()[1];
+        HeadsPerGroup(features, x, tokens) < x.size(0) * x.size(1);
 
     /// <summary>Multiply-adds of one pass of the factorized kernel: (Nq + Nk) tokens of every head against an [F, Dv + 1] state.</summary>
     internal static double Work(PackedTaylorFeatures features, Tensor q, Tensor k, Tensor v) =>
-        (double)q.Shape()[0] * q.Shape()[1] * (q.Shape()[2] + k.Shape()[2]) * features.Size * (v.Shape()[3] + 1);
+        (double)q.size(0) * q.size(1) * (q.size(2) + k.size(2)) * features.Size * (v.size(3) + 1);
 
     /// <summary>
     /// Runs <paramref name="kernel"/> on groups of <see cref="HeadSplit.Group"/> (batch, head) slices, each shaped
@@ -240,7 +240,7 @@ public static class FastmaxFactorized
     internal static Tensor[] InHeadGroups(Tensor[] inputs, HeadSplit split, Func<Tensor[], KernelPlan, Tensor[]> kernel)
     {
         using var scope = NewDisposeScope();
-        long b = inputs[0].Shape()[0], h = inputs[0].Shape()[1], heads = b * h;
+        long b = inputs[0].size(0), h = inputs[0].size(1), heads = b * h;
         var flat = inputs.Select(x => x.flatten(0, 1)).ToArray();                  // [B·H, ...]
         var groups = new List<(Tensor[] Inputs, long Start, long Size)>();
         for (long i = 0; i < heads; i += split.Group)
@@ -321,7 +321,7 @@ public static class FastmaxFactorized
     /// <summary>Views of consecutive token chunks along dim 2.</summary>
     internal static IEnumerable<Tensor> Chunks(Tensor x, int chunk, long start = 0, long end = -1)
     {
-        if (end < 0) end = x.Shape()[2];
+        if (end < 0) end = x.size(2);
         for (long i = start; i < end; i += chunk)
             yield return x.narrow(2, i, Math.Min(chunk, end - i));
     }

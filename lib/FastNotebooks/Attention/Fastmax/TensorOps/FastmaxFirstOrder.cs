@@ -20,7 +20,7 @@ public static class FastmaxFirstOrder
         plan ??= KernelPlan.TensorOps;
         using var scope = NewDisposeScope();
         var keyState = WeightedState(k, v, a, plan);                           // [B, H, D + 1, Dv + 1]
-        var (o, g) = OutputAndDenominator(Affine(q, keyState, plan), v.Shape()[3]);
+        var (o, g) = OutputAndDenominator(Affine(q, keyState, plan), v.size(3));
         return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope(), keyState.MoveToOuterDisposeScope());
     }
 
@@ -30,7 +30,7 @@ public static class FastmaxFirstOrder
     {
         plan ??= KernelPlan.TensorOps;
         using var scope = NewDisposeScope();
-        long d = q.Shape()[3], dv = v.Shape()[3];
+        long d = q.size(3), dv = v.size(3);
         keyState ??= WeightedState(k, v, a, plan);
         var (_, gPrime) = plan.ScaledOutputGradients(o, g, gradOutput);      // [B, H, Nq, Dv + 1]
         var queryState = WeightedState(q, gPrime, a, plan, appendOne: false);  // w ⊙ Σ_i q̃_iᵀ Ĝ′_i [B, H, D + 1, Dv + 1]
@@ -54,7 +54,7 @@ public static class FastmaxFirstOrder
         if (appendOne)
         {
             xu = cat(new[] { xu, x.sum(2).unsqueeze(-1) }, -1);                 // [B, H, D, C + 1]
-            uSum = cat(new[] { uSum, full(uSum.Shape()[..^1].Append(1).ToArray(), (double)x.Shape()[2], dtype: u.dtype, device: u.device) }, -1);
+            uSum = cat(new[] { uSum, full(uSum.Shape()[..^1].Append(1).ToArray(), (double)x.size(2), dtype: u.dtype, device: u.device) }, -1);
         }
         return cat(new[] { xu.mul_(a[1]), uSum.mul_(a[0]) }, 2).MoveToOuterDisposeScope(); // [B, H, D + 1, C′]
     }
@@ -62,7 +62,7 @@ public static class FastmaxFirstOrder
     /// <summary>x̃·W = x·W[:D] + W[D] for x [B, H, N, D] and W [B, H, D + 1, C]: one GEMM and a broadcast row.</summary>
     static Tensor Affine(Tensor x, Tensor state, KernelPlan plan)
     {
-        long d = x.Shape()[3];
+        long d = x.size(3);
         return plan.MatMul(x, state.narrow(2, 0, d)).AddInPlace(state.narrow(2, d, 1));
     }
 }

@@ -43,7 +43,7 @@ public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunct
     /// <summary>y and what the backward needs: token norms, the largest (running) norm, its holder, the floored scale.</summary>
     static (Tensor Y, Tensor Norms, Tensor Largest, Tensor Holder, Tensor Scale) Normalized(Tensor x, bool centre, bool causal, KernelPlan plan)
     {
-        if (causal && plan.MaxNormLoopsFor(x) && x.Shape()[^1] > 0) return MaxNormLoops.RunningNormalized(x, centre);   // one pass: no look ahead needed
+        if (causal && plan.MaxNormLoopsFor(x) && x.size(-1) > 0) return MaxNormLoops.RunningNormalized(x, centre);   // one pass: no look ahead needed
         var (c, norms) = plan.MaxNormLoopsFor(x) ? MaxNormLoops.CentreAndNorm(x, centre) : CentreAndNorm(x, centre);
         var (largest, holder) = causal
             ? norms.cummax(-1)                                                           // [B, H, N] each
@@ -62,7 +62,7 @@ public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunct
         if (loops)
             return new List<Tensor>
             {
-                (scale.Shape()[^1] == 1
+                (scale.size(-1) == 1
                     ? MaxNormLoops.SharedScaleGradient(dy, y, norms, scale, holder, active, centre)
                     : MaxNormLoops.RunningScaleGradient(dy, y, norms, scale, holder, active, centre)).MoveToOuterDisposeScope(),
                 null!, null!, null!,
@@ -70,7 +70,7 @@ public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunct
         // dc_t = α_t·dy_t + β_t·y_t: α = 1/m′, and β carries the maximum's gradient to the token(s) holding it.
         var perToken = loops ? MaxNormLoops.TokenDots(dy, y) : (dy * y).sum(-1);         // [B, H, N]
         // The sequence-wide maximum is one scale shared by all tokens; the running maximum is one per token.
-        bool shared = scale.Shape()[^1] == 1;
+        bool shared = scale.size(-1) == 1;
         var dScale = shared ? perToken.sum(-1, keepdim: true) : perToken;
         var dLargest = (-dScale / scale).mul_(active);                                    // zero where the floor holds
         // ∂n_t/∂c_t = c_t/n_t = y_t·m′/n_t; a token with n_t = 0 gets no gradient (it never holds an active maximum).

@@ -88,7 +88,7 @@ public sealed class PackedTaylorFeatures
     public Tensor KernelInput(Tensor x) => Plan.TakesRawInputs(this, x) || (CentresRawInputs && IsRaw(x)) ? x.contiguous() : Extend(x);
 
     /// <summary>Whether x is a raw input [..., n, D] (<see cref="KernelInput"/>) rather than an extended one [..., n, 2D̃].</summary>
-    internal bool IsRaw(Tensor x) => Order == 2 && x.Shape()[^1] == D;
+    internal bool IsRaw(Tensor x) => Order == 2 && x.size(-1) == D;
 
     /// <summary>x extended when it is raw (a new tensor, the caller's to dispose; centred first where <see cref="CentresRawInputs"/>), else null.</summary>
     internal Tensor? ExtendedIfRaw(Tensor x)
@@ -220,7 +220,7 @@ public sealed class PackedTaylorFeatures
     {
         var batch = weightedState.Shape()[..^2];
         return weightedState.unflatten(weightedState.dim() - 2, new long[] { Extended, Rows }).transpose(-3, -1)
-            .reshape(batch.Concat(new[] { weightedState.Shape()[^1], Size }).ToArray());   // [..., C, F]
+            .reshape(batch.Concat(new[] { weightedState.size(-1), Size }).ToArray());   // [..., C, F]
     }
 
     /// <summary>
