@@ -88,8 +88,18 @@ public static class ModelBench
         return (rows, targets);
     }
 
-    /// <summary>A kernel row against the FMA peak of the threads it ran on.</summary>
-    public sealed record PeakRow(string Implementation, int N, int D, int Order, bool Causal, int BatchHeads, double Gflops, double FractionOfPeak, double FractionOfGemm);
+    /// <summary>
+    /// A kernel row against the FMA peak of the threads it ran on, measured after all kernels, and for the cases of the fraction
+    /// targets (on one thread) the forward timed alternately with the peak in the kernels section (<see cref="BenchRow.Paired"/>).
+    /// </summary>
+    public sealed record PeakRow(string Implementation, int N, int D, int Order, bool Causal, int BatchHeads, double Gflops, double FractionOfPeak, double FractionOfGemm,
+        PairedRate? Paired = null);
+
+    /// <summary>The Fastmax cases the fraction targets judge: p = 2, one head, unmasked at N ≥ 4096 (D = 32, 64), causal up to N = 16384.</summary>
+    internal static bool FractionTarget(int n, int d, int order, bool causal, int batchHeads) =>
+        order == 2 && batchHeads == 1 && (causal ? n <= 16384 : n >= 4096 && d is 32 or 64);
+
+    static bool FractionTarget(PeakRow r) => r.Implementation == "fastmax" && FractionTarget(r.N, r.D, r.Order, r.Causal, r.BatchHeads);
 
     /// <summary>Thread scaling of one case: forward and forward + backward on one and on two libtorch threads.</summary>
     public sealed record ThreadScaling(string Case, double ForwardOneMs, double ForwardTwoMs, double ForwardBackwardOneMs, double ForwardBackwardTwoMs);
@@ -105,22 +115,30 @@ public static class ModelBench
         var rows = new List<PeakRow>();
         if (all is double peak)
         {
-            rows = kernelRows.Select(r => new PeakRow(r.Implementation, r.N, r.D, r.Order, r.Causal, r.BatchHeads, r.Gflops, r.Gflops / peak, r.FractionOfGemm)).ToList();
-            var table = new Table().AddColumns("impl", "N", "D", "p", "causal", "B·H", "GFLOP/s", "% FMA peak", "% GEMM");
+            rows = kernelRows.Select(r => new PeakRow(r.Implementation, r.N, r.D, r.Order, r.Causal, r.BatchHeads, r.Gflops, r.Gflops / peak, r.FractionOfGemm,
+                threads == 1 ? r.Paired : null)).ToList();
+            var table = new Table().AddColumns("impl", "N", "D", "p", "causal", "B·H", "GFLOP/s", "% FMA peak", "% GEMM", "alternating: GFLOP/s", "peak", "%");
             foreach (var r in rows)
-                table.AddRow(r.Implementation, $"{r.N}", $"{r.D}", $"{r.Order}", r.Causal ? "yes" : "", $"{r.BatchHeads}", $"{r.Gflops:F1}", $"{100 * r.FractionOfPeak:F0}", $"{100 * r.FractionOfGemm:F0}");
+                table.AddRow(r.Implementation, $"{r.N}", $"{r.D}", $"{r.Order}", r.Causal ? "yes" : "", $"{r.BatchHeads}", $"{r.Gflops:F1}", $"{100 * r.FractionOfPeak:F0}", $"{100 * r.FractionOfGemm:F0}",
+                    r.Paired is { } p1 ? $"{p1.Gflops:F1}" : "", r.Paired is { } p2 ? $"{p2.PeakGflops:F1}" : "", r.Paired is { } p3 ? $"{100 * p3.Fraction:F0}" : "");
             AnsiConsole.Write(table);
-            AnsiConsole.MarkupLine($"FMA peak (register-only {FmaPeak.Lanes}-lane FMA loop, 12 chains): {one:F1} GFLOP/s on one thread, {peak:F1} on {threads}; libtorch GEMM 2048³ {gemm:F1} = {100 * gemm / peak:F0} % of it.");
-            var fastmax = rows.Where(r => r.Implementation == "fastmax").ToList();
+            AnsiConsole.MarkupLine($"FMA peak (register-only {FmaPeak.Lanes}-lane FMA loop, 12 chains): {one:F1} GFLOP/s on one thread, {peak:F1} on {threads}; libtorch GEMM 2048³ {gemm:F1} = {100 * gemm / peak:F0} % of it. " +
+                $"Alternating: the target cases' forward and the loop on this thread, {FmaPeak.CallsPerRound} calls then one loop, 15 rounds, the fastest of each. The fraction targets take the run's fastest forward against its fastest loop.");
             // No GEMM can beat the FMA peak: a peak below the GEMM rate means the loop was descheduled (a loaded machine), and
             // fractions of it would flatter every kernel. Then the fraction targets are reported unmet, saying why.
             bool trusted = peak >= gemm;
             targets.Add(new("FMA peak measured undisturbed (≥ libtorch's GEMM rate)", $"{peak:F1} against {gemm:F1} GFLOP/s", trusted));
-            string Fraction(PeakRow r) => $"{100 * r.FractionOfPeak:F0} % ({r.Gflops:F1} GFLOP/s){(trusted ? "" : ", peak disturbed")}";
-            foreach (var r in fastmax.Where(r => r.Order == 2 && !r.Causal && r.N >= 4096 && r.D is 32 or 64 && r.BatchHeads == 1))
-                targets.Add(new($"p=2 unmasked fwd N={r.N} D={r.D} ≥ 70 % of FMA peak", Fraction(r), trusted && r.FractionOfPeak >= 0.7));
-            foreach (var r in fastmax.Where(r => r.Order == 2 && r.Causal && r.N <= 16384 && r.BatchHeads == 1))
-                targets.Add(new($"p=2 causal fwd N={r.N} D={r.D} ≥ 50 % of FMA peak", Fraction(r), trusted && r.FractionOfPeak >= 0.5));
+            // The verdict: the fastest forward of the run (the kernels section's repeats and the alternating calls) against its fastest
+            // FMA loop (after the kernels and between those calls), so neither side gets more chances than the other.
+            (double Gflops, double Peak) Best(PeakRow r) => r.Paired is { } p ? (Math.Max(r.Gflops, p.Gflops), Math.Max(peak, p.PeakGflops)) : (r.Gflops, peak);
+            double FractionOf(PeakRow r) => Best(r).Gflops / Best(r).Peak;
+            string Fraction(PeakRow r) => $"{100 * FractionOf(r):F0} % ({Best(r).Gflops:F1} of {Best(r).Peak:F1} GFLOP/s" +
+                (r.Paired is { } p ? $"; alternating alone {100 * p.Fraction:F0} %, the kernels section against the peak after it {100 * r.FractionOfPeak:F0} %)" : ")") +
+                (trusted ? "" : ", peak disturbed");
+            foreach (var r in rows.Where(r => FractionTarget(r) && !r.Causal))
+                targets.Add(new($"p=2 unmasked fwd N={r.N} D={r.D} ≥ 70 % of FMA peak", Fraction(r), trusted && FractionOf(r) >= 0.7));
+            foreach (var r in rows.Where(r => FractionTarget(r) && r.Causal))
+                targets.Add(new($"p=2 causal fwd N={r.N} D={r.D} ≥ 50 % of FMA peak", Fraction(r), trusted && FractionOf(r) >= 0.5));
         }
         foreach (var r in kernelRows.Where(r => r.Implementation == "fastmax" && r.ForwardBackwardMs is not null))
         {

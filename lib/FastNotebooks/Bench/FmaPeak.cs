@@ -55,6 +55,55 @@ public static class FmaPeak
         return best;
     }
 
+    /// <summary>
+    /// One run of the loop on the calling thread: GFLOP/s, or null when the CPU has no vector FMA. The thread that runs a
+    /// kernel runs this too, so the two meet the same core and clock.
+    /// </summary>
+    public static double? Once()
+    {
+        if (!Supported) return null;
+        var clock = Stopwatch.StartNew();
+        float sink = Avx512F.IsSupported ? Loop512(Iterations) : Loop256(Iterations);
+        double seconds = clock.Elapsed.TotalSeconds;
+        if (sink == 42) Console.Write("");
+        return Iterations * 12.0 * 2 * Lanes / seconds / 1e9;
+    }
+
+    /// <summary>
+    /// <paramref name="call"/> (<paramref name="flops"/> a call) against the peak measured alternately with it on the calling
+    /// thread: after one untimed call and loop, <paramref name="rounds"/> rounds of one loop and <see cref="CallsPerRound"/> calls
+    /// back to back, the order swapped every round, so a clock that changes over a run (a shared machine's boost) moves both;
+    /// the fastest call against the fastest loop. The calls go in runs because the first call after anything else (a loop, a
+    /// sleep or a spin alike) ran slower than calls back to back (PERF.md, "The peak beside the kernel"): runs measure the same
+    /// steady state as the kernels section's repeats. Null when the CPU has no vector FMA.
+    /// </summary>
+    public static PairedRate? Paired(Action call, double flops, int rounds = 15)
+    {
+        if (rounds < 1) throw new ArgumentException($"rounds must be at least 1; got {rounds}.", nameof(rounds));
+        if (!(flops > 0)) throw new ArgumentException($"flops must be positive; got {flops}.", nameof(flops));
+        if (!Supported) return null;
+        call();
+        Once();
+        double fastest = double.PositiveInfinity, peak = 0;
+        void Calls()
+        {
+            for (int i = 0; i < CallsPerRound; i++)
+            {
+                var clock = Stopwatch.StartNew();
+                call();
+                fastest = Math.Min(fastest, clock.Elapsed.TotalMilliseconds);
+            }
+        }
+        void Loop() => peak = Math.Max(peak, Once()!.Value);
+        for (int round = 0; round < rounds; round++)
+            if (round % 2 == 0) { Calls(); Loop(); }
+            else { Loop(); Calls(); }
+        return new PairedRate(fastest, flops / (fastest * 1e6), peak, rounds);
+    }
+
+    /// <summary>Calls per round of <see cref="Paired"/>.</summary>
+    public const int CallsPerRound = 4;
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     static float Loop512(long iterations)
     {
@@ -91,4 +140,11 @@ public static class FmaPeak
         var sum = ((c0 + c1) + (c2 + c3)) + ((c4 + c5) + (c6 + c7)) + ((c8 + c9) + (c10 + c11));
         return sum.GetElement(0);
     }
+}
+
+/// <summary>A call's fastest time and rate beside the FMA peak measured alternately with it (<see cref="FmaPeak.Paired"/>).</summary>
+public sealed record PairedRate(double CallMs, double Gflops, double PeakGflops, int Rounds)
+{
+    /// <summary>The call's rate as a fraction of the peak measured beside it.</summary>
+    public double Fraction => Gflops / PeakGflops;
 }

@@ -167,11 +167,10 @@ public static class FastmaxChunked
     }
 
     /// <summary>
-    /// At most this many feature elements G·c·F·B·H a group (2^20; 14 chunks of 128 tokens at D = 32): a group's chunk states
+    /// At most this many feature elements G·c·F·B·H a group (2^20: 14 chunks of 128 tokens at D = 32): a group's chunk states
     /// [G, Dv + 1, F] are written, summed into running states and read back by the projection, and past about a megabyte they
-    /// leave the core's cache between those passes. With the plan's 2^22 (58 chunks a group at D = 32) the causal forward took
-    /// 12.1 ms at N = 16384, D = 32, and forward + backward 42.2 ms; with 2^20 10.3 and 35.8 ms (2^19: 10.9, 36.2; at D = 64,
-    /// N = 16384, 2^20 and 2^21 were 7 % and 10 % faster than 2^22); PERF.md, "Causal groups within the cache".
+    /// leave the core's cache between those passes. The plan's larger budget made longer causal sequences slower, forward and
+    /// backward, at D = 32 and 64 (PERF.md, "Causal groups within the cache").
     /// </summary>
     internal const long GroupElements = 1L << 20;
 
