@@ -40,7 +40,7 @@ public sealed partial class CharLanguageModel : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var x = Embed(ids);
         foreach (var block in blocks) x = block.forward(x);
-        return head.forward(norm.forward(x)).MoveToOuterDisposeScope();
+        return TiledLinear.Apply(head, norm.forward(x)).MoveToOuterDisposeScope();
     }
 
     Tensor Embed(Tensor ids) => tokens.forward(ids) + positions.narrow(1, 0, ids.size(1));

@@ -42,7 +42,7 @@ public sealed class ImageClassifier : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var x = Tokens(images);
         foreach (var block in blocks) x = block.forward(x);
-        return head.forward(norm.forward(x.select(1, 0))).MoveToOuterDisposeScope();
+        return TiledLinear.Apply(head, norm.forward(x.select(1, 0))).MoveToOuterDisposeScope();
     }
 
     /// <summary>Patch tokens with CLS and positions: [B, 50, d].</summary>

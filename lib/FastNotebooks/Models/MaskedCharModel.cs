@@ -49,6 +49,6 @@ public sealed class MaskedCharModel : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var x = tokens.forward(ids) + positions.narrow(1, 0, ids.size(1));   // [B, N, d]
         foreach (var block in blocks) x = block.forward(x);
-        return head.forward(norm.forward(x)).MoveToOuterDisposeScope();      // [B, N, vocabulary]
+        return TiledLinear.Apply(head, norm.forward(x)).MoveToOuterDisposeScope();      // [B, N, vocabulary]
     }
 }

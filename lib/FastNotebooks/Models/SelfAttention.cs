@@ -42,7 +42,7 @@ public sealed class SelfAttention : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var (q, k, v) = Heads(x);
         var o = attend(q, k, v);                                                   // [B, H, N, d/H]
-        return output.forward(o.transpose(1, 2).reshape(x.Shape())).MoveToOuterDisposeScope(); // [B, N, d]
+        return TiledLinear.Apply(output, o.transpose(1, 2).reshape(x.Shape())).MoveToOuterDisposeScope(); // [B, N, d]
     }
 
     /// <summary>
@@ -78,7 +78,7 @@ public sealed class SelfAttention : nn.Module<Tensor, Tensor>
         long b = x.size(0), n = x.size(1);
         // unbind, not parts[0], parts[1], parts[2]: its backward stacks the three gradients once, where each index's backward
         // writes its gradient into a zeroed copy of the whole [3, B, H, N, d/H] and autograd adds the three (PERF.md, "the model step").
-        var parts = qkv.forward(x).view(b, n, 3, _config.Heads, _config.HeadDim).permute(2, 0, 3, 1, 4).unbind(0); // 3 × [B, H, N, d/H]
+        var parts = TiledLinear.Apply(qkv, x).view(b, n, 3, _config.Heads, _config.HeadDim).permute(2, 0, 3, 1, 4).unbind(0); // 3 × [B, H, N, d/H]
         return (parts[0], parts[1], parts[2]);
     }
 }

@@ -42,7 +42,7 @@ public sealed class SequenceClassifier : nn.Module<Tensor, Tensor?, Tensor>
             var y = Encode(second);
             x = cat(new[] { x, y, x * y, x - y }, -1);
         }
-        return head.forward(x).MoveToOuterDisposeScope();
+        return TiledLinear.Apply(head, x).MoveToOuterDisposeScope();
     }
 
     /// <summary>Mean of the final token states over non-padding positions: [B, d].</summary>

@@ -32,7 +32,7 @@ public sealed class TransformerBlock : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         x = x + dropout.forward(attend(attentionNorm.forward(x)));
-        x = x + dropout.forward(down.forward(nn.functional.gelu(up.forward(mlpNorm.forward(x)))));
+        x = x + dropout.forward(TiledLinear.Apply(down, nn.functional.gelu(TiledLinear.Apply(up, mlpNorm.forward(x)))));
         return x.MoveToOuterDisposeScope();
     }
 

@@ -40,7 +40,7 @@ public sealed partial class CharLanguageModel
             }));
         }
         state = new DecodingState(this, positions.dtype, ids.size(0), caches, ids.size(1));
-        return head.forward(norm.forward(x)).MoveToOuterDisposeScope();
+        return TiledLinear.Apply(head, norm.forward(x)).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -70,7 +70,7 @@ public sealed partial class CharLanguageModel
             x = blocks[i].Forward(x, h => layer.Forward(h, cache.Step));
         }
         state.Position++;
-        return head.forward(norm.forward(x)).squeeze(1).MoveToOuterDisposeScope();          // [B, vocabulary]
+        return TiledLinear.Apply(head, norm.forward(x)).squeeze(1).MoveToOuterDisposeScope();          // [B, vocabulary]
     }
 
     /// <summary>Continues <paramref name="prompt"/> by <paramref name="count"/> sampled tokens (temperature-scaled softmax).</summary>
