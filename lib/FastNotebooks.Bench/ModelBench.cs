@@ -123,7 +123,7 @@ public static class ModelBench
                     r.Paired is { } p1 ? $"{p1.Gflops:F1}" : "", r.Paired is { } p2 ? $"{p2.PeakGflops:F1}" : "", r.Paired is { } p3 ? $"{100 * p3.Fraction:F0}" : "");
             AnsiConsole.Write(table);
             AnsiConsole.MarkupLine($"FMA peak (register-only {FmaPeak.Lanes}-lane FMA loop, 12 chains): {one:F1} GFLOP/s on one thread, {peak:F1} on {threads}; libtorch GEMM 2048³ {gemm:F1} = {100 * gemm / peak:F0} % of it. " +
-                $"Alternating: the target cases' forward and the loop on this thread, {FmaPeak.CallsPerRound} calls then one loop, 15 rounds, the fastest of each. The fraction targets take the run's fastest forward against its fastest loop.");
+                $"Alternating: the target cases' forward and the loop on this thread, {FmaPeak.CallsPerRound} calls then one loop, {FmaPeak.PairedRounds} rounds, the fastest of each. The fraction targets take the run's fastest forward against its fastest loop.");
             // No GEMM can beat the FMA peak: a peak below the GEMM rate means the loop was descheduled (a loaded machine), and
             // fractions of it would flatter every kernel. Then the fraction targets are reported unmet, saying why.
             bool trusted = peak >= gemm;

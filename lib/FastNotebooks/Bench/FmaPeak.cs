@@ -77,7 +77,7 @@ public static class FmaPeak
     /// sleep or a spin alike) ran slower than calls back to back (PERF.md, "The peak beside the kernel"): runs measure the same
     /// steady state as the kernels section's repeats. Null when the CPU has no vector FMA.
     /// </summary>
-    public static PairedRate? Paired(Action call, double flops, int rounds = 15)
+    public static PairedRate? Paired(Action call, double flops, int rounds = PairedRounds)
     {
         if (rounds < 1) throw new ArgumentException($"rounds must be at least 1; got {rounds}.", nameof(rounds));
         if (!(flops > 0)) throw new ArgumentException($"flops must be positive; got {flops}.", nameof(flops));
@@ -103,6 +103,9 @@ public static class FmaPeak
 
     /// <summary>Calls per round of <see cref="Paired"/>.</summary>
     public const int CallsPerRound = 4;
+
+    /// <summary>Rounds of <see cref="Paired"/> unless told.</summary>
+    public const int PairedRounds = 15;
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     static float Loop512(long iterations)
