@@ -12,7 +12,8 @@ public static class FastmaxFunctional
     /// <summary>
     /// o [B, H, Nq, Dv] for q [B, H, Nq, D], k [B, H, Nk, D], v [B, H, Nk, Dv]. Normalization (default
     /// mean-centered), temperature (default 1) and, in training mode, the chosen dropout are applied here;
-    /// the kernel is <see cref="FastmaxFunction"/> (factorized, chunked when causal, custom backward) or, as
+    /// the kernel is <see cref="FastmaxFunction"/> (factorized, chunked when causal, custom backward; where no gradient is wanted its
+    /// forward alone, <see cref="FastmaxDispatch.Forward"/>) or, as
     /// <see cref="FastmaxOptions.Algorithm"/> says, the N×N form <see cref="FastmaxQuadratic"/>; <see cref="FastmaxOptions.Backend"/>
     /// picks what computes it (<see cref="FastmaxDispatch"/>). Where <see cref="FastmaxDispatch.FoldsNormalization"/> holds
     /// (max-norm, unmasked, order 2, the float32 AVX-512 kernels), normalization and kernel are one node instead,
@@ -48,11 +49,16 @@ public static class FastmaxFunctional
             qHat = nn.functional.dropout(qHat, options.DropoutRate, training: true);
             kHat = nn.functional.dropout(kHat, options.DropoutRate, training: true);
         }
+        // Where no gradient is wanted the kernel runs without its autograd node (the node's native leftovers and bookkeeping are
+        // most of what a short call costs beyond the kernel).
+        bool graph = is_grad_enabled() && (q.requires_grad || k.requires_grad || v.requires_grad);
         var o = regularize && options.Dropout == FastmaxDropout.QuadraticTerm
             ? FastmaxDropoutKernel.QuadraticTerm(qHat, kHat, v, a, options.Causal, options.DropoutRate, chunk, plan)
             : algorithm == FastmaxAlgorithm.Quadratic
                 ? FastmaxQuadratic.Attention(qHat, kHat, v, a, options.Causal)
-                : FastmaxFunction.Apply(qHat.contiguous(), kHat.contiguous(), v.contiguous(), a, options.Causal, chunk, backend, plan);
+                : graph
+                    ? FastmaxFunction.Apply(qHat.contiguous(), kHat.contiguous(), v.contiguous(), a, options.Causal, chunk, backend, plan)
+                    : FastmaxDispatch.Forward(backend, plan, qHat.contiguous(), kHat.contiguous(), v.contiguous(), a, options.Causal, chunk).Output;
         if (regularize && options.Dropout == FastmaxDropout.OutputNoise)
             o = o * (1 + options.DropoutRate * randn_like(o));
         return o.MoveToOuterDisposeScope();

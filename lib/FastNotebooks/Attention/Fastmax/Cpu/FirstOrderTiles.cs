@@ -98,7 +98,8 @@ internal static unsafe class FirstOrderTiles
                 TokenLoops.Accumulate<float>(scaled, hs);
             }
         }
-        var queryGrad = SimdGemm.MatMul(q.transpose(-1, -2), gHat).mul_(a1);       // a1·qᵀĜ = R[:D, :Dv] [B, H, D, Dv]
+        using var scaleA1 = a1.ToScalar();                                          // disposed here, not left for a finalizer
+        var queryGrad = SimdGemm.MatMul(q.transpose(-1, -2), gHat).mul_(scaleA1);  // a1·qᵀĜ = R[:D, :Dv] [B, H, D, Dv]
         var queryGradT = queryGrad.transpose(-1, -2).contiguous();                  // [B, H, Dv, D]
         var stateT = keyState.narrow(2, 0, d).narrow(3, 0, dv).transpose(-1, -2).contiguous(); // W[:D, :Dv]ᵀ [B, H, Dv, D]
         var ones = OnesColumn(SimdGemm.Address(keyState), slices, d, width);

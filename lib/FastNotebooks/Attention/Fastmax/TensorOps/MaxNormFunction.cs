@@ -18,6 +18,9 @@ public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunct
 {
     public override string Name => "FastmaxMaxNorm";
 
+    /// <summary>The norm floor as one native scalar: a literal makes a new one per call, left for a .NET finalizer (<see cref="Accumulate"/>).</summary>
+    static readonly Scalar Floor = FastmaxNormalizer.NormFloor.ToScalar();
+
     /// <summary>y for x [B, H, N, D]: centred (mean over D) when <paramref name="centre"/>, divided by the largest token norm.</summary>
     /// <remarks>Where no gradient is wanted, the same forward runs without an autograd node (its overhead was most of the time at N = 4096).</remarks>
     public static Tensor Apply(Tensor x, bool centre, bool causal, KernelPlan plan)
@@ -32,7 +35,7 @@ public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunct
         var (x, centre, causal, plan) = ((Tensor)vars[0], (bool)vars[1], (bool)vars[2], (KernelPlan)vars[3]);
         using var scope = NewDisposeScope();
         var (y, norms, largest, holder, scale) = Normalized(x, centre, causal, plan);
-        var saved = new List<Tensor> { y.detach(), norms, scale, holder, largest.ge(FastmaxNormalizer.NormFloor) };
+        var saved = new List<Tensor> { y.detach(), norms, scale, holder, largest.ge(Floor) };
         foreach (var t in saved) t.MoveToOuterDisposeScope();
         ctx.save_for_backward(saved);
         ctx.save_data("centre", centre);
@@ -45,10 +48,16 @@ public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunct
     {
         if (causal && plan.MaxNormLoopsFor(x) && x.size(-1) > 0) return MaxNormLoops.RunningNormalized(x, centre);   // one pass: no look ahead needed
         var (c, norms) = plan.MaxNormLoopsFor(x) ? MaxNormLoops.CentreAndNorm(x, centre) : CentreAndNorm(x, centre);
-        var (largest, holder) = causal
-            ? norms.cummax(-1)                                                           // [B, H, N] each
-            : norms.max(-1, keepdim: true);                                              // [B, H, 1] each
-        var scale = largest.clamp_min(FastmaxNormalizer.NormFloor);
+        // Unmasked: the first token with the largest norm, and that norm ([B, H, 1] each). TorchSharp's max over a dim leaves a
+        // native block per call for a .NET finalizer (environment.md, "The C heap"); argmax and gather leave none.
+        Tensor largest, holder;
+        if (causal) (largest, holder) = norms.cummax(-1);                                // [B, H, N] each
+        else
+        {
+            holder = norms.argmax(-1, keepdim: true);
+            largest = norms.gather(-1, holder);
+        }
+        var scale = largest.clamp_min(Floor);
         return (c.div_(scale.unsqueeze(-1)), norms, largest, holder, scale);            // c is this call's own tensor
     }
 
@@ -75,7 +84,7 @@ public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunct
         var dLargest = (-dScale / scale).mul_(active);                                    // zero where the floor holds
         // ∂n_t/∂c_t = c_t/n_t = y_t·m′/n_t; a token with n_t = 0 gets no gradient (it never holds an active maximum).
         var dNorms = zeros_like(norms).scatter_add_(-1, holder, dLargest);
-        var beta = dNorms.mul_(scale / norms.clamp_min(FastmaxNormalizer.NormFloor));
+        var beta = dNorms.mul_(scale / norms.clamp_min(Floor));
         var alpha = scale.reciprocal();
         var dx = loops ? MaxNormLoops.CentredCombination(dy, y, alpha, beta, centre) : CentredCombination(dy, y, alpha, beta, centre);
         return new List<Tensor> { dx.MoveToOuterDisposeScope(), null!, null!, null! };
