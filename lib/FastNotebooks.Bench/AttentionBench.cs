@@ -115,7 +115,7 @@ public sealed class AttentionBench(BenchProfile profile, double gemmGflops, Acti
     internal static bool TimesBackward(BenchProfile profile, BenchCase c) => c.N <= BackwardMaxN && (c.BatchHeads == 1 || profile.Name == "full");
 
     /// <summary>The case's q, k, v, the same for every implementation and every call.</summary>
-    internal static (Tensor Q, Tensor K, Tensor V) Inputs(BenchCase c)
+    static (Tensor Q, Tensor K, Tensor V) Inputs(BenchCase c)
     {
         var generator = new Generator(17);
         long[] shape = { c.Batch, c.Heads, c.N, c.D };

@@ -25,8 +25,7 @@ public static class TiledLinear
         var (weight, bias) = (layer.weight!, layer.bias!);
         if (is_grad_enabled() && (x.requires_grad || weight.requires_grad || bias.requires_grad))
             return TiledLinearFunction.Apply(x, weight, bias);
-        using var scope = NewDisposeScope();
-        return Forward(x, weight, bias).MoveToOuterDisposeScope();
+        return Forward(x, weight, bias);
     }
 
     /// <summary>Whether <see cref="Apply"/> runs the tiles for this layer and input.</summary>
@@ -35,7 +34,7 @@ public static class TiledLinear
         && x.dtype == ScalarType.Float32 && x.device_type == DeviceType.CPU && x.dim() >= 2 && x.size(-1) == w.size(1)
         && x.numel() / Math.Max(1, x.size(-1)) >= MinimumRows;
 
-    /// <summary>x·Wᵀ + b without a graph: the rows of x [M, in] against Wᵀ copied to [in, out] (the tiles read b's rows whole).</summary>
+    /// <summary>x·Wᵀ + b without a graph: the rows of x [M, in] against Wᵀ copied to [in, out] (the tiles take their right operand with unit-stride rows).</summary>
     internal static Tensor Forward(Tensor x, Tensor weight, Tensor bias)
     {
         using var scope = NewDisposeScope();
