@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using TorchSharp;
 using FastNotebooks.Attention.Fastmax.TensorOps;
@@ -15,7 +16,7 @@ namespace FastNotebooks.Attention.Fastmax.Cpu;
 /// libtorch takes two to five with temporaries of the input's size (both are bound by memory traffic). The reductions across tokens (largest norm, its holder) stay
 /// tensor ops on [B, H, N]; the tensor-op forms in <see cref="MaxNormFunction"/> are the reference these are tested against.
 /// </summary>
-internal static class MaxNormLoops
+internal static unsafe class MaxNormLoops
 {
     /// <summary>True where these loops take the tensors (<see cref="TokenLoops.Supports"/>).</summary>
     public static bool Supports(params Tensor[] inputs) => TokenLoops.Supports(inputs);
@@ -27,6 +28,14 @@ internal static class MaxNormLoops
         var centred = empty(input.Shape(), dtype: input.dtype, device: input.device);
         var norms = empty(input.Shape()[..^1], dtype: input.dtype, device: input.device);
         int d = (int)input.size(-1);
+        if (input.dtype == ScalarType.Float32 && MaxNormZmm.Takes(d))
+        {
+            float* px = Pointer<float>(input);
+            float* pc = Pointer<float>(centred);
+            float* pn = Pointer<float>(norms);
+            ForTokenRanges(input.numel() / d, d, (start, count) => MaxNormZmm.CentreAndNorm(px, pc, pn, start, count, d, centre));
+            return (centred, norms);
+        }
         ForTokenRanges(input.numel() / d, d, (start, count) =>
         {
             if (input.dtype == ScalarType.Float32) CentreAndNorm<float>(input, centred, norms, start, count, d, centre);
@@ -165,6 +174,38 @@ internal static class MaxNormLoops
     }
 
     /// <summary>
+    /// The unmasked max-norm forward of float32 x [..., N, D] (D a multiple of 16, AVX-512: <see cref="MaxNormZmm.Takes"/>) in two
+    /// passes per slice: the token norms n_t and the first token with the largest m, then y_t = c_t / max(m, floor). Returns y, n
+    /// [..., N], and m, its token and the floored scale [..., 1]; what <see cref="CentreAndNorm(Tensor, bool)"/>, <c>argmax</c>,
+    /// <c>gather</c>, <c>clamp_min</c> and the division give, without writing c first.
+    /// </summary>
+    public static (Tensor Y, Tensor Norms, Tensor Largest, Tensor Holder, Tensor Scale) SharedNormalized(Tensor x, bool centre)
+    {
+        using var input = x.contiguous();
+        int d = (int)input.size(-1);
+        if (input.dtype != ScalarType.Float32 || !MaxNormZmm.Takes(d))
+            throw new ArgumentException($"the zmm normalization takes float32 tokens of D a multiple of 16 with AVX-512; got {input.dtype}, D = {d}", nameof(x));
+        long n = input.size(-2), slices = TokenColumns.SliceCount(input);
+        var y = empty(input.Shape(), dtype: ScalarType.Float32);
+        var norms = empty(input.Shape()[..^1], dtype: ScalarType.Float32);
+        var (largest, holders) = (new float[slices], new long[slices]);
+        if (n > 0)
+        {
+            float* px = Pointer<float>(input);
+            float* py = Pointer<float>(y);
+            float* pn = Pointer<float>(norms);
+            void Slice(long slice) => (largest[slice], holders[slice]) = MaxNormZmm.SharedNormalized(px + slice * n * d, py + slice * n * d, pn + slice * n, n, d, centre);
+            ForSlices(slices, n, d, Slice);
+        }
+        var single = input.Shape()[..^1].ToArray();
+        single[^1] = 1;
+        var largestTensor = tensor(largest).view(single);
+        return (y, norms, largestTensor, tensor(holders).view(single), largestTensor.clamp_min(FloorScalar));
+    }
+
+    static readonly Scalar FloorScalar = FastmaxNormalizer.NormFloor.ToScalar();
+
+    /// <summary>
     /// The causal max-norm forward in one pass per slice (the running maximum needs no look ahead): for x [..., N, D], y_t =
     /// c_t / max(m_t, floor) with c_t = x_t − mean(x_t) (or x_t), n_t = ‖c_t‖, m_t = max_{s ≤ t} n_s and its token (the latest on ties,
     /// as <c>cummax</c>). Returns y, n, m, the holders and the floored scale, each [..., N] but y; the same bits as
@@ -179,9 +220,14 @@ internal static class MaxNormLoops
         var holder = empty(perToken, dtype: ScalarType.Int64);
         int d = (int)input.size(-1);
         long n = input.size(-2), slices = TokenColumns.SliceCount(input);
+        bool zmm = input.dtype == ScalarType.Float32 && MaxNormZmm.Takes(d);
+        float* px = zmm ? Pointer<float>(input) : null, py = zmm ? Pointer<float>(y) : null, pn = zmm ? Pointer<float>(norms) : null;
+        float* pl = zmm ? Pointer<float>(largest) : null, ps = zmm ? Pointer<float>(scale) : null;
+        long* ph = zmm ? Pointer<long>(holder) : null;
         void Slice(long slice)
         {
-            if (input.dtype == ScalarType.Float32) RunningNormalized<float>(input, y, norms, largest, holder, scale, slice, n, d, centre);
+            if (zmm) MaxNormZmm.RunningNormalized(px + slice * n * d, py + slice * n * d, pn + slice * n, pl + slice * n, ph + slice * n, ps + slice * n, n, d, centre);
+            else if (input.dtype == ScalarType.Float32) RunningNormalized<float>(input, y, norms, largest, holder, scale, slice, n, d, centre);
             else RunningNormalized<double>(input, y, norms, largest, holder, scale, slice, n, d, centre);
         }
         if (d == 0) throw new ArgumentException("the running normalization's loop takes D ≥ 1", nameof(x));
@@ -265,6 +311,14 @@ internal static class MaxNormLoops
         using var bc = b.contiguous();
         var dots = empty(ac.Shape()[..^1], dtype: ac.dtype, device: ac.device);
         int d = (int)ac.size(-1);
+        if (ac.dtype == ScalarType.Float32 && bc.dtype == ScalarType.Float32 && MaxNormZmm.Takes(d))
+        {
+            float* pa = Pointer<float>(ac);
+            float* pb = Pointer<float>(bc);
+            float* pd = Pointer<float>(dots);
+            ForTokenRanges(ac.numel() / d, d, (start, count) => MaxNormZmm.TokenDots(pa, pb, pd, start, count, d));
+            return dots;
+        }
         ForTokenRanges(ac.numel() / d, d, (start, count) =>
         {
             if (ac.dtype == ScalarType.Float32) TokenDots<float>(ac, bc, dots, start, count, d);
@@ -282,6 +336,17 @@ internal static class MaxNormLoops
         using var betas = beta.expand(ac.Shape()[..^1]).contiguous();
         var result = empty(ac.Shape(), dtype: ac.dtype, device: ac.device);
         int d = (int)ac.size(-1);
+        if (ac.dtype == ScalarType.Float32 && bc.dtype == ScalarType.Float32 && alphas.dtype == ScalarType.Float32 && betas.dtype == ScalarType.Float32
+            && MaxNormZmm.Takes(d))
+        {
+            float* pa = Pointer<float>(ac);
+            float* pb = Pointer<float>(bc);
+            float* pal = Pointer<float>(alphas);
+            float* pbe = Pointer<float>(betas);
+            float* pr = Pointer<float>(result);
+            ForTokenRanges(ac.numel() / d, d, (start, count) => MaxNormZmm.CentredCombination(pa, pb, pal, pbe, pr, start, count, d, centre));
+            return result;
+        }
         ForTokenRanges(ac.numel() / d, d, (start, count) =>
         {
             if (ac.dtype == ScalarType.Float32) CentredCombination<float>(ac, bc, alphas, betas, result, start, count, d, centre);
@@ -312,6 +377,11 @@ internal static class MaxNormLoops
         long n = dyc.size(-2), slices = TokenColumns.SliceCount(dyc);
         int d = (int)dyc.size(-1);
         if (n == 0 || d == 0) return result;
+        if (dyc.dtype == ScalarType.Float32 && yc.dtype == ScalarType.Float32 && MaxNormZmm.Takes(d))
+        {
+            ZmmScaleGradient(dyc, yc, normsc, scales, holders, actives, result, slices, n, d, centre, running);
+            return result;
+        }
         void Slice(long slice)
         {
             bool single = dyc.dtype == ScalarType.Float32;
@@ -323,6 +393,42 @@ internal static class MaxNormLoops
         ForSlices(slices, n, d, Slice);
         return result;
     }
+
+    /// <summary><see cref="ScaleGradient"/>'s slices by <see cref="MaxNormZmm"/>.</summary>
+    static void ZmmScaleGradient(Tensor dy, Tensor y, Tensor norms, Tensor scale, Tensor holder, Tensor active, Tensor result,
+        long slices, long n, int d, bool centre, bool running)
+    {
+        float* pdy = Pointer<float>(dy);
+        float* py = Pointer<float>(y);
+        float* pr = Pointer<float>(result);
+        float* pn = Pointer<float>(norms);
+        float* ps = Pointer<float>(scale);
+        long* ph = Pointer<long>(holder);
+        bool* pa = Pointer<bool>(active);
+        void Slice(long slice)
+        {
+            long tokens = slice * n * d;
+            if (!running)
+            {
+                long held = ph[slice];
+                MaxNormZmm.SharedScaleGradient(pdy + tokens, py + tokens, pr + tokens, n, d, ps[slice], pn[slice * n + held], held, pa[slice], centre);
+                return;
+            }
+            float[] rented = ArrayPool<float>.Shared.Rent((int)n);
+            try
+            {
+                Array.Clear(rented, 0, (int)n);
+                fixed (float* dNorms = rented)
+                    MaxNormZmm.RunningScaleGradient(pdy + tokens, py + tokens, pr + tokens, pn + slice * n, ps + slice * n, ph + slice * n, pa + slice * n,
+                        dNorms, n, d, centre);
+            }
+            finally { ArrayPool<float>.Shared.Return(rented); }
+        }
+        ForSlices(slices, n, d, Slice);
+    }
+
+    /// <summary>The first element of a contiguous CPU tensor of <typeparamref name="T"/> (what <see cref="Elements{T}"/> spans).</summary>
+    static T* Pointer<T>(Tensor x) where T : unmanaged => x.numel() == 0 ? null : (T*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(Elements<T>(x)));
 
     /// <summary>Each slice's loop, on as many threads as <see cref="TokenLoops.ThreadsFor"/> gives n·d work per slice; whole slices per thread.</summary>
     static void ForSlices(long slices, long n, int d, Action<long> slice)

@@ -47,6 +47,8 @@ public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunct
     static (Tensor Y, Tensor Norms, Tensor Largest, Tensor Holder, Tensor Scale) Normalized(Tensor x, bool centre, bool causal, KernelPlan plan)
     {
         if (causal && plan.MaxNormLoopsFor(x) && x.size(-1) > 0) return MaxNormLoops.RunningNormalized(x, centre);   // one pass: no look ahead needed
+        if (plan.MaxNormLoopsFor(x) && x.dtype == ScalarType.Float32 && MaxNormZmm.Takes((int)x.size(-1)))
+            return MaxNormLoops.SharedNormalized(x, centre);                              // two passes, c never written apart from y
         var (c, norms) = plan.MaxNormLoopsFor(x) ? MaxNormLoops.CentreAndNorm(x, centre) : CentreAndNorm(x, centre);
         // Unmasked: the first token with the largest norm, and that norm ([B, H, 1] each). TorchSharp's max over a dim leaves a
         // native block per call for a .NET finalizer (environment.md, "The C heap"); argmax and gather leave none.

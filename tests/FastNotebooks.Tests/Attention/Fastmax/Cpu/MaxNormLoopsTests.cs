@@ -12,7 +12,7 @@ namespace FastNotebooks.Tests.Attention.Fastmax.Cpu;
 public class MaxNormLoopsTests
 {
     /// <summary>
-    /// 60 random cases: D from 1 to 70, 1 to 3 leading dims, 1 to 1200 tokens (the loops split over threads in ParallelSplitTests), inputs scaled by
+    /// 60 random cases: D from 1 to 70 (16, 32 and 64 among them: the zmm forms), 1 to 3 leading dims, 1 to 1200 tokens (the loops split over threads in ParallelSplitTests), inputs scaled by
     /// 1e-3 to 1e3 around an offset (what centring removes), and every other case a non-contiguous view.
     /// </summary>
     [Theory]
@@ -25,7 +25,7 @@ public class MaxNormLoopsTests
         for (int trial = 0; trial < 60; trial++)
         {
             using var scope = NewDisposeScope();
-            int d = trial < 3 ? 1 : random.Next(1, 71);
+            int d = trial < 3 ? 1 : trial < 6 ? 16 << (trial - 3) : random.Next(1, 71);
             long n = trial % 7 == 0 ? 1 : random.Next(1, 1201);
             long[] lead = Enumerable.Range(0, random.Next(1, 4)).Select(_ => (long)random.Next(1, 4)).ToArray();
             double scale = Math.Pow(10, random.Next(-3, 4));
@@ -48,6 +48,19 @@ public class MaxNormLoopsTests
             ErrorReport.Of($"token dots ({name})", MaxNormLoops.TokenDots(dy, y), (dy * y).sum(-1)).Require(tight);
             ErrorReport.Of($"centred combination ({name})", MaxNormLoops.CentredCombination(dy, y, alpha, beta, centre),
                 MaxNormFunction.CentredCombination(dy, y, alpha, beta, centre)).Require(tight, tight * 10);
+            if (dtype == ScalarType.Float32 && MaxNormZmm.Takes(d))
+            {
+                // The unmasked forward in two passes: the centred tokens over the largest norm, that norm and its (first) token.
+                var (normalized, tokenNorms, largest, holder, floored) = MaxNormLoops.SharedNormalized(x, centre);
+                var holderReference = normsReference.argmax(-1, keepdim: true);
+                var largestReference = normsReference.gather(-1, holderReference);
+                ErrorReport.Of($"two-pass norms ({name})", tokenNorms, normsReference).Require(tight, cancelled * Math.Sqrt(d));
+                ErrorReport.Of($"largest norms ({name})", largest, largestReference).Require(tight, cancelled * Math.Sqrt(d));
+                Assert.True(holder.eq(holderReference).all().item<bool>(), $"holders differ ({name})");
+                ErrorReport.Of($"two-pass values ({name})", normalized, cReference / largestReference.clamp_min(FastmaxNormalizer.NormFloor).unsqueeze(-1))
+                    .Require(tight, cancelled / largestReference.min().item<float>());
+                Assert.True(floored.eq(largest.clamp_min(FastmaxNormalizer.NormFloor)).all().item<bool>(), $"scales differ ({name})");
+            }
         }
     }
 
@@ -64,7 +77,7 @@ public class MaxNormLoopsTests
         for (int trial = 0; trial < 24; trial++)
         {
             using var scope = NewDisposeScope();
-            int d = trial < 2 ? 1 : random.Next(1, 65);
+            int d = trial < 2 ? 1 : trial < 6 ? 16 * (trial - 1) : random.Next(1, 65);   // 16 … 64: the zmm forms
             long n = trial % 5 == 0 ? 1 : random.Next(1, 900);
             var normalization = trial % 2 == 0 ? FastmaxNormalization.MeanCentered : FastmaxNormalization.ZeroCentered;
             bool causal = trial % 4 >= 2;
@@ -105,7 +118,7 @@ public class MaxNormLoopsTests
         for (int trial = 0; trial < 30; trial++)
         {
             using var scope = NewDisposeScope();
-            int d = trial < 2 ? 1 : random.Next(1, 70);
+            int d = trial < 2 ? 1 : trial < 5 ? 16 << (trial - 2) : random.Next(1, 70);   // 16, 32, 64: the zmm forms
             long n = trial % 6 == 0 ? 1 : random.Next(1, 700);
             bool centre = trial % 2 == 0;
             double scale = Math.Pow(10, random.Next(-3, 4));
