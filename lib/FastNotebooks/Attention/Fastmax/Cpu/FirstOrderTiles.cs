@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using TorchSharp;
 using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
@@ -49,21 +50,26 @@ internal static unsafe class FirstOrderTiles
         var g = empty(new[] { q.size(0), q.size(1), nq }, dtype: ScalarType.Float32);
         float* pq = SimdGemm.Address(q), po = SimdGemm.Address(o), pg = SimdGemm.Address(g);
         var ones = OnesColumn(pw, slices, d, width);
-        SimdGemm.MatMulRows(q, keyState.narrow(2, 0, d).narrow(3, 0, dv), 0, (slice, firstRow, rows, block, ld) =>
+        fixed (float* pones = ones)
         {
-            float* last = pw + (slice * (d + 1) + d) * width;
-            var bias = new ReadOnlySpan<float>(last, dv);
-            var weights = new ReadOnlySpan<float>(ones, (int)(slice * d), d);
-            for (int r = 0; r < rows; r++)
-            {
-                long token = slice * nq + firstRow + r;
-                float gi = TokenLoops.Dot(new ReadOnlySpan<float>(pq + token * d, d), weights) + last[dv];
-                pg[token] = gi;
-                TokenLoops.AddThenDivide(new ReadOnlySpan<float>(block + r * ld, dv), bias, gi, new Span<float>(po + token * dv, dv));
-            }
-        });
+            float* onesColumn = pones;
+            SimdGemm.MatMulRows(q, keyState.narrow(2, 0, d).narrow(3, 0, dv), 0, (slice, firstRow, rows, block, ld) =>
+                FinishRows(pq, po, pg, pw + (slice * (d + 1) + d) * width, onesColumn + slice * d, slice * nq + firstRow, rows, block, ld, d, dv));
+        }
         GC.KeepAlive(q); GC.KeepAlive(keyValues);
         return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope(), keyState.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>g_t = q_t·w + last[Dv] and o_t = (q·W row + last[:Dv]) / g_t for the rows a tile handed over, from token <paramref name="token"/> on.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void FinishRows(float* pq, float* po, float* pg, float* last, float* weights, long token, int rows, float* block, int ld, int d, int dv)
+    {
+        for (int r = 0; r < rows; r++, token++)
+        {
+            float gi = RowZmm.Dot(pq + token * d, weights, d) + last[dv];
+            pg[token] = gi;
+            RowZmm.AddThenDivide(block + r * ld, last, gi, po + token * dv, dv);
+        }
     }
 
     /// <summary>
@@ -83,21 +89,9 @@ internal static unsafe class FirstOrderTiles
         var queryR = new float[slices * d];      // Σ_i r_i·q_i
         var gHatSum = new float[slices * dv];    // Σ_i Ĝ_i
         float* pq = SimdGemm.Address(q), po = SimdGemm.Address(oc), pg = SimdGemm.Address(gc), pd = SimdGemm.Address(dO), ph = SimdGemm.Address(gHat);
-        for (long slice = 0; slice < slices; slice++)
-        {
-            var qr = new Span<float>(queryR, (int)(slice * d), d);
-            var hs = new Span<float>(gHatSum, (int)(slice * dv), dv);
-            for (long i = 0; i < nq; i++)
-            {
-                long token = slice * nq + i;
-                var scaled = new Span<float>(ph + token * dv, dv);
-                TokenLoops.Divide(new ReadOnlySpan<float>(pd + token * dv, dv), pg[token], scaled);
-                float ri = TokenLoops.Dot<float>(scaled, new ReadOnlySpan<float>(po + token * dv, dv));
-                r[token] = ri;
-                TokenLoops.Combine<float>(qr, 1f, new ReadOnlySpan<float>(pq + token * d, d), ri, qr);
-                TokenLoops.Accumulate<float>(scaled, hs);
-            }
-        }
+        fixed (float* pr = r, pqr = queryR, phs = gHatSum)
+            for (long slice = 0; slice < slices; slice++)
+                ScaledGradients(pd, po, pg, pq, ph, pr, pqr + slice * d, phs + slice * dv, slice * nq, nq, d, dv);
         using var scaleA1 = a1.ToScalar();                                          // disposed here, not left for a finalizer
         var queryGrad = SimdGemm.MatMul(q.transpose(-1, -2), gHat).mul_(scaleA1);  // a1·qᵀĜ = R[:D, :Dv] [B, H, D, Dv]
         var queryGradT = queryGrad.transpose(-1, -2).contiguous();                  // [B, H, Dv, D]
@@ -111,19 +105,38 @@ internal static unsafe class FirstOrderTiles
 
         var dq = empty(q.Shape(), dtype: ScalarType.Float32);
         float* pdq = SimdGemm.Address(dq);
-        SimdGemm.MatMulRows(gHat, stateT, 0, (slice, firstRow, rows, block, ld) =>
+        fixed (float* pones = ones, pr = r)
         {
-            var w = new ReadOnlySpan<float>(ones, (int)(slice * d), d);
-            for (int row = 0; row < rows; row++)
+            float* onesColumn = pones, rs = pr;
+            SimdGemm.MatMulRows(gHat, stateT, 0, (slice, firstRow, rows, block, ld) =>
             {
-                long token = slice * nq + firstRow + row;
-                TokenLoops.Combine(new ReadOnlySpan<float>(block + row * ld, d), 1f, w, -r[token], new Span<float>(pdq + token * d, d));
-            }
-        });
+                float* w = onesColumn + slice * d;
+                for (long row = 0, token = slice * nq + firstRow; row < rows; row++, token++)
+                    RowZmm.AddScaled(block + row * ld, w, -rs[token], pdq + token * d, d);
+            });
+        }
         var dk = PlusRow(v, queryGradT, queryR, d);
         var dV = PlusRow(k, queryGrad, gHatSum, dv);
         GC.KeepAlive(q); GC.KeepAlive(oc); GC.KeepAlive(gc); GC.KeepAlive(dO); GC.KeepAlive(gHat); GC.KeepAlive(keyState);
         return (dq.MoveToOuterDisposeScope(), dk.MoveToOuterDisposeScope(), dV.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// For the <paramref name="count"/> tokens from <paramref name="token"/> on: Ĝ_t = dL/do_t / g_t (written), r_t = Ĝ_t·o_t, and the
+    /// slice's sums Σ r_t·q_t into <paramref name="queryR"/> and Σ Ĝ_t into <paramref name="gHatSum"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void ScaledGradients(float* pd, float* po, float* pg, float* pq, float* ph, float* r, float* queryR, float* gHatSum, long token, long count, int d, int dv)
+    {
+        for (long end = token + count; token < end; token++)
+        {
+            float* scaled = ph + token * dv;
+            RowZmm.Divide(pd + token * dv, pg[token], scaled, dv);
+            float ri = RowZmm.Dot(scaled, po + token * dv, dv);
+            r[token] = ri;
+            RowZmm.AddScaled(queryR, pq + token * d, ri, queryR, d);
+            RowZmm.Add(gHatSum, scaled, gHatSum, dv);
+        }
     }
 
     /// <summary>W[:D, Dv] of each slice's key state W [D + 1, width] as one contiguous row of D per slice.</summary>
@@ -141,12 +154,16 @@ internal static unsafe class FirstOrderTiles
         var result = empty(new[] { x.size(0), x.size(1), x.size(2), (long)columns }, dtype: ScalarType.Float32);
         float* pr = SimdGemm.Address(result);
         long n = x.size(2);
-        SimdGemm.MatMulRows(x, m, 0, (slice, firstRow, rows, block, ld) =>
+        fixed (float* pbias = bias)
         {
-            var b = new ReadOnlySpan<float>(bias, (int)(slice * columns), columns);
-            for (int row = 0; row < rows; row++)
-                TokenLoops.Combine(new ReadOnlySpan<float>(block + row * ld, columns), 1f, b, 1f, new Span<float>(pr + (slice * n + firstRow + row) * columns, columns));
-        });
+            float* biases = pbias;
+            SimdGemm.MatMulRows(x, m, 0, (slice, firstRow, rows, block, ld) =>
+            {
+                float* b = biases + slice * columns;
+                for (long row = 0, token = slice * n + firstRow; row < rows; row++, token++)
+                    RowZmm.Add(block + row * ld, b, pr + token * columns, columns);
+            });
+        }
         return result;
     }
 }

@@ -220,7 +220,11 @@ public static unsafe class SimdGemm
     /// Rows [0, rows) of a × panels [panelStart, panelEnd) of C = a·b into c (row stride ldc); a at its first row, which is row
     /// <paramref name="firstRow"/> of the product (where the diagonal of a <paramref name="triangle"/> lies).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// <remarks>
+    /// Without a zeroed stack (<see cref="SkipLocalsInitAttribute"/>): every tile the copy reads was first written whole by the tile
+    /// kernel, and zeroing the 1.5 KB tile on each call was 7–12 % of an order-1 forward + backward at N = 16384 (perf).
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
     static void Block(float* a, long rs, long cs, float* b, long ldb, float* c, long ldc, int k, int n,
         int rowCount, int panelStart, int panelEnd, float* packed, int firstRow = 0, Triangle triangle = Triangle.None)
     {
