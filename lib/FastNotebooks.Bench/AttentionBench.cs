@@ -133,7 +133,7 @@ public sealed class AttentionBench(BenchProfile profile, double gemmGflops, Acti
     sealed record Measured(double Forward, double ForwardMedian, double? ForwardBackward, double? ForwardBackwardMedian);
 
     /// <summary>
-    /// The forward alone (no autograd) and, when <paramref name="backward"/>, forward + backward: with both, one call of each per
+    /// The forward alone (no autograd) and, when <paramref name="backward"/>, forward + backward (<see cref="ForwardBackward"/>): with both, one call of each per
     /// round, the order swapped every round, so their ratio (fb/f, a target) compares calls made under the same load on a
     /// shared machine. At least <paramref name="repeats"/> rounds, more while the forwards add up to under
     /// <see cref="SampleBudgetMs"/> (at most <see cref="MaximumRepeats"/>), after one untimed call of each.
@@ -149,12 +149,7 @@ public sealed class AttentionBench(BenchProfile profile, double gemmGflops, Acti
         using var scope = NewDisposeScope();
         var inputs = new[] { q.detach().requires_grad_(), k.detach().requires_grad_(), v.detach().requires_grad_() };
         var weights = randn_like(q.narrow(-1, 0, v.shape[^1]));
-        Action bothCall = () =>
-        {
-            using var step = NewDisposeScope();
-            var loss = (attention(inputs[0], inputs[1], inputs[2]) * weights).sum();
-            autograd.grad(new[] { loss }, inputs);
-        };
+        Action bothCall = () => ForwardBackward.Run(attention, inputs, weights);
         var (forward, both) = (new List<double>(), new List<double>());
         forwardCall();
         bothCall();

@@ -220,12 +220,7 @@ public static class Scaling
             return () => { using var noGrad = no_grad(); using var o = attention(q, k, v); };
         var inputs = new[] { q.detach().requires_grad_(), k.detach().requires_grad_(), v.detach().requires_grad_() };
         var weights = randn(shape, generator: generator);
-        return () =>
-        {
-            using var step = NewDisposeScope();
-            var loss = (attention(inputs[0], inputs[1], inputs[2]) * weights).sum();
-            autograd.grad(new[] { loss }, inputs);
-        };
+        return () => ForwardBackward.Run(attention, inputs, weights);
     }
 
     /// <summary>Forward flops per head as <see cref="FlopCounts"/> counts them (values of size D).</summary>
