@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using TorchSharp;
 using FastNotebooks.Attention.Fastmax.TensorOps;
@@ -42,7 +43,7 @@ public static unsafe class FirstOrderCausalScans
                 {
                     float gi = d[offset + i];
                     pg[slice * nq + i] = gi;
-                    TokenLoops.Divide(new ReadOnlySpan<float>(pn + (slice * nk + offset + i) * cv, dv), gi, new Span<float>(po + (slice * nq + i) * dv, dv));
+                    RowZmm.Divide(pn + (slice * nk + offset + i) * cv, gi, po + (slice * nq + i) * dv, dv);
                 }
             }
         });
@@ -96,19 +97,25 @@ public static unsafe class FirstOrderCausalScans
             float one = appended ?? 0f;
             ForItems(Slices, 1, (double)Nk * width, (slice, _) =>
             {
-                float* row = from + slice * n * c, target = to + slice * nk * width;
+                float* target = to + slice * nk * width;
                 new Span<float>(target, (int)(first * width)).Clear();
-                target += first * width;
-                for (long t = 0; t < n; t++, row += c, target += width)
-                {
-                    TokenLoops.Scale(new ReadOnlySpan<float>(row, c), scale, new Span<float>(target, c));
-                    int filled = c;
-                    if (append) target[filled++] = one;
-                    new Span<float>(target + filled, width - filled).Clear();
-                }
+                PackRows(from + slice * n * c, c, target + first * width, width, n, scale, append, one);
             });
             GC.KeepAlive(source);
             return packed;
+        }
+
+        /// <summary>n rows of c floats as rows of <paramref name="width"/>: [scale·x_t, appended (when <paramref name="append"/>), 0, …].</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        static void PackRows(float* row, int c, float* target, int width, long n, float scale, bool append, float appended)
+        {
+            for (long t = 0; t < n; t++, row += c, target += width)
+            {
+                RowZmm.Scale(row, scale, target, c);
+                int filled = c;
+                if (append) target[filled++] = appended;
+                for (int j = filled; j < width; j++) target[j] = 0f;
+            }
         }
 
         /// <summary>Ĝ′ = [Ĝ, −r, 0, …] [S, Nk, Rv] and Ĝ [S, Nk, Cv] with Ĝ = dL/do / g and r = Ĝ·o, zeros before the offset.</summary>
@@ -124,10 +131,10 @@ public static unsafe class FirstOrderCausalScans
                 for (long i = 0; i < nq; i++)
                 {
                     long token = slice * nq + i, row = slice * nk + offset + i;
-                    var scaled = new Span<float>(ph + row * cv, dv);
-                    TokenLoops.Divide(new ReadOnlySpan<float>(pd + token * dv, dv), pg[token], scaled);
-                    scaled.CopyTo(new Span<float>(pp + row * rv, dv));
-                    pp[row * rv + dv] = -TokenLoops.Dot<float>(scaled, new ReadOnlySpan<float>(po + token * dv, dv));
+                    float* scaled = ph + row * cv;
+                    RowZmm.Divide(pd + token * dv, pg[token], scaled, dv);
+                    RowZmm.Scale(scaled, 1f, pp + row * rv, dv);
+                    pp[row * rv + dv] = -RowZmm.Dot(scaled, po + token * dv, dv);
                 }
             });
             GC.KeepAlive(o); GC.KeepAlive(g); GC.KeepAlive(gradOutput);

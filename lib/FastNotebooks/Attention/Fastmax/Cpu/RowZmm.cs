@@ -5,7 +5,7 @@ namespace FastNotebooks.Attention.Fastmax.Cpu;
 
 /// <summary>
 /// Short float32 row operations on pointers in zmm registers, a scalar tail for lengths that are not a multiple of 16: the small work
-/// the tile kernels do on each row they hand over (<see cref="FirstOrderTiles"/>). The span helpers of <see cref="TokenLoops"/> do the
+/// the order-1 kernels do on each row (<see cref="FirstOrderTiles"/>, <see cref="FirstOrderCausalScans"/>). The span helpers of <see cref="TokenLoops"/> do the
 /// same on 8 lanes through spans, whose calls were not inlined where the bench compiles without tiering (PERF.md, "Max-norm loops in
 /// zmm registers"). Callers check <see cref="Vector512.IsHardwareAccelerated"/> (the tiles need it).
 /// </summary>
@@ -50,6 +50,16 @@ internal static unsafe class RowZmm
         int i = 0;
         for (; i + 16 <= n; i += 16) (Vector512.Load(x + i) + Vector512.Load(b + i)).Store(y + i);
         for (; i < n; i++) y[i] = x[i] + b[i];
+    }
+
+    /// <summary>y = x·s.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Scale(float* x, float s, float* y, int n)
+    {
+        var scale = Vector512.Create(s);
+        int i = 0;
+        for (; i + 16 <= n; i += 16) (Vector512.Load(x + i) * scale).Store(y + i);
+        for (; i < n; i++) y[i] = x[i] * s;
     }
 
     /// <summary>y = x / s.</summary>
