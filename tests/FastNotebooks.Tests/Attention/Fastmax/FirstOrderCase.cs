@@ -8,7 +8,7 @@ namespace FastNotebooks.Tests.Attention.Fastmax;
 /// <summary>
 /// A random order-1 case in float64: max-normalized q [B, H, Nq, D] and k [B, H, Nk, D], v and dL/do, coefficients with
 /// a0 &gt; a1 (every denominator positive, since |s| ≤ 1), input scales 1e-3 to 1e3. The first trials pin the edges:
-/// one query, one key (unless <paramref name="extraKeysOnly"/>, where Nk = Nq plus 0–20), D = 1, Dv = 1.
+/// one query, one key (unless <paramref name="extraKeysOnly"/>, where Nk = Nq plus 0–20), D = 1, Dv = 1, then D and Dv multiples of 16.
 /// </summary>
 public sealed record FirstOrderCase(Tensor Q, Tensor K, Tensor V, Tensor GradOutput, double[] A, string Name)
 {
@@ -16,7 +16,10 @@ public sealed record FirstOrderCase(Tensor Q, Tensor K, Tensor V, Tensor GradOut
     {
         int b = random.Next(1, 3), h = random.Next(1, 3), nq = trial < 3 ? 1 : random.Next(1, 301);
         int nk = extraKeysOnly ? nq + (trial % 3 == 0 ? 0 : random.Next(0, 21)) : trial is 3 or 4 ? 1 : random.Next(1, 301);
-        int d = trial is 5 or 6 ? 1 : random.Next(1, 71), dv = trial == 7 ? 1 : random.Next(1, 41);
+        // Trials 8–12: D and Dv multiples of 16, which the kernels read without padded copies (with and without extra keys).
+        bool whole = trial is >= 8 and <= 12;
+        int d = trial is 5 or 6 ? 1 : whole ? 16 * ((trial - 8) % 4 + 1) : random.Next(1, 71);
+        int dv = trial == 7 ? 1 : whole ? (trial % 2 == 0 ? 32 : 16) : random.Next(1, 41);
         double a1 = 0.2 + random.NextDouble(), scale = Math.Pow(10, random.Next(-3, 4));
         var a = new[] { a1 + 0.1 + random.NextDouble(), a1 };
         Tensor Normalized(long n) =>

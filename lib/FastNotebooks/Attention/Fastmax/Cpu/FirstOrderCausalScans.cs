@@ -27,7 +27,7 @@ public static unsafe class FirstOrderCausalScans
         using var scope = NewDisposeScope();
         var qx = s.Pack(q, s.Rq, (float)a[1], (float)a[0], queries: true);      // q′ [S, Nk, Rq]
         var ky = s.Pack(k, s.Rq, 1f, 1f, queries: false);                         // k′
-        var vw = s.Pack(v, s.Cv, 1f, null, queries: false);                       // v
+        var vw = s.Rows(v) ?? s.Pack(v, s.Cv, 1f, null, queries: false);          // v
         var numerator = s.Scan(qx, ky, s.Rq, vw, s.Cv, reverse: false);           // [S, Nk, Cv]
         var g = empty(new[] { s.B, s.H, s.Nq }, dtype: ScalarType.Float32);
         var o = empty(new[] { s.B, s.H, s.Nq, s.Dv }, dtype: ScalarType.Float32);
@@ -58,8 +58,11 @@ public static unsafe class FirstOrderCausalScans
         using var scope = NewDisposeScope();
         var (gPrime, gHat) = s.ScaledOutputGradients(o.contiguous(), g.contiguous(), gradOutput.contiguous()); // Ĝ′ [S, Nk, Rv], Ĝ [S, Nk, Cv]
         var vOne = s.Pack(v, s.Rv, 1f, 1f, queries: false);                       // v′
-        var dq = s.Scan(gPrime, vOne, s.Rv, s.Pack(k, s.Cd, 1f, null, queries: false), s.Cd, reverse: false);
-        var dk = s.Scan(vOne, gPrime, s.Rv, s.Pack(q, s.Cd, (float)a[1], null, queries: true), s.Cd, reverse: true);
+        var dq = s.Scan(gPrime, vOne, s.Rv, s.Rows(k) ?? s.Pack(k, s.Cd, 1f, null, queries: false), s.Cd, reverse: false);
+        // dk's weights a1·q: q's own rows where they need no padding or leading zeros, a1 then applied to dk.
+        var queryRows = s.Offset == 0 ? s.Rows(q) : null;
+        var dk = s.Scan(vOne, gPrime, s.Rv, queryRows ?? s.Pack(q, s.Cd, (float)a[1], null, queries: true), s.Cd, reverse: true);
+        if (queryRows is not null) dk.mul_(a[1]);
         var dv = s.Scan(s.Pack(k, s.Rq, 1f, 1f, queries: false), s.Pack(q, s.Rq, (float)a[1], (float)a[0], queries: true), s.Rq, gHat, s.Cv, reverse: true);
         var dqOut = dq.narrow(1, s.Offset, s.Nq).narrow(2, 0, s.D).mul_(a[1]).reshape(s.B, s.H, s.Nq, s.D);
         var dkOut = dk.narrow(2, 0, s.D).reshape(s.B, s.H, s.Nk, s.D);
@@ -105,6 +108,13 @@ public static unsafe class FirstOrderCausalScans
             return packed;
         }
 
+        /// <summary>
+        /// x [B, H, Nk, c] as the [S, Nk, c] rows a scan reads, without a copy, where c is already a multiple of the scan's panel
+        /// (D = 32, 64, …) and x is contiguous; null otherwise (then <see cref="Pack"/> pads a copy).
+        /// </summary>
+        public Tensor? Rows(Tensor x) =>
+            x.is_contiguous() && x.size(3) % CausalScan.Panel == 0 && x.size(2) == Nk ? x.view(Slices, Nk, x.size(3)) : null;
+
         /// <summary>n rows of c floats as rows of <paramref name="width"/>: [scale·x_t, appended (when <paramref name="append"/>), 0, …].</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         static void PackRows(float* row, int c, float* target, int width, long n, float scale, bool append, float appended)
@@ -121,20 +131,25 @@ public static unsafe class FirstOrderCausalScans
         /// <summary>Ĝ′ = [Ĝ, −r, 0, …] [S, Nk, Rv] and Ĝ [S, Nk, Cv] with Ĝ = dL/do / g and r = Ĝ·o, zeros before the offset.</summary>
         public (Tensor GPrime, Tensor GHat) ScaledOutputGradients(Tensor o, Tensor g, Tensor gradOutput)
         {
-            var gPrime = zeros(new[] { Slices, Nk, (long)Rv }, dtype: ScalarType.Float32);
-            var gHat = zeros(new[] { Slices, Nk, (long)Cv }, dtype: ScalarType.Float32);
+            // Written row by row below; only the leading rows (before the offset) and the padding columns are cleared.
+            var gPrime = empty(new[] { Slices, Nk, (long)Rv }, dtype: ScalarType.Float32);
+            var gHat = empty(new[] { Slices, Nk, (long)Cv }, dtype: ScalarType.Float32);
             float* po = SimdGemm.Address(o), pg = SimdGemm.Address(g), pd = SimdGemm.Address(gradOutput);
             float* pp = SimdGemm.Address(gPrime), ph = SimdGemm.Address(gHat);
             var (nq, nk, offset, dv, rv, cv) = (Nq, Nk, Offset, Dv, Rv, Cv);
             ForItems(Slices, 1, (double)Nk * (Rv + Cv), (slice, _) =>
             {
+                new Span<float>(pp + slice * nk * rv, (int)(offset * rv)).Clear();
+                new Span<float>(ph + slice * nk * cv, (int)(offset * cv)).Clear();
                 for (long i = 0; i < nq; i++)
                 {
                     long token = slice * nq + i, row = slice * nk + offset + i;
-                    float* scaled = ph + row * cv;
+                    float* scaled = ph + row * cv, prime = pp + row * rv;
                     RowZmm.Divide(pd + token * dv, pg[token], scaled, dv);
-                    RowZmm.Scale(scaled, 1f, pp + row * rv, dv);
-                    pp[row * rv + dv] = -RowZmm.Dot(scaled, po + token * dv, dv);
+                    for (int j = dv; j < cv; j++) scaled[j] = 0f;
+                    RowZmm.Scale(scaled, 1f, prime, dv);
+                    prime[dv] = -RowZmm.Dot(scaled, po + token * dv, dv);
+                    for (int j = dv + 1; j < rv; j++) prime[j] = 0f;
                 }
             });
             GC.KeepAlive(o); GC.KeepAlive(g); GC.KeepAlive(gradOutput);
