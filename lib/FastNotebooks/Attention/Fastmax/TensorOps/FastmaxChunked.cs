@@ -52,7 +52,10 @@ public static class FastmaxChunked
         using (plan.Time(KernelPlan.Stages.Inputs)) (qx, kx, vOne) = (features.KernelInput(q), features.KernelInput(k), AppendOnes(v));
         var carry = InitialState(features, kx, vOne, offset, TokensPerChunk(features, k, chunk)); // [B, H, Dv + 1, F]
 
-        var rows = new List<Tensor>();
+        // Each group's rows [numerator, g] go straight to their tokens of o and g while in cache: no joined copy of all rows.
+        long dv = v.size(3);
+        var o = empty(new[] { q.size(0), q.size(1), nq, dv }, dtype: v.dtype, device: v.device);
+        var g = empty(new[] { q.size(0), q.size(1), nq }, dtype: v.dtype, device: v.device);
         foreach (var (start, count, size) in Groups(features, q, chunk))
         {
             using var step = NewDisposeScope();
@@ -61,11 +64,13 @@ public static class FastmaxChunked
             var within = plan.MatMul(plan.MaskedPolynomial(scores, a), vb, Triangle.LowerA);               // [B, H, G, c, Dv + 1]
             var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, carry, reverse: false); // [B, H, G, F, Dv + 1]
             within.AddInPlace(features.Project(Blocks(qx, start, count, size), before));
-            rows.Add(within.flatten(2, 3).MoveToOuterDisposeScope());                        // [B, H, G·c, Dv + 1]
+            using (plan.Time(KernelPlan.Stages.Output))
+            {
+                var rows = within.flatten(2, 3);                                               // [B, H, G·c, Dv + 1]
+                var gRows = g.narrow(2, start, count * size).copy_(rows.select(-1, dv));
+                o.narrow(2, start, count * size).copy_(rows.narrow(-1, 0, dv)).div_(gRows.unsqueeze(-1));
+            }
         }
-        var numeratorAndDenominator = Joined(rows);
-        Tensor o, g;
-        using (plan.Time(KernelPlan.Stages.Output)) (o, g) = OutputAndDenominator(numeratorAndDenominator, v.size(3));
         return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope());
     }
 
@@ -97,7 +102,10 @@ public static class FastmaxChunked
         var groups = Groups(features, q, chunk).ToArray();
         int rows = TokensPerChunk(features, k, chunk);
 
-        var dq = new Tensor[groups.Length];
+        // Each group's gradients are written to their tokens of dq, dk, dv (views), not joined at the end.
+        var dq = empty(q.Shape(), dtype: q.dtype, device: q.device);
+        var dk = empty(k.Shape(), dtype: k.dtype, device: k.device);
+        var dV = empty(v.Shape(), dtype: v.dtype, device: v.device);
         var dkWindow = new Tensor[groups.Length];
         var dvWindow = new Tensor[groups.Length];
 
@@ -113,9 +121,9 @@ public static class FastmaxChunked
             var (f, ds) = plan.MaskedPolynomialAndDerivative(s, plan.MatMul(gpb, vb.transpose(-1, -2).contiguous(), Triangle.LowerOutput), a, b);
             var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, keyCarry, reverse: false);
             var dqb = plan.MatMul(ds, kb, Triangle.LowerA).AddInPlace(features.Gradient(Blocks(qx, start, count, size), gpb, before));
-            dq[i] = dqb.flatten(2, 3).MoveToOuterDisposeScope();
-            dkWindow[i] = plan.MatMul(ds.transpose(-1, -2), qb, Triangle.UpperA).MoveToOuterDisposeScope();
-            dvWindow[i] = plan.MatMul(f.transpose(-1, -2), Blocks(gHat, start, count, size), Triangle.UpperA).MoveToOuterDisposeScope();
+            Blocks(dq, start, count, size).copy_(dqb);
+            dkWindow[i] = Blocks(dk, offset + start, count, size).copy_(plan.MatMul(ds.transpose(-1, -2), qb, Triangle.UpperA)).MoveToOuterDisposeScope();
+            dvWindow[i] = Blocks(dV, offset + start, count, size).copy_(plan.MatMul(f.transpose(-1, -2), Blocks(gHat, start, count, size), Triangle.UpperA)).MoveToOuterDisposeScope();
         }
 
         // Backward in the sequence: dk, dv from the queries after the chunk, R = Σ_i φ(q̃_i)ᵀ Ĝ′_i.
@@ -128,25 +136,22 @@ public static class FastmaxChunked
             var kxb = Blocks(kx, offset + start, count, size);
             dkWindow[i].AddInPlace(features.Gradient(kxb, Blocks(vOne, offset + start, count, size), after));
             dvWindow[i].AddInPlace(features.Project(kxb, after.narrow(-1, 0, dv)));
-            dkWindow[i] = dkWindow[i].flatten(2, 3).MoveToOuterDisposeScope();
-            dvWindow[i] = dvWindow[i].flatten(2, 3).MoveToOuterDisposeScope();
         }
 
         // Keys before the first query's window are seen by every query.
-        var dkParts = new List<Tensor>();
-        var dvParts = new List<Tensor>();
         if (offset > 0)
         {
             var weighted = features.Weigh(queryCarry.transpose(-1, -2));
-            foreach (var (kc, vc) in Chunks(kx, rows, 0, offset).Zip(Chunks(vOne, rows, 0, offset)))
+            for (long first = 0; first < offset; first += rows)
             {
-                dkParts.Add(features.Gradient(kc, vc, weighted));
-                dvParts.Add(features.Project(kc, weighted.narrow(-1, 0, dv)));
+                using var step = NewDisposeScope();
+                long length = Math.Min(rows, offset - first);
+                var (kc, vc) = (kx.narrow(2, first, length), vOne.narrow(2, first, length));
+                dk.narrow(2, first, length).copy_(features.Gradient(kc, vc, weighted));
+                dV.narrow(2, first, length).copy_(features.Project(kc, weighted.narrow(-1, 0, dv)));
             }
         }
-        dkParts.AddRange(dkWindow);
-        dvParts.AddRange(dvWindow);
-        return (Joined(dq).MoveToOuterDisposeScope(), Joined(dkParts).MoveToOuterDisposeScope(), Joined(dvParts).MoveToOuterDisposeScope());
+        return (dq.MoveToOuterDisposeScope(), dk.MoveToOuterDisposeScope(), dV.MoveToOuterDisposeScope());
     }
 
     /// <summary>Σ over the keys before the first query's window of [v, 1]ᵀ·φ(k̃): [B, H, Dv + 1, F] (zeros without a KV offset).</summary>
