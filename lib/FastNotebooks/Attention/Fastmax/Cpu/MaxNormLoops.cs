@@ -89,17 +89,13 @@ internal static unsafe class MaxNormLoops
     {
         float* c = stackalloc float[d];
         double total = 0;
-        for (long t = 0; d == 32 && t < n; t++)   // the common head size: the token centred in two registers, not copied
-        {
-            var (a, b) = (Vector512.Load(x + t * 32), Vector512.Load(x + t * 32 + 16));
-            if (centre)
+        if (d == 32)   // the common head size: the token centred in two registers, not copied
+            for (long t = 0; t < n; t++)
             {
-                var mean = Vector512.Create(Vector512.Sum(a + b) / 32);
-                (a, b) = (a - mean, b - mean);
+                var (a, b) = MaxNormZmm.Token32(x + t * 32, centre);
+                total += Vector512.Sum(Vector512.Load(g + t * 32) * a + Vector512.Load(g + t * 32 + 16) * b);
             }
-            total += Vector512.Sum(Vector512.Load(g + t * 32) * a + Vector512.Load(g + t * 32 + 16) * b);
-        }
-        for (long t = 0; d != 32 && t < n; t++)
+        else for (long t = 0; t < n; t++)
         {
             float* token = Token(x + t * d, d, c, centre), gt = g + t * d;
             int i = 0;
@@ -132,12 +128,7 @@ internal static unsafe class MaxNormLoops
         {
             for (long t = 0; t < n; t++, x += 32)
             {
-                var (a, b) = (Vector512.Load(x), Vector512.Load(x + 16));
-                if (centre)
-                {
-                    var mean = Vector512.Create(Vector512.Sum(a + b) / 32);
-                    (a, b) = (a - mean, b - mean);
-                }
+                var (a, b) = MaxNormZmm.Token32(x, centre);
                 float square = Vector512.Sum(a * a + b * b);
                 if (square > largest) (largest, holder) = (square, t);
             }
@@ -209,11 +200,9 @@ internal static unsafe class MaxNormLoops
         }
         var single = input.Shape()[..^1].ToArray();
         single[^1] = 1;
-        var largestTensor = tensor(largest).view(single);
-        return (y, norms, largestTensor, tensor(holders).view(single), largestTensor.clamp_min(FloorScalar));
+        var floored = largest.Select(m => MathF.Max(m, (float)FastmaxNormalizer.NormFloor)).ToArray();
+        return (y, norms, tensor(largest).view(single), tensor(holders).view(single), tensor(floored).view(single));
     }
-
-    static readonly Scalar FloorScalar = FastmaxNormalizer.NormFloor.ToScalar();
 
     /// <summary>
     /// The causal max-norm forward in one pass per slice (the running maximum needs no look ahead): for x [..., N, D], y_t =

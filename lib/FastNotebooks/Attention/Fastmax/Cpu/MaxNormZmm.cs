@@ -16,6 +16,16 @@ internal static unsafe class MaxNormZmm
     /// <summary>Whether these forms take tokens of <paramref name="d"/> floats on this CPU.</summary>
     public static bool Takes(int d) => d > 0 && d % 16 == 0 && Vector512.IsHardwareAccelerated;
 
+    /// <summary>A token of 32 floats in two registers, centred (x + (−Σx / 32), as <see cref="Shift"/> centres) when asked.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static (Vector512<float> Low, Vector512<float> High) Token32(float* x, bool centre)
+    {
+        var (a, b) = (Vector512.Load(x), Vector512.Load(x + 16));
+        if (!centre) return (a, b);
+        var shift = Vector512.Create(-Vector512.Sum(a + b) / 32);
+        return (a + shift, b + shift);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static float Sum(float* x, int d)
     {
@@ -69,9 +79,7 @@ internal static unsafe class MaxNormZmm
     {
         if (d == 32)   // the common head size: the token stays in two registers
         {
-            var (a, b) = (Vector512.Load(x), Vector512.Load(x + 16));
-            var shift = Vector512.Create(centre ? -Vector512.Sum(a + b) / d : 0f);
-            (a, b) = (a + shift, b + shift);
+            var (a, b) = Token32(x, centre);
             a.Store(c);
             b.Store(c + 16);
             return MathF.Sqrt(Vector512.Sum(a * a + b * b));

@@ -222,7 +222,7 @@ public static unsafe class SimdGemm
     /// </summary>
     /// <remarks>
     /// Without a zeroed stack (<see cref="SkipLocalsInitAttribute"/>): every tile the copy reads was first written whole by the tile
-    /// kernel, and zeroing the 1.5 KB tile on each call was 7–12 % of an order-1 forward + backward at N = 16384 (perf).
+    /// kernel; zeroing the 1.5 KB tile on every call showed in profiles (PERF.md, "Max-norm loops in zmm registers").
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
     static void Block(float* a, long rs, long cs, float* b, long ldb, float* c, long ldc, int k, int n,

@@ -52,25 +52,26 @@ internal static class TokenLoops
         var shape = o.Shape().ToArray();
         shape[^1] = dv + 1;
         var gPrime = empty(shape, dtype: o.dtype, device: o.device);
-        if (o.dtype == ScalarType.Float32) ScaledOutputGradientRows<float>(oc, gc, dc, gPrime, (int)dv);
+        if (o.dtype == ScalarType.Float32 && System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) ScaledOutputGradientRowsZmm(oc, gc, dc, gPrime, (int)dv);
+        else if (o.dtype == ScalarType.Float32) ScaledOutputGradientRows<float>(oc, gc, dc, gPrime, (int)dv);
         else ScaledOutputGradientRows<double>(oc, gc, dc, gPrime, (int)dv);
         return (gPrime.narrow(-1, 0, dv), gPrime);
     }
 
-    static unsafe void ScaledOutputGradientRows<T>(Tensor o, Tensor g, Tensor gradOutput, Tensor gPrime, int dv) where T : unmanaged, INumber<T>
+    /// <summary>The float32 rows on pointers in zmm registers (<see cref="RowZmm"/>), where the span helpers are not inlined.</summary>
+    static unsafe void ScaledOutputGradientRowsZmm(Tensor o, Tensor g, Tensor gradOutput, Tensor gPrime, int dv)
     {
-        if (typeof(T) == typeof(float) && System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
-        {
-            // float32 rows on pointers in zmm registers (RowZmm): the span helpers' calls cost more than their arithmetic at Dv = 32.
-            fixed (float* po = Elements<float>(o), pg = Elements<float>(g), pd = Elements<float>(gradOutput), pp = Elements<float>(gPrime))
-                for (long t = 0, tokens = g.numel(); t < tokens; t++)
-                {
-                    float* row = pp + t * (dv + 1);
-                    RowZmm.Divide(pd + t * dv, pg[t], row, dv);
-                    row[dv] = -RowZmm.Dot(row, po + t * dv, dv);
-                }
-            return;
-        }
+        fixed (float* po = Elements<float>(o), pg = Elements<float>(g), pd = Elements<float>(gradOutput), pp = Elements<float>(gPrime))
+            for (long t = 0, tokens = g.numel(); t < tokens; t++)
+            {
+                float* row = pp + t * (dv + 1);
+                RowZmm.Divide(pd + t * dv, pg[t], row, dv);
+                row[dv] = -RowZmm.Dot(row, po + t * dv, dv);
+            }
+    }
+
+    static void ScaledOutputGradientRows<T>(Tensor o, Tensor g, Tensor gradOutput, Tensor gPrime, int dv) where T : unmanaged, INumber<T>
+    {
         Span<T> os = Elements<T>(o), gs = Elements<T>(g), ds = Elements<T>(gradOutput), ps = Elements<T>(gPrime);
         for (int t = 0; t < gs.Length; t++)
         {
