@@ -4,12 +4,16 @@ using System.Runtime.Intrinsics;
 namespace FastNotebooks.Attention.Fastmax.Cpu;
 
 /// <summary>
-/// The causal product out_t = Σ_{s ≤ t} (x_t·y_s) w_s (or Σ_{s ≥ t} when reversed) as one pass over the tokens with the
-/// running state Σ_s y_sᵀ w_s in AVX-512 registers: order-1 causal Fastmax and its three gradients are all of this form
+/// The causal product out_t = Σ_{s ≤ t} (x′_t·y′_s) w_s (or Σ_{s ≥ t} when reversed) as one pass over the tokens with the
+/// running state Σ_s y′_sᵀ w_s in AVX-512 registers: order-1 causal Fastmax and its three gradients are all of this form
 /// (<see cref="FirstOrderCausalScans"/>). Per token it does the same multiply-adds as the unmasked closed form
-/// (one rank-1 state update and one vector-matrix product), with no chunk blocks and no mask. Float32 only; the state's
-/// rows go 8 at a time (x and y padded with zero rows to a multiple of 8) and its columns 16 at a time (w and out padded
-/// with zero columns to a multiple of 16). <see cref="Reference"/> is the same sum written as loops over s ≤ t.
+/// (one rank-1 state update and one vector-matrix product), with no chunk blocks and no mask. Float32 only.
+/// Each of these products pairs d-wide rows with one appended entry (q′ = [a1·q, a0], k′ = [k, 1], Ĝ′ = [Ĝ, −r], v′ = [v, 1]), so
+/// x′_t = [scale·x_t, e^x_t] and y′_s = [y_s, e^y_s]: the rows x, y are read as they are (rows a multiple of 8, any row stride),
+/// the appended entries come apart (<see cref="Extra"/>: one constant or one per token), and the scale multiplies the rows' part.
+/// The state's rows go 8 at a time, the appended one with the last 8 (padding d + 1 to a multiple of 8 made 40 rows of 33
+/// at D = 32); its columns 16 at a time (w and out padded with zero columns to a multiple of 16).
+/// <see cref="Reference"/> is the same sum written as loops over s ≤ t on the whole rows x′, y′.
 /// </summary>
 internal static unsafe class CausalScan
 {
@@ -20,55 +24,129 @@ internal static unsafe class CausalScan
     public static int Padded(int count, int multiple) => (count + multiple - 1) / multiple * multiple;
 
     /// <summary>
-    /// out [n × cols] = Σ_{s ≤ t} (x_t·y_s) w_s for the 16 columns of <paramref name="panel"/>; x, y [n × rows]
-    /// (rows a multiple of 8), w and out [n × cols] (cols a multiple of 16), all row-major and unit-stride.
+    /// The appended entries e^x_t = X[t·XStride] and e^y_s = Y[s·YStride] (stride 0: one constant for every token); <see cref="None"/>
+    /// for products without them.
+    /// </summary>
+    public readonly struct Extra(float* x, long xStride, float* y, long yStride)
+    {
+        public readonly float* X = x, Y = y;
+        public readonly long XStride = xStride, YStride = yStride;
+        public static Extra None => default;
+        public bool Present => X != null;
+
+        /// <summary>The same entries for the slice whose tokens start at token <paramref name="first"/> (constants stay where they are).</summary>
+        public Extra From(long first) => Present ? new(X + first * XStride, XStride, Y + first * YStride, YStride) : this;
+    }
+
+    /// <summary>
+    /// out [n × cols] = Σ_{s ≤ t} (x′_t·y′_s) w_s for the 16 columns of <paramref name="panel"/>: x, y [n × rows] at row strides
+    /// ldx, ldy (rows a multiple of 8), w and out [n × cols] (cols a multiple of 16), row-major and unit-stride along a row.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Product(float* x, float* y, int rows, float* w, float* output, int cols, int n, int panel, bool reverse)
+    public static void Product(float* x, long ldx, float* y, long ldy, int rows, Extra extra, float scale, float* w, float* output, int cols, int n,
+        int panel, bool reverse)
     {
-        long step = reverse ? -1 : 1;
-        long first = reverse ? n - 1 : 0;
+        if (rows <= 0 || rows % RowGroup != 0) throw new ArgumentOutOfRangeException(nameof(rows), rows, "the rows must be a positive multiple of 8");
+        long step = reverse ? -1 : 1, first = reverse ? n - 1 : 0;
         for (int group = 0; group < rows; group += RowGroup)
         {
-            Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
-            float* xt = x + first * rows + group, yt = y + first * rows + group;
+            float* xt = x + first * ldx + group, yt = y + first * ldy + group;
             float* wt = w + first * cols + panel * Panel, ot = output + first * cols + panel * Panel;
-            long rowStep = step * rows, colStep = step * cols;
-            bool accumulate = group > 0;
-            for (int i = 0; i < n; i++, xt += rowStep, yt += rowStep, wt += colStep, ot += colStep)
-            {
-                var wv = Vector512.Load(wt);
-                s0 = Vector512.FusedMultiplyAdd(Vector512.Create(yt[0]), wv, s0);
-                s1 = Vector512.FusedMultiplyAdd(Vector512.Create(yt[1]), wv, s1);
-                s2 = Vector512.FusedMultiplyAdd(Vector512.Create(yt[2]), wv, s2);
-                s3 = Vector512.FusedMultiplyAdd(Vector512.Create(yt[3]), wv, s3);
-                s4 = Vector512.FusedMultiplyAdd(Vector512.Create(yt[4]), wv, s4);
-                s5 = Vector512.FusedMultiplyAdd(Vector512.Create(yt[5]), wv, s5);
-                s6 = Vector512.FusedMultiplyAdd(Vector512.Create(yt[6]), wv, s6);
-                s7 = Vector512.FusedMultiplyAdd(Vector512.Create(yt[7]), wv, s7);
-                // Two chains of four, so a token's output waits on four dependent multiply-adds rather than eight.
-                var even = Vector512.FusedMultiplyAdd(Vector512.Create(xt[0]), s0, accumulate ? Vector512.Load(ot) : default);
-                var odd = Vector512.Create(xt[1]) * s1;
-                even = Vector512.FusedMultiplyAdd(Vector512.Create(xt[2]), s2, even);
-                odd = Vector512.FusedMultiplyAdd(Vector512.Create(xt[3]), s3, odd);
-                even = Vector512.FusedMultiplyAdd(Vector512.Create(xt[4]), s4, even);
-                odd = Vector512.FusedMultiplyAdd(Vector512.Create(xt[5]), s5, odd);
-                even = Vector512.FusedMultiplyAdd(Vector512.Create(xt[6]), s6, even);
-                odd = Vector512.FusedMultiplyAdd(Vector512.Create(xt[7]), s7, odd);
-                (even + odd).Store(ot);
-            }
+            if (group + RowGroup < rows)
+                Group(xt, yt, step * ldx, step * ldy, wt, ot, step * cols, n, accumulate: group > 0);
+            else
+                LastGroup(xt, yt, step * ldx, step * ldy, extra.From(first), step, scale, wt, ot, step * cols, n, accumulate: group > 0);
         }
     }
 
-    /// <summary>g_t = x_t·Σ_{s ≤ t} y_s for x, y [n × rows] (rows a multiple of 8): the causal denominator.</summary>
+    /// <summary>Eight state rows over all tokens: out_t (+)= Σ_r x_t[r]·state_r after state_r += y_t[r]·w_t.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Sums(float* x, float* y, int rows, float* g, int n)
+    static void Group(float* xt, float* yt, long xStep, long yStep, float* wt, float* ot, long colStep, int n, bool accumulate)
     {
+        Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
+        for (int i = 0; i < n; i++, xt += xStep, yt += yStep, wt += colStep, ot += colStep)
+        {
+            var wv = Vector512.Load(wt);
+            Update(yt, wv, ref s0, ref s1, ref s2, ref s3, ref s4, ref s5, ref s6, ref s7);
+            var sum = Query(xt, s0, s1, s2, s3, s4, s5, s6, s7, accumulate ? Vector512.Load(ot) : default);
+            sum.Store(ot);
+        }
+    }
+
+    /// <summary>
+    /// The last eight state rows and the appended one: out_t = scale·(earlier groups' sum + Σ_r x_t[r]·state_r) + e^x_t·state_e, with
+    /// state_e += e^y_t·w_t.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void LastGroup(float* xt, float* yt, long xStep, long yStep, Extra extra, long step, float scale, float* wt, float* ot, long colStep, int n,
+        bool accumulate)
+    {
+        Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default, se = default;
+        var factor = Vector512.Create(scale);
+        bool appended = extra.Present;
+        float* ex = extra.X, ey = extra.Y;
+        long exStep = step * extra.XStride, eyStep = step * extra.YStride;
+        for (int i = 0; i < n; i++, xt += xStep, yt += yStep, wt += colStep, ot += colStep)
+        {
+            var wv = Vector512.Load(wt);
+            Update(yt, wv, ref s0, ref s1, ref s2, ref s3, ref s4, ref s5, ref s6, ref s7);
+            var sum = Query(xt, s0, s1, s2, s3, s4, s5, s6, s7, accumulate ? Vector512.Load(ot) : default);
+            if (appended)
+            {
+                se = Vector512.FusedMultiplyAdd(Vector512.Create(*ey), wv, se);
+                sum = Vector512.FusedMultiplyAdd(sum, factor, Vector512.Create(*ex) * se);
+                ex += exStep;
+                ey += eyStep;
+            }
+            else sum *= factor;
+            sum.Store(ot);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Update(float* yt, Vector512<float> wv, ref Vector512<float> s0, ref Vector512<float> s1, ref Vector512<float> s2, ref Vector512<float> s3,
+        ref Vector512<float> s4, ref Vector512<float> s5, ref Vector512<float> s6, ref Vector512<float> s7)
+    {
+        s0 = Vector512.FusedMultiplyAdd(Vector512.Create(yt[0]), wv, s0);
+        s1 = Vector512.FusedMultiplyAdd(Vector512.Create(yt[1]), wv, s1);
+        s2 = Vector512.FusedMultiplyAdd(Vector512.Create(yt[2]), wv, s2);
+        s3 = Vector512.FusedMultiplyAdd(Vector512.Create(yt[3]), wv, s3);
+        s4 = Vector512.FusedMultiplyAdd(Vector512.Create(yt[4]), wv, s4);
+        s5 = Vector512.FusedMultiplyAdd(Vector512.Create(yt[5]), wv, s5);
+        s6 = Vector512.FusedMultiplyAdd(Vector512.Create(yt[6]), wv, s6);
+        s7 = Vector512.FusedMultiplyAdd(Vector512.Create(yt[7]), wv, s7);
+    }
+
+    /// <summary>start + Σ_r x_t[r]·s_r in two chains of four, so a token's output waits on four dependent multiply-adds rather than eight.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> Query(float* xt, Vector512<float> s0, Vector512<float> s1, Vector512<float> s2, Vector512<float> s3, Vector512<float> s4,
+        Vector512<float> s5, Vector512<float> s6, Vector512<float> s7, Vector512<float> start)
+    {
+        var even = Vector512.FusedMultiplyAdd(Vector512.Create(xt[0]), s0, start);
+        var odd = Vector512.Create(xt[1]) * s1;
+        even = Vector512.FusedMultiplyAdd(Vector512.Create(xt[2]), s2, even);
+        odd = Vector512.FusedMultiplyAdd(Vector512.Create(xt[3]), s3, odd);
+        even = Vector512.FusedMultiplyAdd(Vector512.Create(xt[4]), s4, even);
+        odd = Vector512.FusedMultiplyAdd(Vector512.Create(xt[5]), s5, odd);
+        even = Vector512.FusedMultiplyAdd(Vector512.Create(xt[6]), s6, even);
+        odd = Vector512.FusedMultiplyAdd(Vector512.Create(xt[7]), s7, odd);
+        return even + odd;
+    }
+
+    /// <summary>
+    /// g_t = x′_t·Σ_{s ≤ t} y′_s = scale·(x_t·Σ_{s ≤ t} y_s) + e^x_t·Σ_{s ≤ t} e^y_s for x, y [n × rows] at row strides ldx, ldy
+    /// (rows a multiple of 8): the causal denominator.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Sums(float* x, long ldx, float* y, long ldy, int rows, Extra extra, float scale, float* g, int n)
+    {
+        if (rows <= 0 || rows % RowGroup != 0) throw new ArgumentOutOfRangeException(nameof(rows), rows, "the rows must be a positive multiple of 8");
         var running = stackalloc float[rows];
         new Span<float>(running, rows).Clear();
+        float appended = 0;
         for (long t = 0; t < n; t++)
         {
-            float* xt = x + t * rows, yt = y + t * rows;
+            float* xt = x + t * ldx, yt = y + t * ldy;
             var dot = Vector256<float>.Zero;
             for (int r = 0; r < rows; r += RowGroup)
             {
@@ -76,11 +154,17 @@ internal static unsafe class CausalScan
                 sum.Store(running + r);
                 dot = Vector256.FusedMultiplyAdd(Vector256.Load(xt + r), sum, dot);
             }
-            g[t] = Vector256.Sum(dot);
+            float value = scale * Vector256.Sum(dot);
+            if (extra.Present)
+            {
+                appended += extra.Y[t * extra.YStride];
+                value += extra.X[t * extra.XStride] * appended;
+            }
+            g[t] = value;
         }
     }
 
-    /// <summary>The same product as <see cref="Product"/> over all columns, as plain loops over t and s (O(n²·rows·cols)).</summary>
+    /// <summary>The same product as <see cref="Product"/> over all columns, as plain loops over t and s (O(n²·rows·cols)), on whole rows x′, y′ [n × rows].</summary>
     public static void Reference(float* x, float* y, int rows, float* w, float* output, int cols, int n, bool reverse)
     {
         for (int t = 0; t < n; t++)

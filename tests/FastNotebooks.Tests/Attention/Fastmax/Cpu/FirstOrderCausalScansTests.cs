@@ -12,8 +12,10 @@ namespace FastNotebooks.Tests.Attention.Fastmax.Cpu;
 public unsafe class FirstOrderCausalScansTests
 {
     /// <summary>
-    /// <see cref="CausalScan.Product"/> over every panel against <see cref="CausalScan.Reference"/>, both directions,
-    /// 80 random cases: 1 to 300 tokens, 8 to 48 state rows, 16 to 48 columns, scales 1e-3 to 1e3.
+    /// <see cref="CausalScan.Product"/> over every panel and <see cref="CausalScan.Sums"/> against <see cref="CausalScan.Reference"/>
+    /// and plain sums on the whole rows x′ = [scale·x, e^x], y′ = [y, e^y], both directions, 80 random cases: 1 to 300 tokens,
+    /// 8 to 48 state rows read from rows up to 9 floats wider, 16 to 48 columns, input scales 1e-3 to 1e3, the appended entries
+    /// absent, constant or one per token.
     /// </summary>
     [Avx512Fact]
     public void Scan_equals_the_reference_loops()
@@ -25,16 +27,49 @@ public unsafe class FirstOrderCausalScansTests
             using var scope = NewDisposeScope();
             int n = trial < 4 ? 1 : random.Next(1, 301);
             int rows = CausalScan.RowGroup * random.Next(1, 7), cols = CausalScan.Panel * random.Next(1, 4);
+            int ldx = rows + (trial % 3 == 0 ? 0 : random.Next(1, 10)), ldy = rows + (trial % 4 == 0 ? 0 : random.Next(1, 10));
             bool reverse = trial % 2 == 1;
-            double scale = Math.Pow(10, random.Next(-3, 4));
-            var (x, y, w) = (randn(new long[] { n, rows }, generator: generator) * scale, randn(new long[] { n, rows }, generator: generator),
+            int appended = trial % 3;   // 0: none, 1: constants, 2: one per token
+            float factor = trial % 5 == 0 ? 1f : (float)(0.2 + random.NextDouble());
+            double inputScale = Math.Pow(10, random.Next(-3, 4));
+            var (x, y, w) = (randn(new long[] { n, ldx }, generator: generator) * inputScale, randn(new long[] { n, ldy }, generator: generator),
                 randn(new long[] { n, cols }, generator: generator));
+            var (ex, ey) = appended switch
+            {
+                0 => (zeros(n, 1), zeros(n, 1)),
+                1 => (full(new long[] { n, 1 }, 0.5 + random.NextDouble()), full(new long[] { n, 1 }, -0.5 - random.NextDouble())),
+                _ => (randn(new long[] { n, 1 }, generator: generator), randn(new long[] { n, 1 }, generator: generator)),
+            };
+            // The whole rows the reference reads.
+            var xWhole = cat(new[] { x.narrow(1, 0, rows) * factor, ex }, 1).contiguous();
+            var yWhole = cat(new[] { y.narrow(1, 0, rows), ey }, 1).contiguous();
             var (fast, reference) = (full(new long[] { n, cols }, float.NaN), zeros(n, cols));
-            float* px = SimdGemm.Address(x), py = SimdGemm.Address(y), pw = SimdGemm.Address(w);
+            float* px = SimdGemm.Address(x), py = SimdGemm.Address(y), pw = SimdGemm.Address(w), pex = SimdGemm.Address(ex), pey = SimdGemm.Address(ey);
+            var extra = appended == 0 ? CausalScan.Extra.None : new CausalScan.Extra(pex, appended == 1 ? 0 : 1, pey, appended == 1 ? 0 : 1);
             for (int panel = 0; panel < cols / CausalScan.Panel; panel++)
-                CausalScan.Product(px, py, rows, pw, SimdGemm.Address(fast), cols, n, panel, reverse);
-            CausalScan.Reference(px, py, rows, pw, SimdGemm.Address(reference), cols, n, reverse);
-            ErrorReport.Of($"n={n} rows={rows} cols={cols} reverse={reverse} scale={scale:g1}", fast, reference).Require(1e-5);
+                CausalScan.Product(px, ldx, py, ldy, rows, extra, factor, pw, SimdGemm.Address(fast), cols, n, panel, reverse);
+            CausalScan.Reference(SimdGemm.Address(xWhole), SimdGemm.Address(yWhole), rows + 1, pw, SimdGemm.Address(reference), cols, n, reverse);
+            string name = $"n={n} rows={rows} ldx={ldx} ldy={ldy} cols={cols} reverse={reverse} appended={appended} scale={factor:F2} inputs={inputScale:g1}";
+            ErrorReport.Of(name, fast, reference).Require(1e-5);
+
+            var sums = full(new long[] { n }, float.NaN);
+            CausalScan.Sums(px, ldx, py, ldy, rows, extra, factor, SimdGemm.Address(sums), n);
+            var expected = (xWhole.to(ScalarType.Float64) * yWhole.to(ScalarType.Float64).cumsum(0)).sum(1);
+            ErrorReport.Of($"sums: {name}", sums, expected).Require(1e-5);
+        }
+    }
+
+    [Avx512Fact]
+    public void Scan_rows_must_be_whole_groups_of_eight()
+    {
+        float[] data = new float[64];
+        fixed (float* p = data)
+        {
+            var address = (nint)p;
+            var error = Assert.Throws<ArgumentOutOfRangeException>(() =>
+                CausalScan.Product((float*)address, 12, (float*)address, 12, 12, CausalScan.Extra.None, 1f, (float*)address, (float*)address, 16, 1, 0, false));
+            Assert.Equal("rows", error.ParamName);
+            Assert.Contains("12", error.Message);
         }
     }
 
