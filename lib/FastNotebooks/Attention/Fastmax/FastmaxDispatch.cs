@@ -298,6 +298,17 @@ public static class FastmaxDispatch
     }
 
     /// <summary>
+    /// Whether the functional call, where a graph is wanted and the normalization does not fold into the kernel, runs the
+    /// normalization and the kernel as one autograd node (<see cref="NormalizedFastmaxFunction"/>) rather than a node each: mean- or
+    /// zero-centred max-norm and the factorized algorithm with nothing between normalization and kernel but the temperature (no
+    /// linear-term or quadratic-term dropout in training).
+    /// </summary>
+    public static bool JoinsNormalization(FastmaxOptions options, FastmaxAlgorithm algorithm, bool regularize) =>
+        options.Normalization is FastmaxNormalization.MeanCentered or FastmaxNormalization.ZeroCentered
+        && algorithm == FastmaxAlgorithm.Factorized
+        && !(regularize && options.Dropout is FastmaxDropout.LinearTerm or FastmaxDropout.QuadraticTerm);
+
+    /// <summary>
     /// Whether the functional call folds the max-norm normalization into the kernel (<see cref="FoldedNormalization"/>): mean- or
     /// zero-centred max-norm, unmasked, order 2, the factorized algorithm without dropout, and CPU kernels that build x̃ from raw q
     /// and k in cache (<see cref="KernelPlan.TakesRawInputs"/>: float32, AVX-512, D + 1 ≥ 32).

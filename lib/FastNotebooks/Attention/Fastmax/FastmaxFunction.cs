@@ -7,7 +7,8 @@ namespace FastNotebooks.Attention.Fastmax;
 /// The Fastmax kernel as one autograd node: o = Σ_j f(q_i·k_j) v_j / Σ_j f(q_i·k_j) on already-normalized
 /// q, k. Forward keeps only q, k, v, o and the denominator g (O(N·D) per head); backward recomputes the
 /// moments (<see cref="FastmaxDispatch.Backward"/>). Normalization
-/// and temperature are applied before this function, so autograd differentiates them.
+/// and temperature are applied before this function, so autograd differentiates them; the functional call runs the max-norms,
+/// temperature and kernel as one node instead (<see cref="NormalizedFastmaxFunction"/>), with this node's steps.
 /// </summary>
 public sealed class FastmaxFunction : autograd.SingleTensorFunction<FastmaxFunction>
 {

@@ -40,6 +40,13 @@ public static class FastmaxFunctional
             return folded;
 
         using var scope = NewDisposeScope();
+        bool graph = is_grad_enabled() && (q.requires_grad || k.requires_grad || v.requires_grad);
+        if (graph && FastmaxDispatch.JoinsNormalization(options, algorithm, regularize))
+        {
+            var joined = NormalizedFastmaxFunction.Apply(q, k, v, a, options.Causal, chunk, backend, plan,
+                options.Normalization == FastmaxNormalization.MeanCentered, options.Temperature);
+            return WithOutputNoise(joined, options, regularize).MoveToOuterDisposeScope();
+        }
         var qHat = FastmaxNormalizer.Normalize(q, options.Normalization, options.Causal, plan);
         if (options.Temperature != 1.0) qHat = qHat / options.Temperature;
         var kHat = FastmaxNormalizer.Normalize(k, options.Normalization, options.Causal, plan);
@@ -51,7 +58,6 @@ public static class FastmaxFunctional
         }
         // Where no gradient is wanted the kernel runs without its autograd node (the node's native leftovers and bookkeeping are
         // most of what a short call costs beyond the kernel).
-        bool graph = is_grad_enabled() && (q.requires_grad || k.requires_grad || v.requires_grad);
         var o = regularize && options.Dropout == FastmaxDropout.QuadraticTerm
             ? FastmaxDropoutKernel.QuadraticTerm(qHat, kHat, v, a, options.Causal, options.DropoutRate, chunk, plan)
             : algorithm == FastmaxAlgorithm.Quadratic
@@ -59,8 +65,10 @@ public static class FastmaxFunctional
                 : graph
                     ? FastmaxFunction.Apply(qHat.contiguous(), kHat.contiguous(), v.contiguous(), a, options.Causal, chunk, backend, plan)
                     : FastmaxDispatch.Forward(backend, plan, qHat.contiguous(), kHat.contiguous(), v.contiguous(), a, options.Causal, chunk).Output;
-        if (regularize && options.Dropout == FastmaxDropout.OutputNoise)
-            o = o * (1 + options.DropoutRate * randn_like(o));
-        return o.MoveToOuterDisposeScope();
+        return WithOutputNoise(o, options, regularize).MoveToOuterDisposeScope();
     }
+
+    /// <summary>o·(1 + rate·ε), ε ~ N(0, 1), where the output-noise dropout acts; o otherwise.</summary>
+    static Tensor WithOutputNoise(Tensor o, FastmaxOptions options, bool regularize) =>
+        regularize && options.Dropout == FastmaxDropout.OutputNoise ? o * (1 + options.DropoutRate * randn_like(o)) : o;
 }

@@ -4,9 +4,9 @@ using static TorchSharp.torch;
 namespace FastNotebooks.Attention.Fastmax;
 
 /// <summary>
-/// The normalizations of q and k (README.md, "Normalization"). They run outside the Fastmax kernel's autograd node
-/// and are differentiated exactly, scale included (the authors' backward treats the scale as a constant; ours does
-/// not): the max-norms by <see cref="MaxNormFunction"/>'s written-out backward, the squared norm by autograd.
+/// The normalizations of q and k (README.md, "Normalization"), differentiated exactly, scale included (the authors' backward
+/// treats the scale as a constant; ours does not): the max-norms by <see cref="MaxNormFunction"/>'s written-out backward (in one
+/// node with the kernel where the functional call joins them: <see cref="NormalizedFastmaxFunction"/>), the squared norm by autograd.
 /// </summary>
 public static class FastmaxNormalizer
 {

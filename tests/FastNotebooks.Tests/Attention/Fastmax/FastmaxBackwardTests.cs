@@ -1,5 +1,6 @@
 using CsCheck;
 using FastNotebooks.Attention.Fastmax;
+using FastNotebooks.Attention.Fastmax.TensorOps;
 using FastNotebooks.Verification;
 using TorchSharp;
 using FastNotebooks.Attention.Fastmax.Reference;
@@ -82,8 +83,9 @@ public class FastmaxBackwardTests
         }
         finally { FastmaxFunction.SavedShapesObserver = null; }
 
-        // q, k, v, o, g; unmasked also the weighted key state [B, H, F, Dv + 1], whose size does not grow with N.
-        Assert.Equal(causal ? 5 : 6, saved.Count);
+        // The kernel's q̂, k̂, v, o, g, each normalization's y, norms, scale, largest token and floor flags (one node,
+        // NormalizedFastmaxFunction); unmasked also the weighted key state [B, H, F, Dv + 1], whose size does not grow with N.
+        Assert.Equal(5 + 2 * MaxNormFunction.SavedCount + (causal ? 0 : 1), saved.Count);
         long featureSize = TaylorFeatures.Size(d, 2);
         long tokenSized = 2L * n * Math.Max(d, dv), stateSized = 2L * featureSize * (dv + 1);
         foreach (var shape in saved)

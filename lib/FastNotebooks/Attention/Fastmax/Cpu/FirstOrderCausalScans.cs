@@ -69,19 +69,20 @@ public static unsafe class FirstOrderCausalScans
         // a0 for the queries that exist, 0 for the positions before the key offset (they add nothing to dv's state).
         var queryA0 = new float[s.Nk];
         Array.Fill(queryA0, (float)a[0], (int)s.Offset, (int)s.Nq);
-        var one = new[] { 1f };
+        var (one, a1) = (new[] { 1f }, new[] { (float)a[1] });
         float* pr = SimdGemm.Address(minusR);
         Tensor dq, dk, dv;
-        fixed (float* pone = one, pa0 = queryA0)
+        fixed (float* pone = one, pa1 = a1, pa0 = queryA0)
         {
-            // dq: x′ = Ĝ′ = [Ĝ, −r], y′ = v′ = [v, 1]; dk (reversed): x′ = v′, y′ = Ĝ′; dv (reversed): x′ = k′ = [k, 1], y′ = q′ = [a1·q, a0].
-            dq = s.Scan(gHat, vRows, s.Mv, new CausalScan.Extra(pr, 1, pone, 0), 1f, kColumns, s.Cd, reverse: false, xPerSlice: true);
-            dk = s.Scan(vRows, gHat, s.Mv, new CausalScan.Extra(pone, 0, pr, 1), 1f, qColumns, s.Cd, reverse: true, yPerSlice: true);
-            dv = s.Scan(kRows, qRows, s.Mq, new CausalScan.Extra(pone, 0, pa0, 1), (float)a[1], gHat, s.Cv, reverse: true);
+            // dq = a1·Σ (Ĝ′·v′) k: x′ = [a1·Ĝ, −r], y′ = [v, a1] (the factor a1 on both parts); dk = a1·Σ (v′·Ĝ′) q (reversed):
+            // x′ = [a1·v, a1], y′ = [Ĝ, −r]; dv (reversed): x′ = k′ = [k, 1], y′ = q′ = [a1·q, a0].
+            dq = s.Scan(gHat, vRows, s.Mv, new CausalScan.Extra(pr, 1, pa1, 0), a1[0], kColumns, s.Cd, reverse: false, xPerSlice: true);
+            dk = s.Scan(vRows, gHat, s.Mv, new CausalScan.Extra(pa1, 0, pr, 1), a1[0], qColumns, s.Cd, reverse: true, yPerSlice: true);
+            dv = s.Scan(kRows, qRows, s.Mq, new CausalScan.Extra(pone, 0, pa0, 1), a1[0], gHat, s.Cv, reverse: true);
         }
         GC.KeepAlive(minusR);
-        var dqOut = dq.narrow(1, s.Offset, s.Nq).narrow(2, 0, s.D).mul_(a[1]).reshape(s.B, s.H, s.Nq, s.D);
-        var dkOut = dk.narrow(2, 0, s.D).mul_(a[1]).reshape(s.B, s.H, s.Nk, s.D);
+        var dqOut = dq.narrow(1, s.Offset, s.Nq).narrow(2, 0, s.D).reshape(s.B, s.H, s.Nq, s.D);
+        var dkOut = dk.narrow(2, 0, s.D).reshape(s.B, s.H, s.Nk, s.D);
         var dvOut = dv.narrow(2, 0, s.Dv).reshape(s.B, s.H, s.Nk, s.Dv);
         return (dqOut.MoveToOuterDisposeScope(), dkOut.MoveToOuterDisposeScope(), dvOut.MoveToOuterDisposeScope());
     }

@@ -33,15 +33,28 @@ public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunct
     public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
     {
         var (x, centre, causal, plan) = ((Tensor)vars[0], (bool)vars[1], (bool)vars[2], (KernelPlan)vars[3]);
+        var (y, saved) = Forward(x, centre, causal, plan);
+        ctx.save_for_backward(saved);
+        ctx.save_data("centre", centre);
+        ctx.save_data("plan", plan);
+        return y;
+    }
+
+    /// <summary>
+    /// y for x and what <see cref="Gradient"/> needs (<see cref="SavedCount"/> tensors: y, the token norms, the floored scale, the
+    /// largest norm's token and where the scale is above the floor), all in the caller's dispose scope.
+    /// </summary>
+    internal static (Tensor Y, List<Tensor> Saved) Forward(Tensor x, bool centre, bool causal, KernelPlan plan)
+    {
         using var scope = NewDisposeScope();
         var (y, norms, largest, holder, scale) = Normalized(x, centre, causal, plan);
         var saved = new List<Tensor> { y.detach(), norms, scale, holder, largest.ge(Floor) };
         foreach (var t in saved) t.MoveToOuterDisposeScope();
-        ctx.save_for_backward(saved);
-        ctx.save_data("centre", centre);
-        ctx.save_data("plan", plan);
-        return y.MoveToOuterDisposeScope();
+        return (y.MoveToOuterDisposeScope(), saved);
     }
+
+    /// <summary>How many tensors <see cref="Forward"/> keeps for <see cref="Gradient"/>.</summary>
+    internal const int SavedCount = 5;
 
     /// <summary>y and what the backward needs: token norms, the largest (running) norm, its holder, the floored scale.</summary>
     static (Tensor Y, Tensor Norms, Tensor Largest, Tensor Holder, Tensor Scale) Normalized(Tensor x, bool centre, bool causal, KernelPlan plan)
@@ -63,21 +76,19 @@ public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunct
         return (c.div_(scale.unsqueeze(-1)), norms, largest, holder, scale);            // c is this call's own tensor
     }
 
-    public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor dy)
+    public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor dy) =>
+        new() { Gradient(dy, ctx.get_saved_variables(), (bool)ctx.get_data("centre"), (KernelPlan)ctx.get_data("plan")), null!, null!, null! };
+
+    /// <summary>dx for dy, from the tensors <see cref="Forward"/> kept (the first <see cref="SavedCount"/> of <paramref name="saved"/>).</summary>
+    internal static Tensor Gradient(Tensor dy, IReadOnlyList<Tensor> saved, bool centre, KernelPlan plan)
     {
-        var saved = ctx.get_saved_variables();
         var (y, norms, scale, holder, active) = (saved[0], saved[1], saved[2], saved[3], saved[4]);
-        bool centre = (bool)ctx.get_data("centre");
-        bool loops = ((KernelPlan)ctx.get_data("plan")).MaxNormLoopsFor(dy, y);
+        bool loops = plan.MaxNormLoopsFor(dy, y);
         using var scope = NewDisposeScope();
         if (loops)
-            return new List<Tensor>
-            {
-                (scale.size(-1) == 1
-                    ? MaxNormLoops.SharedScaleGradient(dy, y, norms, scale, holder, active, centre)
-                    : MaxNormLoops.RunningScaleGradient(dy, y, norms, scale, holder, active, centre)).MoveToOuterDisposeScope(),
-                null!, null!, null!,
-            };
+            return (scale.size(-1) == 1
+                ? MaxNormLoops.SharedScaleGradient(dy, y, norms, scale, holder, active, centre)
+                : MaxNormLoops.RunningScaleGradient(dy, y, norms, scale, holder, active, centre)).MoveToOuterDisposeScope();
         // dc_t = α_t·dy_t + β_t·y_t: α = 1/m′, and β carries the maximum's gradient to the token(s) holding it.
         var perToken = loops ? MaxNormLoops.TokenDots(dy, y) : (dy * y).sum(-1);         // [B, H, N]
         // The sequence-wide maximum is one scale shared by all tokens; the running maximum is one per token.
@@ -89,7 +100,7 @@ public sealed class MaxNormFunction : autograd.SingleTensorFunction<MaxNormFunct
         var beta = dNorms.mul_(scale / norms.clamp_min(Floor));
         var alpha = scale.reciprocal();
         var dx = loops ? MaxNormLoops.CentredCombination(dy, y, alpha, beta, centre) : CentredCombination(dy, y, alpha, beta, centre);
-        return new List<Tensor> { dx.MoveToOuterDisposeScope(), null!, null!, null! };
+        return dx.MoveToOuterDisposeScope();
     }
 
     /// <summary>The reference form of <see cref="MaxNormLoops.CentreAndNorm"/>: tensor ops, any device and dtype.</summary>
