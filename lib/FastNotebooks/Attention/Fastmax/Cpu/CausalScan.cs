@@ -39,49 +39,70 @@ internal static unsafe class CausalScan
     }
 
     /// <summary>
-    /// out [n × cols] = Σ_{s ≤ t} (x′_t·y′_s) w_s for the 16 columns of <paramref name="panel"/>: x, y [n × rows] at row strides
-    /// ldx, ldy (rows a multiple of 8), w and out [n × cols] (cols a multiple of 16), row-major and unit-stride along a row.
+    /// out [n × cols] = Σ_{s ≤ t} (x′_t·y′_s) w_s for the 16 columns of each of <paramref name="panels"/> (1 or 2) panels from
+    /// <paramref name="firstPanel"/>: x, y [n × rows] at row strides ldx, ldy (rows a multiple of 8), w and out [n × cols] (cols a
+    /// multiple of 16), row-major and unit-stride along a row. Two panels share one pass over the tokens: each of x's and y's
+    /// entries is read once for 32 columns.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Product(float* x, long ldx, float* y, long ldy, int rows, Extra extra, float scale, float* w, float* output, int cols, int n,
-        int panel, bool reverse)
+        int firstPanel, int panels, bool reverse)
     {
         if (rows <= 0 || rows % RowGroup != 0) throw new ArgumentOutOfRangeException(nameof(rows), rows, "the rows must be a positive multiple of 8");
+        if (panels is not (1 or 2) || (firstPanel + panels) * Panel > cols)
+            throw new ArgumentOutOfRangeException(nameof(panels), panels, $"one or two panels from panel {firstPanel} within {cols} columns");
         long step = reverse ? -1 : 1, first = reverse ? n - 1 : 0;
         for (int group = 0; group < rows; group += RowGroup)
         {
             float* xt = x + first * ldx + group, yt = y + first * ldy + group;
-            float* wt = w + first * cols + panel * Panel, ot = output + first * cols + panel * Panel;
+            float* wt = w + first * cols + firstPanel * Panel, ot = output + first * cols + firstPanel * Panel;
+            var (xStep, yStep, colStep, accumulate) = (step * ldx, step * ldy, step * cols, group > 0);
             if (group + RowGroup < rows)
-                Group(xt, yt, step * ldx, step * ldy, wt, ot, step * cols, n, accumulate: group > 0);
-            else
-                LastGroup(xt, yt, step * ldx, step * ldy, extra.From(first), step, scale, wt, ot, step * cols, n, accumulate: group > 0);
+            {
+                if (panels == 2) Group<Two>(xt, yt, xStep, yStep, wt, ot, colStep, n, accumulate);
+                else Group<One>(xt, yt, xStep, yStep, wt, ot, colStep, n, accumulate);
+            }
+            else if (panels == 2) LastGroup<Two>(xt, yt, xStep, yStep, extra.From(first), step, scale, wt, ot, colStep, n, accumulate);
+            else LastGroup<One>(xt, yt, xStep, yStep, extra.From(first), step, scale, wt, ot, colStep, n, accumulate);
         }
     }
 
-    /// <summary>Eight state rows over all tokens: out_t (+)= Σ_r x_t[r]·state_r after state_r += y_t[r]·w_t.</summary>
+    /// <summary>How many panels a pass carries, fixed when the pass is compiled.</summary>
+    interface IPanels { static abstract bool Second { get; } }
+    struct One : IPanels { public static bool Second => false; }
+    struct Two : IPanels { public static bool Second => true; }
+
+    /// <summary>Eight state rows over all tokens: out_t (+)= Σ_r x_t[r]·state_r after state_r += y_t[r]·w_t, for one or two panels.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Group(float* xt, float* yt, long xStep, long yStep, float* wt, float* ot, long colStep, int n, bool accumulate)
+    static void Group<TPanels>(float* xt, float* yt, long xStep, long yStep, float* wt, float* ot, long colStep, int n, bool accumulate)
+        where TPanels : struct, IPanels
     {
         Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
+        Vector512<float> u0 = default, u1 = default, u2 = default, u3 = default, u4 = default, u5 = default, u6 = default, u7 = default;
         for (int i = 0; i < n; i++, xt += xStep, yt += yStep, wt += colStep, ot += colStep)
         {
             var wv = Vector512.Load(wt);
             Update(yt, wv, ref s0, ref s1, ref s2, ref s3, ref s4, ref s5, ref s6, ref s7);
-            var sum = Query(xt, s0, s1, s2, s3, s4, s5, s6, s7, accumulate ? Vector512.Load(ot) : default);
-            sum.Store(ot);
+            Query(xt, s0, s1, s2, s3, s4, s5, s6, s7, accumulate ? Vector512.Load(ot) : default).Store(ot);
+            if (TPanels.Second)
+            {
+                var wu = Vector512.Load(wt + Panel);
+                Update(yt, wu, ref u0, ref u1, ref u2, ref u3, ref u4, ref u5, ref u6, ref u7);
+                Query(xt, u0, u1, u2, u3, u4, u5, u6, u7, accumulate ? Vector512.Load(ot + Panel) : default).Store(ot + Panel);
+            }
         }
     }
 
     /// <summary>
     /// The last eight state rows and the appended one: out_t = scale·(earlier groups' sum + Σ_r x_t[r]·state_r) + e^x_t·state_e, with
-    /// state_e += e^y_t·w_t.
+    /// state_e += e^y_t·w_t, for one or two panels.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void LastGroup(float* xt, float* yt, long xStep, long yStep, Extra extra, long step, float scale, float* wt, float* ot, long colStep, int n,
-        bool accumulate)
+    static void LastGroup<TPanels>(float* xt, float* yt, long xStep, long yStep, Extra extra, long step, float scale, float* wt, float* ot, long colStep,
+        int n, bool accumulate) where TPanels : struct, IPanels
     {
         Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default, se = default;
+        Vector512<float> u0 = default, u1 = default, u2 = default, u3 = default, u4 = default, u5 = default, u6 = default, u7 = default, ue = default;
         var factor = Vector512.Create(scale);
         bool appended = extra.Present;
         float* ex = extra.X, ey = extra.Y;
@@ -91,15 +112,33 @@ internal static unsafe class CausalScan
             var wv = Vector512.Load(wt);
             Update(yt, wv, ref s0, ref s1, ref s2, ref s3, ref s4, ref s5, ref s6, ref s7);
             var sum = Query(xt, s0, s1, s2, s3, s4, s5, s6, s7, accumulate ? Vector512.Load(ot) : default);
+            Vector512<float> wu = default, second = default;
+            if (TPanels.Second)
+            {
+                wu = Vector512.Load(wt + Panel);
+                Update(yt, wu, ref u0, ref u1, ref u2, ref u3, ref u4, ref u5, ref u6, ref u7);
+                second = Query(xt, u0, u1, u2, u3, u4, u5, u6, u7, accumulate ? Vector512.Load(ot + Panel) : default);
+            }
             if (appended)
             {
-                se = Vector512.FusedMultiplyAdd(Vector512.Create(*ey), wv, se);
-                sum = Vector512.FusedMultiplyAdd(sum, factor, Vector512.Create(*ex) * se);
+                var (bx, by) = (Vector512.Create(*ex), Vector512.Create(*ey));
+                se = Vector512.FusedMultiplyAdd(by, wv, se);
+                sum = Vector512.FusedMultiplyAdd(sum, factor, bx * se);
+                if (TPanels.Second)
+                {
+                    ue = Vector512.FusedMultiplyAdd(by, wu, ue);
+                    second = Vector512.FusedMultiplyAdd(second, factor, bx * ue);
+                }
                 ex += exStep;
                 ey += eyStep;
             }
-            else sum *= factor;
+            else
+            {
+                sum *= factor;
+                second *= factor;
+            }
             sum.Store(ot);
+            if (TPanels.Second) second.Store(ot + Panel);
         }
     }
 

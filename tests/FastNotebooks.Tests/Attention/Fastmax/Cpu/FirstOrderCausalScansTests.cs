@@ -13,7 +13,7 @@ public unsafe class FirstOrderCausalScansTests
 {
     /// <summary>
     /// <see cref="CausalScan.Product"/> over every panel and <see cref="CausalScan.Sums"/> against <see cref="CausalScan.Reference"/>
-    /// and plain sums on the whole rows x′ = [scale·x, e^x], y′ = [y, e^y], both directions, 80 random cases: 1 to 300 tokens,
+    /// and plain sums on the whole rows x′ = [scale·x, e^x], y′ = [y, e^y], both directions, one or two panels a pass, 80 random cases: 1 to 300 tokens,
     /// 8 to 48 state rows read from rows up to 9 floats wider, 16 to 48 columns, input scales 1e-3 to 1e3, the appended entries
     /// absent, constant or one per token.
     /// </summary>
@@ -46,8 +46,10 @@ public unsafe class FirstOrderCausalScansTests
             var (fast, reference) = (full(new long[] { n, cols }, float.NaN), zeros(n, cols));
             float* px = SimdGemm.Address(x), py = SimdGemm.Address(y), pw = SimdGemm.Address(w), pex = SimdGemm.Address(ex), pey = SimdGemm.Address(ey);
             var extra = appended == 0 ? CausalScan.Extra.None : new CausalScan.Extra(pex, appended == 1 ? 0 : 1, pey, appended == 1 ? 0 : 1);
-            for (int panel = 0; panel < cols / CausalScan.Panel; panel++)
-                CausalScan.Product(px, ldx, py, ldy, rows, extra, factor, pw, SimdGemm.Address(fast), cols, n, panel, reverse);
+            // Panels one at a time in odd trials, two at a time (and a last one alone) in even ones.
+            int panels = cols / CausalScan.Panel, perPass = trial % 2 == 0 ? 2 : 1;
+            for (int panel = 0; panel < panels; panel += perPass)
+                CausalScan.Product(px, ldx, py, ldy, rows, extra, factor, pw, SimdGemm.Address(fast), cols, n, panel, Math.Min(perPass, panels - panel), reverse);
             CausalScan.Reference(SimdGemm.Address(xWhole), SimdGemm.Address(yWhole), rows + 1, pw, SimdGemm.Address(reference), cols, n, reverse);
             string name = $"n={n} rows={rows} ldx={ldx} ldy={ldy} cols={cols} reverse={reverse} appended={appended} scale={factor:F2} inputs={inputScale:g1}";
             ErrorReport.Of(name, fast, reference).Require(1e-5);
@@ -60,16 +62,19 @@ public unsafe class FirstOrderCausalScansTests
     }
 
     [Avx512Fact]
-    public void Scan_rows_must_be_whole_groups_of_eight()
+    public void Scan_rows_must_be_whole_groups_of_eight_and_panels_within_the_columns()
     {
         float[] data = new float[64];
         fixed (float* p = data)
         {
             var address = (nint)p;
             var error = Assert.Throws<ArgumentOutOfRangeException>(() =>
-                CausalScan.Product((float*)address, 12, (float*)address, 12, 12, CausalScan.Extra.None, 1f, (float*)address, (float*)address, 16, 1, 0, false));
+                CausalScan.Product((float*)address, 12, (float*)address, 12, 12, CausalScan.Extra.None, 1f, (float*)address, (float*)address, 16, 1, 0, 1, false));
             Assert.Equal("rows", error.ParamName);
             Assert.Contains("12", error.Message);
+            var panels = Assert.Throws<ArgumentOutOfRangeException>(() =>
+                CausalScan.Product((float*)address, 8, (float*)address, 8, 8, CausalScan.Extra.None, 1f, (float*)address, (float*)address, 16, 1, 0, 2, false));
+            Assert.Equal("panels", panels.ParamName);
         }
     }
 
