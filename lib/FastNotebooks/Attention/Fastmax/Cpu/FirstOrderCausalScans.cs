@@ -164,7 +164,7 @@ public static unsafe class FirstOrderCausalScans
 
         /// <summary>
         /// out [S, Nk, cols] with out_t = Σ_{s ≤ t} (x′_t·y′_s) w_s (s ≥ t when reversed) for x, y [S, Nk, ≥ rows] and w [S, Nk, cols],
-        /// one work item per slice and pair of panels (or panel); the appended entries per token are [S, Nk] where <paramref name="xPerSlice"/> or
+        /// one work item per slice and pair of panels; the appended entries per token are [S, Nk] where <paramref name="xPerSlice"/> or
         /// <paramref name="yPerSlice"/> says so, else constants.
         /// </summary>
         public Tensor Scan(Tensor x, Tensor y, int rows, CausalScan.Extra extra, float scale, Tensor w, int cols, bool reverse,
@@ -173,9 +173,9 @@ public static unsafe class FirstOrderCausalScans
             var output = empty(new[] { Slices, Nk, (long)cols }, dtype: ScalarType.Float32);
             float* px = SimdGemm.Address(x), py = SimdGemm.Address(y), pw = SimdGemm.Address(w), pout = SimdGemm.Address(output);
             long nk = Nk, ldx = x.size(-1), ldy = y.size(-1);
-            // Two panels a pass (each entry of x and y read once for both); one where there are fewer slices than threads, so the
-            // panels give the threads their work.
-            int panels = cols / CausalScan.Panel, perPass = Slices >= torch.get_num_threads() ? 2 : 1;
+            // Two panels a pass (each entry of x and y read once for both), even where that leaves a thread idle: one head's pair on
+            // one thread ran faster than its two panels on two (PERF.md, "Order-1 causal scans").
+            int panels = cols / CausalScan.Panel, perPass = 2;
             ForItems(Slices, (panels + perPass - 1) / perPass, (double)nk * rows * cols, (slice, part) =>
             {
                 var sliceExtra = new CausalScan.Extra(extra.X + (xPerSlice ? slice * nk : 0), extra.XStride, extra.Y + (yPerSlice ? slice * nk : 0), extra.YStride);
