@@ -43,7 +43,7 @@ public sealed class NormalizedFastmaxFunction : autograd.SingleTensorFunction<No
         saved.AddRange(queryNorm);
         saved.AddRange(keyNorm);
         if (keyState is not null) saved.Add(keyState);
-        foreach (var t in saved) t.MoveToOuterDisposeScope();
+        foreach (var t in saved) t.MoveToOuterDisposeScope();   // o among them: moved out once, returned as it is
         ctx.save_for_backward(saved);
         ctx.save_data("a", a);
         ctx.save_data("causal", causal);
@@ -53,7 +53,7 @@ public sealed class NormalizedFastmaxFunction : autograd.SingleTensorFunction<No
         ctx.save_data("centre", centre);
         ctx.save_data("temperature", temperature);
         FastmaxFunction.SavedShapesObserver?.Invoke(saved.Select(t => t.Shape()).ToList());
-        return o.MoveToOuterDisposeScope();
+        return o;
     }
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
