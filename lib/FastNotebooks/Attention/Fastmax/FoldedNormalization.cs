@@ -42,8 +42,8 @@ internal sealed class FoldedNormalization : autograd.SingleTensorFunction<Folded
     public static Tensor? Attention(Tensor q, Tensor k, Tensor v, FastmaxOptions options, double[] a, int chunk, KernelPlan plan)
     {
         bool centre = options.Normalization == FastmaxNormalization.MeanCentered;
-        var (mq, hq) = MaxNormLoops.LargestNorms(q, centre);
-        var (mk, hk) = MaxNormLoops.LargestNorms(k, centre);
+        var largest = BothOn(HeadThreadsFor(q, k, v, a, plan, passes: 1), input => MaxNormLoops.LargestNorms(input == 0 ? q : k, centre));
+        var ((mq, hq), (mk, hk)) = (largest[0], largest[1]);
         if (mq.Concat(mk).Any(m => !(m >= SmallestNorm && m <= LargestNorm))) return null;
         var norms = new Norms(centre, options.Temperature, mq, hq, mk, hk);
         if (is_grad_enabled() && (q.requires_grad || k.requires_grad || v.requires_grad))
@@ -75,8 +75,29 @@ internal sealed class FoldedNormalization : autograd.SingleTensorFunction<Folded
         var norms = (Norms)ctx.get_data("norms");
         var (dq, dk, dv) = FastmaxFactorized.Backward(q, k, v, o, g, gradOutput, (double[])ctx.get_data("a"), (int)ctx.get_data("chunk"),
             keyState, (KernelPlan)ctx.get_data("plan"), norms.Centre, scale);
-        MaxNormLoops.AddScaleGradient(dq, q, norms.Query, norms.QueryHolders, norms.Centre);
-        MaxNormLoops.AddScaleGradient(dk, k, norms.Key, norms.KeyHolders, norms.Centre);
+        BothOn(HeadThreadsFor(q, k, v, (double[])ctx.get_data("a"), (KernelPlan)ctx.get_data("plan"), passes: 2), input =>
+        {
+            if (input == 0) MaxNormLoops.AddScaleGradient(dq, q, norms.Query, norms.QueryHolders, norms.Centre);
+            else MaxNormLoops.AddScaleGradient(dk, k, norms.Key, norms.KeyHolders, norms.Centre);
+            return true;
+        });
         return new List<Tensor> { dq, dk, dv, null!, null!, null!, null! };
     }
+
+    /// <summary>
+    /// How many of the dedicated head threads the kernel's pass on these inputs runs on (<see cref="FastmaxFactorized.SplitOf"/>,
+    /// the kernel's own choice; <paramref name="passes"/> 2 for the backward).
+    /// </summary>
+    static int HeadThreadsFor(Tensor q, Tensor k, Tensor v, double[] a, KernelPlan plan, int passes)
+    {
+        var features = new PackedTaylorFeatures((int)q.size(3), a, plan);
+        var split = FastmaxFactorized.SplitOf(features, q, FastmaxFactorized.MinimumTokensPerChunk, passes * FastmaxFactorized.Work(features, q, k, v));
+        return split.Splits ? split.Threads : 1;
+    }
+
+    /// <summary>
+    /// body(0) for q and body(1) for k: on two of the head threads where the kernel's pass runs on two or more (a pass over q or k
+    /// is too short for a parallel region of its own: <see cref="TokenLoops.MinWorkPerThread"/>), else one after the other.
+    /// </summary>
+    static T[] BothOn<T>(int threads, Func<int, T> body) => HeadThreads.Run(2, Math.Min(threads, 2), body);
 }

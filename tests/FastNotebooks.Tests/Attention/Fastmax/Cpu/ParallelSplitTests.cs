@@ -24,6 +24,51 @@ public class ParallelSplitTests
         finally { torch.set_num_threads(threads); }
     }
 
+    /// <summary>
+    /// The folded normalization (unmasked p = 2, float32, D = 32) with its head groups on two threads: the largest norms of q and k
+    /// and their scale gradients then run one input per head thread. Same bits as on one thread.
+    /// </summary>
+    [Theory]
+    [InlineData(FastmaxNormalization.MeanCentered)]
+    [InlineData(FastmaxNormalization.ZeroCentered)]
+    public void The_folded_normalization_on_the_head_threads_gives_the_same_bits(FastmaxNormalization normalization)
+    {
+        int threads = torch.get_num_threads();
+        torch.set_num_threads(2);
+        try
+        {
+            using var scope = NewDisposeScope();
+            var generator = new Generator(23);
+            var inputs = Enumerable.Range(0, 3).Select(_ => randn(new long[] { 2, 3, 700, 32 }, generator: generator)).ToArray();
+            var weights = randn(new long[] { 2, 3, 700, 32 }, generator: generator);
+            var options = new FastmaxOptions { Normalization = normalization, Algorithm = FastmaxAlgorithm.Factorized };
+            var plan = FastmaxDispatch.Plan(FastmaxDispatch.Resolve(options.Backend, DeviceType.CPU));
+            Assert.True(FastmaxDispatch.FoldsNormalization(options, options.ResolvedCoefficients(), plan, FastmaxAlgorithm.Factorized, false,
+                inputs[0], inputs[1], inputs[2]));
+            Tensor[] Run()
+            {
+                var x = inputs.Select(t => t.detach().requires_grad_()).ToArray();
+                var o = FastmaxFunctional.Attention(x[0], x[1], x[2], options);
+                var grads = autograd.grad(new[] { (o * weights).sum() }, x);
+                return new[] { o.detach() }.Concat(grads).ToArray();
+            }
+            // No thread for any loop or head group, then every split that the threshold allows.
+            long previous = TokenLoops.MinWorkPerThread;
+            Tensor[] whole, split;
+            try
+            {
+                TokenLoops.MinWorkPerThread = long.MaxValue;
+                whole = Run();
+                TokenLoops.MinWorkPerThread = 1;
+                split = Run();
+            }
+            finally { TokenLoops.MinWorkPerThread = previous; }
+            for (int i = 0; i < whole.Length; i++)
+                Assert.True(whole[i].eq(split[i]).all().item<bool>(), $"{normalization}: {"o dq dk dv".Split(' ')[i]} differs on the head threads");
+        }
+        finally { torch.set_num_threads(threads); }
+    }
+
     /// <summary>The dropout mask (<see cref="KeepMask"/>) is the same drawn on one thread or split over two.</summary>
     [Fact]
     public void The_keep_mask_does_not_depend_on_the_thread_count()
