@@ -34,11 +34,7 @@ public sealed class FastmaxFunction : autograd.SingleTensorFunction<FastmaxFunct
         var saved = new List<Tensor> { q, k, v, o, g };
         if (keyState is not null) saved.Add(keyState);
         ctx.save_for_backward(saved);
-        ctx.save_data("a", a);
-        ctx.save_data("causal", causal);
-        ctx.save_data("chunk", chunk);
-        ctx.save_data("backend", backend);
-        ctx.save_data("plan", plan);
+        SaveKernelData(ctx, a, causal, chunk, backend, plan);
         SavedShapesObserver?.Invoke(saved.Select(t => t.Shape()).ToList());
         return o;
     }
@@ -46,10 +42,23 @@ public sealed class FastmaxFunction : autograd.SingleTensorFunction<FastmaxFunct
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
     {
         var saved = ctx.get_saved_variables();
-        var (q, k, v, o, g) = (saved[0], saved[1], saved[2], saved[3], saved[4]);
-        var (dq, dk, dv) = FastmaxDispatch.Backward((FastmaxBackend)ctx.get_data("backend"), (KernelPlan)ctx.get_data("plan"),
-            q, k, v, o, g, gradOutput, (double[])ctx.get_data("a"), (bool)ctx.get_data("causal"), (int)ctx.get_data("chunk"),
-            saved.Count > 5 ? saved[5] : null);
+        var (dq, dk, dv) = KernelBackward(ctx, saved, gradOutput, saved.Count > 5 ? saved[5] : null);
         return new List<Tensor> { dq, dk, dv, null!, null!, null!, null!, null! };
     }
+
+    /// <summary>What the kernel's backward needs besides tensors, kept by a node that runs the kernel (this one, <see cref="NormalizedFastmaxFunction"/>).</summary>
+    internal static void SaveKernelData(autograd.AutogradContext ctx, double[] a, bool causal, int chunk, FastmaxBackend backend, KernelPlan plan)
+    {
+        ctx.save_data("a", a);
+        ctx.save_data("causal", causal);
+        ctx.save_data("chunk", chunk);
+        ctx.save_data("backend", backend);
+        ctx.save_data("plan", plan);
+    }
+
+    /// <summary>dq, dk, dv of the kernel from the node's saved q, k, v, o, g (the first five of <paramref name="saved"/>) and <see cref="SaveKernelData"/>.</summary>
+    internal static (Tensor Dq, Tensor Dk, Tensor Dv) KernelBackward(autograd.AutogradContext ctx, IReadOnlyList<Tensor> saved, Tensor gradOutput, Tensor? keyState) =>
+        FastmaxDispatch.Backward((FastmaxBackend)ctx.get_data("backend"), (KernelPlan)ctx.get_data("plan"),
+            saved[0], saved[1], saved[2], saved[3], saved[4], gradOutput, (double[])ctx.get_data("a"), (bool)ctx.get_data("causal"),
+            (int)ctx.get_data("chunk"), keyState);
 }

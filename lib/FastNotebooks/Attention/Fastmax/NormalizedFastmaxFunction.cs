@@ -45,11 +45,7 @@ public sealed class NormalizedFastmaxFunction : autograd.SingleTensorFunction<No
         if (keyState is not null) saved.Add(keyState);
         foreach (var t in saved) t.MoveToOuterDisposeScope();   // o among them: moved out once, returned as it is
         ctx.save_for_backward(saved);
-        ctx.save_data("a", a);
-        ctx.save_data("causal", causal);
-        ctx.save_data("chunk", chunk);
-        ctx.save_data("backend", backend);
-        ctx.save_data("plan", plan);
+        FastmaxFunction.SaveKernelData(ctx, a, causal, chunk, backend, plan);
         ctx.save_data("centre", centre);
         ctx.save_data("temperature", temperature);
         FastmaxFunction.SavedShapesObserver?.Invoke(saved.Select(t => t.Shape()).ToList());
@@ -60,11 +56,9 @@ public sealed class NormalizedFastmaxFunction : autograd.SingleTensorFunction<No
     {
         var saved = ctx.get_saved_variables();
         const int kernel = 5, norm = MaxNormFunction.SavedCount;
-        var (qHat, kHat, v, o, g) = (saved[0], saved[1], saved[2], saved[3], saved[4]);
         var (plan, centre, temperature) = ((KernelPlan)ctx.get_data("plan"), (bool)ctx.get_data("centre"), (double)ctx.get_data("temperature"));
         using var scope = NewDisposeScope();
-        var (dqHat, dkHat, dv) = FastmaxDispatch.Backward((FastmaxBackend)ctx.get_data("backend"), plan, qHat, kHat, v, o, g, gradOutput,
-            (double[])ctx.get_data("a"), (bool)ctx.get_data("causal"), (int)ctx.get_data("chunk"), saved.Count > kernel + 2 * norm ? saved[kernel + 2 * norm] : null);
+        var (dqHat, dkHat, dv) = FastmaxFunction.KernelBackward(ctx, saved, gradOutput, saved.Count > kernel + 2 * norm ? saved[kernel + 2 * norm] : null);
         if (temperature != 1.0) dqHat = dqHat / temperature;
         var dq = MaxNormFunction.Gradient(dqHat, saved.Skip(kernel).Take(norm).ToList(), centre, plan);
         var dk = MaxNormFunction.Gradient(dkHat, saved.Skip(kernel + norm).Take(norm).ToList(), centre, plan);
