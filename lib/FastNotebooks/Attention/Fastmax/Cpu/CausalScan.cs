@@ -72,7 +72,10 @@ internal static unsafe class CausalScan
     struct One : IPanels { public static bool Second => false; }
     struct Two : IPanels { public static bool Second => true; }
 
-    /// <summary>Eight state rows over all tokens: out_t (+)= Σ_r x_t[r]·state_r after state_r += y_t[r]·w_t, for one or two panels.</summary>
+    /// <summary>
+    /// Eight state rows over all tokens: out_t (+)= Σ_r x_t[r]·state_r after state_r += y_t[r]·w_t, for one or two panels. Kept apart
+    /// from <see cref="LastGroup{TPanels}"/>: one generic loop for both ran the backward's scans slower (PERF.md, "Tried and left out").
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Group<TPanels>(float* xt, float* yt, long xStep, long yStep, float* wt, float* ot, long colStep, int n, bool accumulate)
         where TPanels : struct, IPanels
