@@ -101,11 +101,18 @@ public sealed class KernelPlan
     /// <paramref name="triangle"/> the tiles skip what the causal blocks do not need (<see cref="SimdGemm.Triangle"/>); libtorch
     /// computes the whole product, which has the same entries where they are needed.
     /// </summary>
-    internal Tensor MatMul(Tensor a, Tensor b, SimdGemm.Triangle triangle = SimdGemm.Triangle.None)
+    internal Tensor MatMul(Tensor a, Tensor b, SimdGemm.Triangle triangle = SimdGemm.Triangle.None, Tensor? into = null)
     {
         using var _ = Clock?.Time(Stages.Gemm, 2 * Math.Max(Rows(a), Rows(b) / b.size(-2) * a.size(-2)) * a.size(-1) * b.size(-1));
-        return CpuKernels ? SimdGemm.MatMul(a, b, triangle) : a.matmul(b);
+        if (CpuKernels) return SimdGemm.MatMul(a, b, triangle, into);
+        if (into is null) return a.matmul(b);
+        using var product = a.matmul(b);
+        return into.copy_(product);
     }
+
+    /// <summary>x [..., n, w] as a contiguous [..., w, n] (a GEMM's B operand): <see cref="RegisterTranspose.Transposed"/>, or libtorch's copy.</summary>
+    internal Tensor Transposed(Tensor x) =>
+        CpuKernels ? RegisterTranspose.Transposed(x) : x.transpose(-1, -2).contiguous();
 
     /// <summary>Bare packed features φ(x̃) of an extended chunk.</summary>
     internal Tensor Build(PackedTaylorFeatures features, Tensor extended)

@@ -55,25 +55,36 @@ public static unsafe class SimdGemm
     /// </summary>
     public enum Triangle { None, LowerOutput, LowerA, UpperA }
 
-    /// <summary>a [..., M, K] · b [..., K, N] → [..., M, N] (contiguous), as <c>a.matmul(b)</c>; <paramref name="triangle"/> says which part is needed.</summary>
-    public static Tensor MatMul(Tensor a, Tensor b, Triangle triangle = Triangle.None)
+    /// <summary>
+    /// a [..., M, K] · b [..., K, N] → [..., M, N], as <c>a.matmul(b)</c>; <paramref name="triangle"/> says which part is needed. The
+    /// product is a new contiguous tensor, or written into <paramref name="into"/> (its shape; any layout, for instance the
+    /// tokens of a larger output) and that tensor returned: the tiles store there directly where its rows are unit-stride
+    /// float32 (<see cref="Writable"/>), else the product is copied in.
+    /// </summary>
+    public static Tensor MatMul(Tensor a, Tensor b, Triangle triangle = Triangle.None, Tensor? into = null)
     {
         if (triangle == Triangle.LowerOutput && a.size(-2) != b.size(-1))
             throw new ArgumentException($"a lower-triangular product needs M = N; got M = {a.size(-2)}, N = {b.size(-1)}", nameof(triangle));
         if (triangle is Triangle.LowerA or Triangle.UpperA && a.size(-2) != a.size(-1))
             throw new ArgumentException($"a triangular A needs M = K; got M = {a.size(-2)}, K = {a.size(-1)}", nameof(triangle));
-        if (!Supports(a, b))
-        {
-            FallbackObserver?.Invoke(a, b);
-            return a.matmul(b);
-        }
         var shape = a.Shape().ToArray();
         shape[^1] = b.size(-1);
-        var c = empty(shape, dtype: ScalarType.Float32, device: a.device);
+        if (into is not null && !into.Shape().SequenceEqual(shape))
+            throw new ArgumentException($"the product is [{string.Join(", ", shape)}]; got into [{string.Join(", ", into.Shape())}]", nameof(into));
+        if (!Supports(a, b) || (into is not null && !Writable(into)))
+        {
+            FallbackObserver?.Invoke(a, b);
+            if (into is null) return a.matmul(b);
+            using var product = a.matmul(b);
+            return into.copy_(product);
+        }
+        var c = into ?? empty(shape, dtype: ScalarType.Float32, device: a.device);
         if (c.numel() == 0) return c;
         if (a.size(-1) == 0) return c.zero_();
         float* pc = Address(c);
         using var o = new Operands(a, b);
+        long ldc = c.size(-2) == 1 ? o.N : c.stride(-2);
+        var cOffsets = SliceOffsets(c, (int)c.dim(), o.Slices);
         int rowItems = (o.M + TileRows * TilesPerItem - 1) / (TileRows * TilesPerItem);
         int panelItems = (o.Panels + PanelsPerItem - 1) / PanelsPerItem;
         o.ForItems(o.Slices * rowItems * panelItems, (item, packed) =>
@@ -82,11 +93,22 @@ public static unsafe class SimdGemm
             int rest = (int)(item % ((long)rowItems * panelItems));
             int rowStart = rest / panelItems * TileRows * TilesPerItem, panelStart = rest % panelItems * PanelsPerItem;
             int rowEnd = Math.Min(o.M, rowStart + TileRows * TilesPerItem);
-            o.Block(slice, rowStart, rowEnd, panelStart, Math.Min(o.Panels, panelStart + PanelsPerItem), pc + (slice * o.M + rowStart) * o.N, o.N, packed,
+            o.Block(slice, rowStart, rowEnd, panelStart, Math.Min(o.Panels, panelStart + PanelsPerItem), pc + cOffsets[slice] + rowStart * ldc, ldc, packed,
                 triangle);
         });
+        GC.KeepAlive(c);
         return c;
     }
+
+    /// <summary>
+    /// Whether the tiles store a product into <paramref name="c"/> where it lies: float32 on the CPU, rows unit-stride, rows
+    /// that do not overlap (row stride at least the row length, no broadcast leading dim), no autograd graph wanted of it.
+    /// </summary>
+    internal static bool Writable(Tensor c) =>
+        c.dtype == ScalarType.Float32 && c.device_type == DeviceType.CPU && c.dim() >= 2
+        && (c.stride(-1) == 1 || c.size(-1) <= 1) && (c.size(-2) <= 1 || c.stride(-2) >= c.size(-1))
+        && Enumerable.Range(0, (int)c.dim() - 2).All(d => c.size(d) <= 1 || c.stride(d) != 0)
+        && !(is_grad_enabled() && c.requires_grad);
 
     /// <summary>
     /// Receives rows [firstRow, firstRow + rows) of slice <paramref name="slice"/> of a·b, row-major with row stride

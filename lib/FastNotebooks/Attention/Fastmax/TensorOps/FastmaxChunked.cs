@@ -60,7 +60,7 @@ public static class FastmaxChunked
         {
             using var step = NewDisposeScope();
             var (qb, kb, vb) = (Blocks(q, start, count, size), Blocks(k, offset + start, count, size), Blocks(vOne, offset + start, count, size));
-            var scores = plan.MatMul(qb, kb.transpose(-1, -2).contiguous(), Triangle.LowerOutput);      // [B, H, G, c, c]
+            var scores = plan.MatMul(qb, plan.Transposed(kb), Triangle.LowerOutput);      // [B, H, G, c, c]
             var within = plan.MatMul(plan.MaskedPolynomial(scores, a), vb, Triangle.LowerA);               // [B, H, G, c, Dv + 1]
             var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, carry, reverse: false); // [B, H, G, F, Dv + 1]
             within.AddInPlace(features.Project(Blocks(qx, start, count, size), before));
@@ -102,7 +102,7 @@ public static class FastmaxChunked
         var groups = Groups(features, q, chunk).ToArray();
         int rows = TokensPerChunk(features, k, chunk);
 
-        // Each group's gradients are written to their tokens of dq, dk, dv (views), not joined at the end.
+        // Each group's gradients are written to their tokens of dq, dk, dv (views) by the products themselves, not joined at the end.
         var dq = empty(q.Shape(), dtype: q.dtype, device: q.device);
         var dk = empty(k.Shape(), dtype: k.dtype, device: k.device);
         var dV = empty(v.Shape(), dtype: v.dtype, device: v.device);
@@ -117,13 +117,12 @@ public static class FastmaxChunked
             var (start, count, size) = groups[i];
             var (qb, kb) = (Blocks(q, start, count, size), Blocks(k, offset + start, count, size));
             var (vb, gpb) = (Blocks(vOne, offset + start, count, size), Blocks(gPrime, start, count, size));
-            var s = plan.MatMul(qb, kb.transpose(-1, -2).contiguous(), Triangle.LowerOutput);   // [B, H, G, c, c]
-            var (f, ds) = plan.MaskedPolynomialAndDerivative(s, plan.MatMul(gpb, vb.transpose(-1, -2).contiguous(), Triangle.LowerOutput), a, b);
+            var s = plan.MatMul(qb, plan.Transposed(kb), Triangle.LowerOutput);   // [B, H, G, c, c]
+            var (f, ds) = plan.MaskedPolynomialAndDerivative(s, plan.MatMul(gpb, plan.Transposed(vb), Triangle.LowerOutput), a, b);
             var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, keyCarry, reverse: false);
-            var dqb = plan.MatMul(ds, kb, Triangle.LowerA).AddInPlace(features.Gradient(Blocks(qx, start, count, size), gpb, before));
-            Blocks(dq, start, count, size).copy_(dqb);
-            dkWindow[i] = Blocks(dk, offset + start, count, size).copy_(plan.MatMul(ds.transpose(-1, -2), qb, Triangle.UpperA)).MoveToOuterDisposeScope();
-            dvWindow[i] = Blocks(dV, offset + start, count, size).copy_(plan.MatMul(f.transpose(-1, -2), Blocks(gHat, start, count, size), Triangle.UpperA)).MoveToOuterDisposeScope();
+            plan.MatMul(ds, kb, Triangle.LowerA, into: Blocks(dq, start, count, size)).AddInPlace(features.Gradient(Blocks(qx, start, count, size), gpb, before));
+            dkWindow[i] = plan.MatMul(ds.transpose(-1, -2), qb, Triangle.UpperA, into: Blocks(dk, offset + start, count, size)).MoveToOuterDisposeScope();
+            dvWindow[i] = plan.MatMul(f.transpose(-1, -2), Blocks(gHat, start, count, size), Triangle.UpperA, into: Blocks(dV, offset + start, count, size)).MoveToOuterDisposeScope();
         }
 
         // Backward in the sequence: dk, dv from the queries after the chunk, R = Σ_i φ(q̃_i)ᵀ Ĝ′_i.

@@ -1,5 +1,6 @@
 using FastNotebooks.Attention.Fastmax;
 using FastNotebooks.Attention.Fastmax.Cpu;
+using static TorchSharp.torch;
 
 namespace FastNotebooks.Tests.Attention.Fastmax.Cpu;
 
@@ -41,6 +42,46 @@ public unsafe class RegisterTransposeTests
             Assert.True(expectedBack.SequenceEqual(back), $"from columns, {name}");
         }
     }
+
+    /// <summary>
+    /// Tensor transposes (the causal kernel's chunk blocks as a GEMM's B), 80 random cases: 0 to 3 leading dims, 0 to 70 tokens and
+    /// widths (whole 16 × 16 blocks, tails and both), rows narrowed from wider rows and tokens from a longer sequence, a permuted
+    /// leading dim. Bit for bit libtorch's transpose(-1, -2).contiguous(); float64, columns that are not unit-stride and a tensor
+    /// that wants a gradient go to that copy.
+    /// </summary>
+    [Fact]
+    public void Tensor_transposes_equal_libtorch()
+    {
+        var random = new Random(31);
+        var generator = new Generator(37);
+        for (int trial = 0; trial < 80; trial++)
+        {
+            using var scope = NewDisposeScope();
+            long tokens = trial < 3 ? new long[] { 0, 16, 128 }[trial] : random.Next(0, 71), width = trial < 3 ? 32 : random.Next(0, 71);
+            long[] lead = Enumerable.Range(0, random.Next(0, 4)).Select(_ => (long)random.Next(1, 4)).ToArray();
+            long extraTokens = random.Next(0, 4), extraWidth = random.Next(0, 4);
+            var x = randn(lead.Append(tokens + extraTokens).Append(width + extraWidth).ToArray(), generator: generator)
+                .narrow(-2, extraTokens, tokens).narrow(-1, 0, width);
+            if (lead.Length >= 2 && random.Next(2) == 0) x = x.transpose(0, 1);
+            string name = $"lead=[{string.Join(",", lead)}] tokens={tokens} width={width} strides=[{string.Join(",", x.stride())}]";
+            Assert.True(RegisterTranspose.SupportsTransposed(x) || !RegisterTranspose.Available, name);
+            var t = RegisterTranspose.Transposed(x);
+            Assert.True(t.is_contiguous(), name);
+            Assert.True(Same(t, x.transpose(-1, -2).contiguous()), name);
+        }
+        using var x64 = randn(3, 20, 17, dtype: ScalarType.Float64);
+        using var columns = randn(20, 17).transpose(0, 1);
+        using var graph = randn(20, 17).requires_grad_();
+        Assert.False(RegisterTranspose.SupportsTransposed(x64));
+        Assert.False(RegisterTranspose.SupportsTransposed(columns));
+        Assert.False(RegisterTranspose.SupportsTransposed(graph));
+        Assert.True(Same(RegisterTranspose.Transposed(x64), x64.transpose(-1, -2).contiguous()));
+        Assert.True(Same(RegisterTranspose.Transposed(columns), columns.transpose(-1, -2).contiguous()));
+        Assert.True(RegisterTranspose.Transposed(graph).requires_grad);
+    }
+
+    /// <summary>Same shape and every entry equal.</summary>
+    static bool Same(Tensor x, Tensor y) => x.shape.SequenceEqual(y.shape) && x.eq(y).all().item<bool>();
 
     /// <summary>Memory that held something else before: negative values, unlike the test's data.</summary>
     static float[] Stale(int length, Random random) => Enumerable.Range(0, length).Select(_ => -1f - (float)random.NextDouble()).ToArray();

@@ -169,4 +169,68 @@ public class SimdGemmTests
         var upper = Assert.Throws<ArgumentException>(() => SimdGemm.MatMul(a, b, SimdGemm.Triangle.UpperA));
         Assert.Contains("M = 4, K = 3", upper.Message);
     }
+
+    /// <summary>
+    /// Products written into a view of a larger tensor (the causal kernel's chunk blocks of dq, dk, dv), 60 random cases: the
+    /// tokens [start, start + G·c) of an [B, H, N + 5, W + 3] tensor's first W columns as [B, H, G, c, W], every triangle, A as
+    /// rows or a transposed view. The view must hold the product (against float64 matmul) and every entry outside it keep its
+    /// value; the returned tensor is the view itself.
+    /// </summary>
+    [Avx512Fact]
+    public void Products_into_views_equal_matmul_and_leave_the_rest()
+    {
+        var random = new Random(23);
+        var generator = new Generator(29);
+        var triangles = new[] { SimdGemm.Triangle.None, SimdGemm.Triangle.LowerA, SimdGemm.Triangle.UpperA };
+        for (int trial = 0; trial < 60; trial++)
+        {
+            using var scope = NewDisposeScope();
+            var triangle = triangles[trial % 3];
+            long batch = random.Next(1, 3), heads = random.Next(1, 3), count = random.Next(1, 4), size = trial < 3 ? 128 : random.Next(1, 70);
+            long width = trial is 3 or 4 ? 1 : random.Next(1, 70), k = triangle == SimdGemm.Triangle.None ? random.Next(1, 70) : size;
+            long start = random.Next(0, 5), n = start + count * size + random.Next(0, 5);
+            var whole = full(new[] { batch, heads, n, width + 3 }, -7f);
+            var view = whole.narrow(2, start, count * size).narrow(-1, 0, width).unflatten(2, new[] { count, size });
+            long[] lead = { batch, heads, count };
+            bool transposedA = random.Next(2) == 0;
+            var a = transposedA
+                ? randn(lead.Append(k).Append(size).ToArray(), generator: generator).transpose(-1, -2)
+                : randn(lead.Append(size).Append(k).ToArray(), generator: generator);
+            if (triangle == SimdGemm.Triangle.LowerA) a = a.tril();
+            if (triangle == SimdGemm.Triangle.UpperA) a = a.triu();
+            var b = randn(lead.Append(k).Append(width).ToArray(), generator: generator);
+            string name = $"{triangle} G={count} c={size} K={k} W={width} start={start} aT={transposedA}";
+            Assert.True(SimdGemm.Writable(view), name);
+
+            var returned = SimdGemm.MatMul(a, b, triangle, into: view);
+            Assert.Same(view, returned);
+            ErrorReport.Of(name, view.to_type(ScalarType.Float64), a.to_type(ScalarType.Float64).matmul(b.to_type(ScalarType.Float64))).Require(1e-5);
+            var outside = ones(whole.shape, dtype: ScalarType.Bool);
+            outside.narrow(2, start, count * size).narrow(-1, 0, width).fill_(false);
+            Assert.True(whole.masked_select(outside).eq(-7f).all().item<bool>(), $"{name}: an entry outside the view changed");
+        }
+    }
+
+    /// <summary>Where the tiles cannot store into the given tensor (float64, columns not unit-stride) the product is copied in; a wrong shape is refused by name.</summary>
+    [Fact]
+    public void Products_into_other_layouts_are_copied_and_wrong_shapes_refused()
+    {
+        using var a = randn(2, 5, 4);
+        using var b = randn(2, 4, 3);
+        using var columns = zeros(2, 3, 5).transpose(-1, -2);   // [2, 5, 3], column-major rows
+        Assert.False(SimdGemm.Writable(columns));
+        SimdGemm.MatMul(a, b, into: columns);
+        ErrorReport.Of("columns", columns.to_type(ScalarType.Float64), a.to_type(ScalarType.Float64).matmul(b.to_type(ScalarType.Float64))).Require(1e-5);
+
+        using var a64 = randn(2, 5, 4, dtype: ScalarType.Float64);
+        using var b64 = randn(2, 4, 3, dtype: ScalarType.Float64);
+        using var into64 = zeros(2, 5, 3, dtype: ScalarType.Float64);
+        SimdGemm.MatMul(a64, b64, into: into64);
+        ErrorReport.Of("float64", into64, a64.matmul(b64)).Require(0);
+
+        using var wrong = zeros(2, 5, 4);
+        var error = Assert.Throws<ArgumentException>(() => SimdGemm.MatMul(a, b, into: wrong));
+        Assert.Equal("into", error.ParamName);
+        Assert.Contains("[2, 5, 3]; got into [2, 5, 4]", error.Message);
+    }
 }
