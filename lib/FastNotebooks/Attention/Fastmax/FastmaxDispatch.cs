@@ -160,6 +160,26 @@ public sealed class KernelPlan
     }
 
     /// <summary>
+    /// o and g from two parts of the rows [numerator, g] (the causal kernel's in-chunk block and its projection of the state before
+    /// the chunk, [B, H, G, c, Dv + 1] each), written into o [B, H, G·c, Dv] and g [B, H, G·c] (timed as the output stage): one pass
+    /// (<see cref="TokenLoops.AddThenDivideRows"/>), or the sum, then the copies and the division (its reference).
+    /// </summary>
+    internal void AddThenDivide(Tensor within, Tensor projected, Tensor o, Tensor g)
+    {
+        using var _ = Time(Stages.Output);
+        if (CpuKernels && TokenLoops.SupportsAddThenDivideRows(within, projected, o, g))
+        {
+            TokenLoops.AddThenDivideRows(within, projected, o, g);
+            return;
+        }
+        using var scope = NewDisposeScope();
+        var rows = (within + projected).flatten(2, 3);                                 // [B, H, G·c, Dv + 1]
+        long dv = o.size(-1);
+        g.copy_(rows.select(-1, dv));
+        o.copy_(rows.narrow(-1, 0, dv)).div_(g.unsqueeze(-1));
+    }
+
+    /// <summary>
     /// Whether <see cref="Project"/> (and <see cref="Gradient"/>, given <paramref name="u"/>) runs on <see cref="TokenColumns"/>,
     /// which builds no features: then all tokens go in one call, without joining chunks.
     /// </summary>

@@ -70,6 +70,67 @@ internal static class TokenLoops
             }
     }
 
+    /// <summary>
+    /// Whether <see cref="AddThenDivideRows"/> takes the rows x and b [B, H, G, c, Dv + 1] (contiguous) and the outputs o
+    /// [B, H, G·c, Dv] and g [B, H, G·c] (any layout with unit-stride rows): one dtype, no autograd graph.
+    /// </summary>
+    public static bool SupportsAddThenDivideRows(Tensor x, Tensor b, Tensor o, Tensor g) =>
+        Supports(x, b, o, g) && b.dtype == x.dtype && o.dtype == x.dtype && g.dtype == x.dtype
+        && x.is_contiguous() && b.is_contiguous() && x.Shape().SequenceEqual(b.Shape()) && x.dim() == 5 && o.dim() == 4 && g.dim() == 3
+        && o.size(0) == x.size(0) && o.size(1) == x.size(1) && o.size(2) == x.size(2) * x.size(3) && o.size(3) == x.size(4) - 1
+        && g.size(0) == o.size(0) && g.size(1) == o.size(1) && g.size(2) == o.size(2)
+        && (o.stride(3) == 1 || o.size(3) <= 1);
+
+    /// <summary>
+    /// [numerator, g] = x + b for each token, written as o = numerator / g and g (the causal kernel's in-chunk rows plus its
+    /// projection of the state before the chunk), in one pass; the tensor-op form (add, copy g, copy and divide o) is the reference.
+    /// Bit for bit that form: the same sums and the same divisions.
+    /// </summary>
+    public static unsafe void AddThenDivideRows(Tensor x, Tensor b, Tensor o, Tensor g)
+    {
+        if (o.numel() == 0 && g.numel() == 0) return;
+        int dv = (int)o.size(3);
+        long heads = o.size(0) * o.size(1), rows = o.size(2);
+        using var gColumn = g.unsqueeze(-1);                                           // [B, H, G·c, 1]: its slices as o's
+        long[] oOffsets = SimdGemm.SliceOffsets(o, 4, heads), gOffsets = SimdGemm.SliceOffsets(gColumn, 4, heads);
+        long oLd = o.stride(2), gLd = g.stride(2);
+        if (x.dtype == ScalarType.Float32 && System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
+        {
+            float* px = SimdGemm.Address(x), pb = SimdGemm.Address(b), po = SimdGemm.Address(o), pg = SimdGemm.Address(g);
+            ForTokenRanges(heads * rows, dv + 1, (first, count) =>
+            {
+                for (long t = first; t < first + count; t++)
+                {
+                    long head = t / rows, row = t % rows;
+                    float* xr = px + t * (dv + 1), br = pb + t * (dv + 1);
+                    float sum = xr[dv] + br[dv];
+                    pg[gOffsets[head] + row * gLd] = sum;
+                    RowZmm.AddThenDivide(xr, br, sum, po + oOffsets[head] + row * oLd, dv);
+                }
+            });
+        }
+        else if (x.dtype == ScalarType.Float32) AddThenDivideRows<float>(x, b, o, g, dv, heads, rows, oOffsets, gOffsets, oLd, gLd);
+        else AddThenDivideRows<double>(x, b, o, g, dv, heads, rows, oOffsets, gOffsets, oLd, gLd);
+        GC.KeepAlive(x); GC.KeepAlive(b); GC.KeepAlive(o); GC.KeepAlive(g);
+    }
+
+    static unsafe void AddThenDivideRows<T>(Tensor x, Tensor b, Tensor o, Tensor g, int dv, long heads, long rows,
+        long[] oOffsets, long[] gOffsets, long oLd, long gLd) where T : unmanaged, INumber<T>
+    {
+        T* px = (T*)SimdGemm.Address(x), pb = (T*)SimdGemm.Address(b), po = (T*)SimdGemm.Address(o), pg = (T*)SimdGemm.Address(g);
+        ForTokenRanges(heads * rows, dv + 1, (first, count) =>
+        {
+            for (long t = first; t < first + count; t++)
+            {
+                long head = t / rows, row = t % rows;
+                T* xr = px + t * (dv + 1), br = pb + t * (dv + 1);
+                T sum = xr[dv] + br[dv];
+                pg[gOffsets[head] + row * gLd] = sum;
+                AddThenDivide<T>(new ReadOnlySpan<T>(xr, dv), new ReadOnlySpan<T>(br, dv), sum, new Span<T>(po + oOffsets[head] + row * oLd, dv));
+            }
+        });
+    }
+
     static void ScaledOutputGradientRows<T>(Tensor o, Tensor g, Tensor gradOutput, Tensor gPrime, int dv) where T : unmanaged, INumber<T>
     {
         Span<T> os = Elements<T>(o), gs = Elements<T>(g), ds = Elements<T>(gradOutput), ps = Elements<T>(gPrime);

@@ -63,13 +63,7 @@ public static class FastmaxChunked
             var scores = plan.MatMul(qb, plan.Transposed(kb), Triangle.LowerOutput);      // [B, H, G, c, c]
             var within = plan.MatMul(plan.MaskedPolynomial(scores, a), vb, Triangle.LowerA);               // [B, H, G, c, Dv + 1]
             var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, carry, reverse: false); // [B, H, G, F, Dv + 1]
-            within.AddInPlace(features.Project(Blocks(qx, start, count, size), before));
-            using (plan.Time(KernelPlan.Stages.Output))
-            {
-                var rows = within.flatten(2, 3);                                               // [B, H, G·c, Dv + 1]
-                var gRows = g.narrow(2, start, count * size).copy_(rows.select(-1, dv));
-                o.narrow(2, start, count * size).copy_(rows.narrow(-1, 0, dv)).div_(gRows.unsqueeze(-1));
-            }
+            plan.AddThenDivide(within, features.Project(Blocks(qx, start, count, size), before), o.narrow(2, start, count * size), g.narrow(2, start, count * size));
         }
         return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope());
     }
