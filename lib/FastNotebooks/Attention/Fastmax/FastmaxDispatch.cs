@@ -183,8 +183,8 @@ public sealed class KernelPlan
     /// Whether <see cref="Project"/> (and <see cref="Gradient"/>, given <paramref name="u"/>) runs on <see cref="TokenColumns"/>,
     /// which builds no features: then all tokens go in one call, without joining chunks.
     /// </summary>
-    internal bool ProjectsInCache(PackedTaylorFeatures features, Tensor extended, Tensor weightedState, Tensor? u = null) =>
-        CpuKernels && TokenColumns.Supports(features, extended, weightedState, u);
+    internal bool ProjectsInCache(PackedTaylorFeatures features, Tensor extended, Tensor weightedState, Tensor? u = null, bool appendOne = false) =>
+        CpuKernels && TokenColumns.Supports(features, extended, weightedState, u, appendOne);
 
     /// <summary>Whether the pieces centre x per token as they build x̃ (<see cref="PackedTaylorFeatures.CentresRawInputs"/>, raw x only).</summary>
     static bool CentresIn(PackedTaylorFeatures features, Tensor x) => features.CentresRawInputs && features.IsRaw(x);
@@ -221,13 +221,19 @@ public sealed class KernelPlan
     }
 
     /// <summary>∂/∂x of Σ_c u_c φ(x̃)·W_c: <see cref="TokenColumns.Gradient"/>, or the feature gradient as a GEMM and the chain rule.</summary>
-    internal Tensor Gradient(PackedTaylorFeatures features, Tensor extended, Tensor u, Tensor weightedState)
+    /// <remarks>With <paramref name="appendOne"/>, u [..., n, C − 1] stands for [u, 1]: the token columns add the ones in cache; elsewhere they are appended here.</remarks>
+    internal Tensor Gradient(PackedTaylorFeatures features, Tensor extended, Tensor u, Tensor weightedState, bool appendOne = false)
     {
-        using var _ = Clock?.Time(Stages.Gradient, 2 * Rows(extended) * features.Size * u.size(-1));
+        using var _ = Clock?.Time(Stages.Gradient, 2 * Rows(extended) * features.Size * (u.size(-1) + (appendOne ? 1 : 0)));
         bool centre = CentresIn(features, extended);
+        if (appendOne && !(features.Order == 2 && CpuKernels && TokenColumns.Supports(features, extended, weightedState, u, appendOne: true)))
+        {
+            using var withOne = TaylorFeatures.AppendOnes(u);
+            return Gradient(features, extended, withOne, weightedState);
+        }
         if (features.Order == 1) return u.matmul(weightedState.narrow(-2, 0, features.D).transpose(-1, -2)); // [..., n, D]
-        if (CpuKernels && TokenColumns.Supports(features, extended, weightedState, u))
-            return TokenColumns.Gradient(u, weightedState, extended, features.D, features.Rows, centre);
+        if (CpuKernels && TokenColumns.Supports(features, extended, weightedState, u, appendOne))
+            return TokenColumns.Gradient(u, weightedState, extended, features.D, features.Rows, centre, appendOne);
         using var scope = NewDisposeScope();
         extended = features.ExtendedIfRaw(extended) ?? extended;                          // centred there when centre
         var featureGradient = MatMul(u, features.DMajorTransposed(weightedState));        // [..., n, F]

@@ -25,9 +25,9 @@ internal static unsafe partial class TokenColumns
     /// True where <see cref="Project"/> (u null) or <see cref="Gradient"/> takes an extended chunk [..., n, 2D̃], a state
     /// [..., F, C] of the chunk's leading dims and u [..., n, C]: those shapes, and <see cref="SupportsFused"/>.
     /// </summary>
-    public static bool Supports(PackedTaylorFeatures features, Tensor extended, Tensor weightedState, Tensor? u) =>
+    public static bool Supports(PackedTaylorFeatures features, Tensor extended, Tensor weightedState, Tensor? u, bool appendOne = false) =>
         weightedState.size(-2) == features.Size && weightedState.Shape()[..^2].SequenceEqual(extended.Shape()[..^2])
-        && (u is null || (u.size(-1) == weightedState.size(-1) && u.Shape()[..^2].SequenceEqual(extended.Shape()[..^2])))
+        && (u is null || (u.size(-1) + (appendOne ? 1 : 0) == weightedState.size(-1) && u.Shape()[..^2].SequenceEqual(extended.Shape()[..^2])))
         && (u is null ? SupportsFused(features, extended, weightedState) : SupportsFused(features, extended, weightedState, u));
 
     /// <summary>
@@ -111,11 +111,12 @@ internal static unsafe partial class TokenColumns
     /// </summary>
     /// <remarks>
     /// With <paramref name="centre"/>, a raw x [..., n, D] stands for c = x − mean(x) per token, and dx is the gradient with respect
-    /// to x through the centring: ∇_c minus its mean over D.
+    /// to x through the centring: ∇_c minus its mean over D. With <paramref name="appendOne"/>, u [..., n, C − 1] stands for [u, 1]
+    /// (the keys' [v, 1]): the strip's column of ones is written in cache, so no [v, 1] copy is made.
     /// </remarks>
-    public static Tensor Gradient(Tensor u, Tensor weightedState, Tensor extended, int d, int rows, bool centre = false)
+    public static Tensor Gradient(Tensor u, Tensor weightedState, Tensor extended, int d, int rows, bool centre = false, bool appendOne = false)
     {
-        int tilde = d + 1, c = (int)u.size(-1), n = (int)u.size(-2), width = (int)extended.size(-1);
+        int tilde = d + 1, given = (int)u.size(-1), c = given + (appendOne ? 1 : 0), n = (int)u.size(-2), width = (int)extended.size(-1);
         if (centre && width != d) throw new ArgumentException($"only raw inputs x [..., n, D] are centred in cache; got width {width} at D = {d}", nameof(centre));
         using var uc = u.contiguous();
         using var w = StateLayout(weightedState, out long rowStride, out long columnStride);
@@ -132,7 +133,8 @@ internal static unsafe partial class TokenColumns
         {
             float* uT = scratch, xT = uT + c * Strip, dxT = xT + tilde * Strip;
             long token0 = slice * n + start;
-            ToColumns(us + token0 * c, c, tokens, c, uT);
+            ToColumns(us + token0 * given, given, tokens, given, uT);
+            if (appendOne) new Span<float>(uT + given * Strip, Strip).Fill(1);
             TildeColumns(xs + token0 * width, width, tokens, d, xT);
             if (centre) CentreColumns(xT, d);
             new Span<float>(dxT, tilde * Strip).Clear();

@@ -117,11 +117,12 @@ public static class FastmaxFactorized
         using var scope = NewDisposeScope();
         int rows = TokensPerChunk(features, q, chunk);
         var (_, gPrime) = plan.ScaledOutputGradients(o, g, gradOutput);
-        Tensor qx, kx, vOne;
-        using (plan.Time(KernelPlan.Stages.Inputs)) (qx, kx, vOne) = (features.KernelInput(q), features.KernelInput(k), AppendOnes(v));
+        Tensor qx, kx;
+        using (plan.Time(KernelPlan.Stages.Inputs)) (qx, kx) = (features.KernelInput(q), features.KernelInput(k));
         long dv = v.size(3);
 
-        keyState ??= features.Weigh(KeyValueState(features, kx, vOne, rows));       // w ⊙ S [B, H, F, Dv + 1]
+        // [v, 1] is given as v wherever it is a factor (appendOne): the kernels add the ones in cache, the tensor-op forms append them.
+        keyState ??= features.Weigh(KeyValueState(features, kx, v, rows, appendOne: true));   // w ⊙ S [B, H, F, Dv + 1]
         var queryState = features.Weigh(KeyValueState(features, qx, gPrime, rows)); // w ⊙ R [B, H, F, Dv + 1]
         var valueState = queryState.narrow(-1, 0, dv);                                // [B, H, F, Dv]
 
@@ -131,11 +132,11 @@ public static class FastmaxFactorized
             .Select(t => features.Gradient(t.First, t.Second, keyState)).ToList());
         var dk = new List<Tensor>();
         var dvParts = new List<Tensor>();
-        int keyRows = WholeOr(chunked && plan.ProjectsInCache(features, kx, queryState, vOne) && plan.ProjectsInCache(features, kx, valueState), kx, rows);
-        foreach (var (kc, vc) in Chunks(kx, keyRows).Zip(Chunks(vOne, keyRows)))
+        int keyRows = WholeOr(chunked && plan.ProjectsInCache(features, kx, queryState, v, appendOne: true) && plan.ProjectsInCache(features, kx, valueState), kx, rows);
+        foreach (var (kc, vc) in Chunks(kx, keyRows).Zip(Chunks(v, keyRows)))
         {
             using var step = NewDisposeScope();
-            dk.Add(features.Gradient(kc, vc, queryState).MoveToOuterDisposeScope());
+            dk.Add(features.Gradient(kc, vc, queryState, appendOne: true).MoveToOuterDisposeScope());
             dvParts.Add(features.Project(kc, valueState).MoveToOuterDisposeScope());
         }
         return (dq.MoveToOuterDisposeScope(), Joined(dk).MoveToOuterDisposeScope(), Joined(dvParts).MoveToOuterDisposeScope());

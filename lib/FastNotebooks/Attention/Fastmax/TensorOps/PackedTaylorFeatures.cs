@@ -210,7 +210,8 @@ public sealed class PackedTaylorFeatures
     /// Elsewhere dφ [..., n, F] is one GEMM as large as the forward's output product, then the chain rule through
     /// φ_(i,d) = x̃_i·x̃_(i+d) runs as one loop per token or a few elementwise passes (README.md, "Backward").
     /// </summary>
-    public Tensor Gradient(Tensor extended, Tensor u, Tensor weightedState) => Plan.Gradient(this, extended, u, weightedState);
+    /// <remarks>With <paramref name="appendOne"/>, u is given without its last column of ones ([v, 1] as v).</remarks>
+    public Tensor Gradient(Tensor extended, Tensor u, Tensor weightedState, bool appendOne = false) => Plan.Gradient(this, extended, u, weightedState, appendOne);
 
     /// <summary>
     /// The weighted state W [..., F, C] transposed with its rows reordered d-major (f′ = d·D̃ + i; one small copy) [..., C, F]:

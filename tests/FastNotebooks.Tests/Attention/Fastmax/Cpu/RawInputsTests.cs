@@ -9,7 +9,7 @@ namespace FastNotebooks.Tests.Attention.Fastmax.Cpu;
 /// The pieces take x [..., n, D] in place of the extended [x, 1, x, 1] (<see cref="PackedTaylorFeatures.KernelInput"/>):
 /// the CPU kernels then build x̃ in cache. Given either, every piece must give the same bits, on the CPU kernels (state panels
 /// at D̃ ≥ 32, the feature-row path below it, the token-column products) and on the tensor-op forms (which extend a raw input);
-/// likewise the state of [v, 1] given as v with its column of ones added by the kernel.
+/// likewise the state and the gradient of [v, 1] given as v with its column of ones added by the kernel.
 /// </summary>
 public class RawInputsTests
 {
@@ -49,6 +49,9 @@ public class RawInputsTests
         var vOne = FastNotebooks.Attention.Fastmax.Reference.TaylorFeatures.AppendOnes(u);
         Same("uᵀ·φ with a column of ones", features.StateTransposed(raw, u, appendOne: true), features.StateTransposed(raw, vOne));
         Same("uᵀ·φ with a column of ones (extended)", features.StateTransposed(extended, u, appendOne: true), features.StateTransposed(extended, vOne));
+        var wOne = randn(new long[] { 1, 2, features.Size, columns + 1 }, generator: generator);
+        Same("∇(φ·W) with a column of ones", features.Gradient(raw, u, wOne, appendOne: true), features.Gradient(raw, vOne, wOne));
+        Same("∇(φ·W) with a column of ones (extended)", features.Gradient(extended, u, wOne, appendOne: true), features.Gradient(extended, vOne, wOne));
     }
 
     [Avx512Fact]
