@@ -83,8 +83,9 @@ public static unsafe class SimdGemm
         if (a.size(-1) == 0) return c.zero_();
         float* pc = Address(c);
         using var o = new Operands(a, b);
-        long ldc = c.size(-2) == 1 ? o.N : c.stride(-2);
-        var cOffsets = SliceOffsets(c, (int)c.dim(), o.Slices);
+        // A new product is contiguous: slice s at s·M·N. Only a given tensor's layout is asked for (each query is a native call).
+        long ldc = into is null || c.size(-2) == 1 ? o.N : c.stride(-2);
+        long[]? cOffsets = into is null ? null : SliceOffsets(c, (int)c.dim(), o.Slices);
         int rowItems = (o.M + TileRows * TilesPerItem - 1) / (TileRows * TilesPerItem);
         int panelItems = (o.Panels + PanelsPerItem - 1) / PanelsPerItem;
         o.ForItems(o.Slices * rowItems * panelItems, (item, packed) =>
@@ -93,7 +94,7 @@ public static unsafe class SimdGemm
             int rest = (int)(item % ((long)rowItems * panelItems));
             int rowStart = rest / panelItems * TileRows * TilesPerItem, panelStart = rest % panelItems * PanelsPerItem;
             int rowEnd = Math.Min(o.M, rowStart + TileRows * TilesPerItem);
-            o.Block(slice, rowStart, rowEnd, panelStart, Math.Min(o.Panels, panelStart + PanelsPerItem), pc + cOffsets[slice] + rowStart * ldc, ldc, packed,
+            o.Block(slice, rowStart, rowEnd, panelStart, Math.Min(o.Panels, panelStart + PanelsPerItem), pc + (cOffsets is null ? slice * o.M * o.N : cOffsets[slice]) + rowStart * ldc, ldc, packed,
                 triangle);
         });
         GC.KeepAlive(c);
