@@ -132,7 +132,7 @@ public static class ModelBench
             // FMA loop (after the kernels and between those calls), so neither side gets more chances than the other.
             (double Gflops, double Peak) Best(PeakRow r) => r.Paired is { } p ? (Math.Max(r.Gflops, p.Gflops), Math.Max(peak, p.PeakGflops)) : (r.Gflops, peak);
             double FractionOf(PeakRow r) => Best(r).Gflops / Best(r).Peak;
-            string Fraction(PeakRow r) => $"{100 * FractionOf(r):F0} % ({Best(r).Gflops:F1} of {Best(r).Peak:F1} GFLOP/s" +
+            string Fraction(PeakRow r) => $"{100 * FractionOf(r):F1} % ({Best(r).Gflops:F1} of {Best(r).Peak:F1} GFLOP/s" +
                 (r.Paired is { } p ? $"; alternating alone {100 * p.Fraction:F0} %, the kernels section against the peak after it {100 * r.FractionOfPeak:F0} %)" : ")") +
                 (trusted ? "" : ", peak disturbed");
             foreach (var r in rows.Where(r => FractionTarget(r) && !r.Causal))
