@@ -194,8 +194,8 @@ public static class ModelBench
     /// <summary>
     /// N = 4096, D = 32, p = 2, B = 1, H = 8: the fastest of 40 runs on one thread and on two, the two counts alternating
     /// call by call (after two untimed calls each), so a slower stretch of a shared machine falls on both; then the thread
-    /// count restored. With eleven runs the two-thread minimum often missed the quiet moments of a shared second core: the same
-    /// forward read 1.19× and 1.85× as the fastest of 15, 1.78–1.93× as the fastest of 60 (PERF.md, "Thread scaling from more runs").
+    /// count restored. With eleven runs the two-thread minimum often missed the quiet moments of a shared second core (PERF.md,
+    /// "Thread scaling from more runs").
     /// </summary>
     static ThreadScaling Scaling(Action<string> log)
     {

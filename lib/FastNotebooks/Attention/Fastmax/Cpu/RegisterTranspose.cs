@@ -51,9 +51,9 @@ internal static unsafe class RegisterTranspose
 
     /// <summary>
     /// x [..., n, w] → a contiguous [..., w, n], as x.transpose(-1, -2).contiguous(): each slice by 16 × 16 blocks in registers
-    /// (<see cref="ToColumns"/>). libtorch's transposing copy of the causal kernel's [c, D] chunk blocks ran near 1.3 floats a
-    /// nanosecond (PERF.md, "Chunk blocks transposed in registers"). The tensor-op form is the reference, and the fallback
-    /// wherever <see cref="SupportsTransposed"/> does not hold.
+    /// (<see cref="ToColumns"/>), for the causal kernel's [c, D] chunk blocks, which libtorch's transposing copy moved slowly
+    /// (PERF.md, "Chunk blocks transposed in registers"). The tensor-op form is the reference, and the fallback wherever
+    /// <see cref="SupportsTransposed"/> does not hold.
     /// </summary>
     internal static Tensor Transposed(Tensor x)
     {
