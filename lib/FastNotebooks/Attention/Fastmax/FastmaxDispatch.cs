@@ -104,10 +104,7 @@ public sealed class KernelPlan
     internal Tensor MatMul(Tensor a, Tensor b, SimdGemm.Triangle triangle = SimdGemm.Triangle.None, Tensor? into = null)
     {
         using var _ = Clock?.Time(Stages.Gemm, 2 * Math.Max(Rows(a), Rows(b) / b.size(-2) * a.size(-2)) * a.size(-1) * b.size(-1));
-        if (CpuKernels) return SimdGemm.MatMul(a, b, triangle, into);
-        if (into is null) return a.matmul(b);
-        using var product = a.matmul(b);
-        return into.copy_(product);
+        return CpuKernels ? SimdGemm.MatMul(a, b, triangle, into) : SimdGemm.ByLibtorch(a, b, into);
     }
 
     /// <summary>x [..., n, w] as a contiguous [..., w, n] (a GEMM's B operand): <see cref="RegisterTranspose.Transposed"/>, or libtorch's copy.</summary>

@@ -74,9 +74,7 @@ public static unsafe class SimdGemm
         if (!Supports(a, b) || (into is not null && !Writable(into)))
         {
             FallbackObserver?.Invoke(a, b);
-            if (into is null) return a.matmul(b);
-            using var product = a.matmul(b);
-            return into.copy_(product);
+            return ByLibtorch(a, b, into);
         }
         var c = into ?? empty(shape, dtype: ScalarType.Float32, device: a.device);
         if (c.numel() == 0) return c;
@@ -99,6 +97,14 @@ public static unsafe class SimdGemm
         });
         GC.KeepAlive(c);
         return c;
+    }
+
+    /// <summary>a·b by libtorch's matmul: a new tensor, or copied into <paramref name="into"/> and that returned.</summary>
+    internal static Tensor ByLibtorch(Tensor a, Tensor b, Tensor? into = null)
+    {
+        if (into is null) return a.matmul(b);
+        using var product = a.matmul(b);
+        return into.copy_(product);
     }
 
     /// <summary>

@@ -89,44 +89,30 @@ internal static class TokenLoops
     public static unsafe void AddThenDivideRows(Tensor x, Tensor b, Tensor o, Tensor g)
     {
         if (o.numel() == 0 && g.numel() == 0) return;
-        int dv = (int)o.size(3);
-        long heads = o.size(0) * o.size(1), rows = o.size(2);
-        using var gColumn = g.unsqueeze(-1);                                           // [B, H, G·c, 1]: its slices as o's
-        long[] oOffsets = SimdGemm.SliceOffsets(o, 4, heads), gOffsets = SimdGemm.SliceOffsets(gColumn, 4, heads);
-        long oLd = o.stride(2), gLd = g.stride(2);
-        if (x.dtype == ScalarType.Float32 && System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
-        {
-            float* px = SimdGemm.Address(x), pb = SimdGemm.Address(b), po = SimdGemm.Address(o), pg = SimdGemm.Address(g);
-            ForTokenRanges(heads * rows, dv + 1, (first, count) =>
-            {
-                for (long t = first; t < first + count; t++)
-                {
-                    long head = t / rows, row = t % rows;
-                    float* xr = px + t * (dv + 1), br = pb + t * (dv + 1);
-                    float sum = xr[dv] + br[dv];
-                    pg[gOffsets[head] + row * gLd] = sum;
-                    RowZmm.AddThenDivide(xr, br, sum, po + oOffsets[head] + row * oLd, dv);
-                }
-            });
-        }
-        else if (x.dtype == ScalarType.Float32) AddThenDivideRows<float>(x, b, o, g, dv, heads, rows, oOffsets, gOffsets, oLd, gLd);
-        else AddThenDivideRows<double>(x, b, o, g, dv, heads, rows, oOffsets, gOffsets, oLd, gLd);
+        if (x.dtype == ScalarType.Float32) AddThenDivideRows<float>(x, b, o, g);
+        else AddThenDivideRows<double>(x, b, o, g);
         GC.KeepAlive(x); GC.KeepAlive(b); GC.KeepAlive(o); GC.KeepAlive(g);
     }
 
-    static unsafe void AddThenDivideRows<T>(Tensor x, Tensor b, Tensor o, Tensor g, int dv, long heads, long rows,
-        long[] oOffsets, long[] gOffsets, long oLd, long gLd) where T : unmanaged, INumber<T>
+    /// <summary>The rows of <see cref="AddThenDivideRows(Tensor, Tensor, Tensor, Tensor)"/>; float32 rows in zmm registers where the CPU has them (<see cref="RowZmm"/>).</summary>
+    static unsafe void AddThenDivideRows<T>(Tensor x, Tensor b, Tensor o, Tensor g) where T : unmanaged, INumber<T>
     {
+        int dv = (int)o.size(3);
+        long heads = o.size(0) * o.size(1), rows = o.size(2), oLd = o.stride(2), gLd = g.stride(2);
+        using var gColumn = g.unsqueeze(-1);                                           // [B, H, G·c, 1]: its slices as o's
+        long[] oOffsets = SimdGemm.SliceOffsets(o, 4, heads), gOffsets = SimdGemm.SliceOffsets(gColumn, 4, heads);
         T* px = (T*)SimdGemm.Address(x), pb = (T*)SimdGemm.Address(b), po = (T*)SimdGemm.Address(o), pg = (T*)SimdGemm.Address(g);
+        bool zmm = typeof(T) == typeof(float) && System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated;
         ForTokenRanges(heads * rows, dv + 1, (first, count) =>
         {
             for (long t = first; t < first + count; t++)
             {
                 long head = t / rows, row = t % rows;
-                T* xr = px + t * (dv + 1), br = pb + t * (dv + 1);
+                T* xr = px + t * (dv + 1), br = pb + t * (dv + 1), target = po + oOffsets[head] + row * oLd;
                 T sum = xr[dv] + br[dv];
                 pg[gOffsets[head] + row * gLd] = sum;
-                AddThenDivide<T>(new ReadOnlySpan<T>(xr, dv), new ReadOnlySpan<T>(br, dv), sum, new Span<T>(po + oOffsets[head] + row * oLd, dv));
+                if (zmm) RowZmm.AddThenDivide((float*)xr, (float*)br, Unsafe.As<T, float>(ref sum), (float*)target, dv);
+                else AddThenDivide<T>(new ReadOnlySpan<T>(xr, dv), new ReadOnlySpan<T>(br, dv), sum, new Span<T>(target, dv));
             }
         });
     }
