@@ -115,7 +115,7 @@ public static class KernelStages
         Tensor? keyState;
         using (no_grad())
         {
-            (o, g, keyState) = FastmaxDispatch.Forward(FastmaxBackend.Cpu, KernelPlan.Cpu, qHat, kHat, v, a, causal, chunk);
+            (o, g, keyState) = FastmaxDispatch.Forward(FastmaxBackend.Cpu, KernelPlan.Cpu, qHat, kHat, v, a, causal, chunk, forBackward: true);
             var forward = Fastest(() => { using var step = NewDisposeScope(); FastmaxDispatch.Forward(FastmaxBackend.Cpu, plan, qHat, kHat, v, a, causal, chunk); });
             Add("forward", forward);
             var backward = Fastest(() => { using var step = NewDisposeScope(); FastmaxDispatch.Backward(FastmaxBackend.Cpu, plan, qHat, kHat, v, o, g, weights, a, causal, chunk, keyState); });
@@ -127,7 +127,7 @@ public static class KernelStages
             Action kernelBoth = () =>
             {
                 using var step = NewDisposeScope();
-                var (o1, g1, s1) = FastmaxDispatch.Forward(FastmaxBackend.Cpu, KernelPlan.Cpu, qHat, kHat, v, a, causal, chunk);
+                var (o1, g1, s1) = FastmaxDispatch.Forward(FastmaxBackend.Cpu, KernelPlan.Cpu, qHat, kHat, v, a, causal, chunk, forBackward: true);
                 FastmaxDispatch.Backward(FastmaxBackend.Cpu, KernelPlan.Cpu, qHat, kHat, v, o1, g1, weights, a, causal, chunk, s1);
             };
             var leaves = new[] { q, k, v }.Select(t => t.detach().requires_grad_()).ToArray();

@@ -241,13 +241,22 @@ public sealed class KernelPlan
         return dx.MoveToOuterDisposeScope();
     }
 
-    /// <summary>The weighted states before (after) each chunk of a group: one pass (<see cref="PackedFeatureLoops.RunningStates"/>) or tensor ops.</summary>
-    internal Tensor RunningStates(PackedTaylorFeatures features, Tensor delta, Tensor carry, bool reverse)
+    /// <summary>
+    /// The weighted states before (after) each chunk of a group: one pass (<see cref="PackedFeatureLoops.RunningStates"/>) or tensor ops.
+    /// With <paramref name="into"/> ([..., G, C, F], delta's shape) they are written there (copied in where the pass cannot write
+    /// it) and its transposed view is returned.
+    /// </summary>
+    internal Tensor RunningStates(PackedTaylorFeatures features, Tensor delta, Tensor carry, bool reverse, Tensor? into = null)
     {
         using var _ = Clock?.Time(Stages.RunningStates, 0);
-        return CpuKernels && PackedFeatureLoops.SupportsRunningStates(delta, carry)
-            ? PackedFeatureLoops.RunningStates(delta, carry, features.WeightValues, reverse)
-            : features.RunningStatesByTensorOps(delta, carry, reverse);
+        if (into is not null && !into.Shape().SequenceEqual(delta.Shape()))
+            throw new ArgumentException($"the chunk states are [{string.Join(", ", delta.Shape())}]; got into [{string.Join(", ", into.Shape())}]", nameof(into));
+        if (CpuKernels && PackedFeatureLoops.SupportsRunningStates(delta, carry) && (into is null || PackedFeatureLoops.WritableStates(into, delta)))
+            return PackedFeatureLoops.RunningStates(delta, carry, features.WeightValues, reverse, into);
+        var states = features.RunningStatesByTensorOps(delta, carry, reverse);                     // [..., G, F, C]
+        if (into is null) return states;
+        using (states) into.transpose(-1, -2).copy_(states);
+        return into.transpose(-1, -2);
     }
 
     /// <summary>tril f(s) of each chunk's scores, in place by <see cref="MaskedPolynomialLoops"/>, or by tensor ops.</summary>
@@ -354,14 +363,19 @@ public static class FastmaxDispatch
     }
 
     /// <summary>
-    /// The factorized forward on normalized inputs: o, g and, for the unmasked orders 1 and 2, the weighted key state the
-    /// backward reuses. Reference: <see cref="FactorizedReference"/> / <see cref="ChunkedReference"/> (any order). Otherwise
+    /// The factorized forward on normalized inputs: o, g and, for the unmasked orders 1 and 2 (causal: with
+    /// <paramref name="forBackward"/>, on <see cref="FastmaxChunked"/>), the weighted key state(s) the backward reuses. Reference: <see cref="FactorizedReference"/> / <see cref="ChunkedReference"/> (any order). Otherwise
     /// order 3 has only those forms; order 1 runs <see cref="FirstOrderTiles"/> (unmasked) or <see cref="FirstOrderCausalScans"/>
     /// (causal) where the CPU kernels support it, else <see cref="FastmaxFirstOrder"/> / <see cref="FastmaxChunked"/>; order 2 runs
     /// <see cref="FastmaxFactorized"/> / <see cref="FastmaxChunked"/>, their pieces chosen by <paramref name="plan"/>.
     /// </summary>
+    /// <remarks>
+    /// <paramref name="forBackward"/>: a backward will follow, so causal orders 1 and 2 on <see cref="FastmaxChunked"/> keep the key
+    /// state before each chunk too (<see cref="FastmaxChunked.KeyStates"/>: O(N·F·Dv / chunk) per head), which spares the
+    /// backward a pass over the keys; the unmasked key state is returned either way.
+    /// </remarks>
     public static (Tensor Output, Tensor Denominator, Tensor? KeyState) Forward(
-        FastmaxBackend backend, KernelPlan plan, Tensor q, Tensor k, Tensor v, double[] a, bool causal, int chunk)
+        FastmaxBackend backend, KernelPlan plan, Tensor q, Tensor k, Tensor v, double[] a, bool causal, int chunk, bool forBackward = false)
     {
         int order = a.Length - 1;
         if (backend == FastmaxBackend.Reference || order > 2)
@@ -371,10 +385,14 @@ public static class FastmaxDispatch
         }
         if (causal)
         {
-            var (o, g) = order == 1 && plan.CpuKernels && FirstOrderCausalScans.Supports(q)
-                ? FirstOrderCausalScans.Forward(q, k, v, a)
-                : FastmaxChunked.Forward(q, k, v, a, chunk, plan);
-            return (o, g, null);
+            if (order == 1 && plan.CpuKernels && FirstOrderCausalScans.Supports(q))
+            {
+                var (o1, g1) = FirstOrderCausalScans.Forward(q, k, v, a);
+                return (o1, g1, null);
+            }
+            var keyStates = forBackward ? FastmaxChunked.KeyStates(q, v, a, chunk) : null;
+            var (o, g) = FastmaxChunked.Forward(q, k, v, a, chunk, plan, keyStates);
+            return (o, g, keyStates);
         }
         if (order == 1)
             return plan.CpuKernels && FirstOrderTiles.Supports(q, k, v)
@@ -394,7 +412,7 @@ public static class FastmaxDispatch
         if (causal)
             return order == 1 && plan.CpuKernels && FirstOrderCausalScans.Supports(q)
                 ? FirstOrderCausalScans.Backward(q, k, v, o, g, gradOutput, a)
-                : FastmaxChunked.Backward(q, k, v, o, g, gradOutput, a, chunk, plan);
+                : FastmaxChunked.Backward(q, k, v, o, g, gradOutput, a, chunk, plan, keyState);
         if (order == 1)
         {
             if (plan.CpuKernels && FirstOrderTiles.Supports(q, k, v) && keyState is not null && keyState.is_contiguous())

@@ -5,8 +5,10 @@ namespace FastNotebooks.Attention.Fastmax;
 
 /// <summary>
 /// The Fastmax kernel as one autograd node: o = Σ_j f(q_i·k_j) v_j / Σ_j f(q_i·k_j) on already-normalized
-/// q, k. Forward keeps only q, k, v, o and the denominator g (O(N·D) per head); backward recomputes the
-/// moments (<see cref="FastmaxDispatch.Backward"/>). Normalization
+/// q, k. Forward keeps q, k, v, o and the denominator g (O(N·D) per head) and the key state the kernel made on the way
+/// (unmasked one F × (Dv + 1) state per head; causal, orders 1 and 2 on <see cref="TensorOps.FastmaxChunked"/>, the state before
+/// each chunk, F·(Dv + 1) / chunk numbers a token per head); backward recomputes the rest of the moments
+/// (<see cref="FastmaxDispatch.Backward"/>). Normalization
 /// and temperature are applied before this function, so autograd differentiates them; the functional call runs the max-norms,
 /// temperature and kernel as one node instead (<see cref="NormalizedFastmaxFunction"/>), with this node's steps.
 /// </summary>
@@ -29,8 +31,8 @@ public sealed class FastmaxFunction : autograd.SingleTensorFunction<FastmaxFunct
         var (q, k, v) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2]);
         var (a, causal, chunk) = ((double[])vars[3], (bool)vars[4], (int)vars[5]);
         var (backend, plan) = ((FastmaxBackend)vars[6], (KernelPlan)vars[7]);
-        // Unmasked, the weighted key state (O(F·Dv) per head) is kept too: the backward would otherwise recompute it.
-        var (o, g, keyState) = FastmaxDispatch.Forward(backend, plan, q, k, v, a, causal, chunk);
+        // The weighted key state (unmasked) or states (causal, one a chunk) are kept too: the backward would otherwise recompute them.
+        var (o, g, keyState) = FastmaxDispatch.Forward(backend, plan, q, k, v, a, causal, chunk, forBackward: true);
         var saved = new List<Tensor> { q, k, v, o, g };
         if (keyState is not null) saved.Add(keyState);
         ctx.save_for_backward(saved);

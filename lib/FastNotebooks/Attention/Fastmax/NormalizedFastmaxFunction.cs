@@ -9,7 +9,7 @@ namespace FastNotebooks.Attention.Fastmax;
 /// same order and on the same tensors, as <see cref="MaxNormFunction"/> on q and on k, a division by T, then
 /// <see cref="FastmaxFunction"/> — three or four nodes, whose bookkeeping a forward + backward paid each time (PERF.md,
 /// "Normalization and kernel in one node"). Forward keeps what
-/// the kernel keeps (q̂, k̂, v, o, g and, unmasked, the weighted key state) and what each normalization keeps (O(N) per head);
+/// the kernel keeps (q̂, k̂, v, o, g and the weighted key state or states, <see cref="FastmaxFunction"/>) and what each normalization keeps (O(N) per head);
 /// backward runs the kernel's backward, then each normalization's. Where the normalization folds into the kernel
 /// (<see cref="FastmaxDispatch.FoldsNormalization"/>) <see cref="FoldedNormalization"/> runs instead; which of the two, or the
 /// separate nodes, is <see cref="FastmaxDispatch.JoinsNormalization"/>'s choice.
@@ -37,8 +37,8 @@ public sealed class NormalizedFastmaxFunction : autograd.SingleTensorFunction<No
         var (kHat, keyNorm) = MaxNormFunction.Forward(k, centre, causal, plan);
         if (temperature != 1.0) qHat = qHat / temperature;
         var (qIn, kIn, vIn) = (qHat.contiguous(), kHat.contiguous(), v.contiguous());
-        var (o, g, keyState) = FastmaxDispatch.Forward(backend, plan, qIn, kIn, vIn, a, causal, chunk);
-        // [the kernel's q̂, k̂, v, o, g], the query normalization's, the key normalization's, [the weighted key state, unmasked].
+        var (o, g, keyState) = FastmaxDispatch.Forward(backend, plan, qIn, kIn, vIn, a, causal, chunk, forBackward: true);
+        // [the kernel's q̂, k̂, v, o, g], the query normalization's, the key normalization's, [the weighted key state(s), where the kernel keeps them].
         var saved = new List<Tensor> { qIn, kIn, vIn, o, g };
         saved.AddRange(queryNorm);
         saved.AddRange(keyNorm);

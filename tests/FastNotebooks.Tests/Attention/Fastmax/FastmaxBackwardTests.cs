@@ -68,7 +68,7 @@ public class FastmaxBackwardTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public void Forward_saves_only_token_sized_tensors(bool causal)
+    public void Forward_saves_token_sized_tensors_and_the_key_state(bool causal)
     {
         const int n = 300, d = 16, dv = 8;
         var saved = new List<long[]>();
@@ -84,15 +84,17 @@ public class FastmaxBackwardTests
         finally { FastmaxFunction.SavedShapesObserver = null; }
 
         // The kernel's q̂, k̂, v, o, g, each normalization's y, norms, scale, largest token and floor flags (one node,
-        // NormalizedFastmaxFunction); unmasked also the weighted key state [B, H, F, Dv + 1], whose size does not grow with N.
-        Assert.Equal(5 + 2 * MaxNormFunction.SavedCount + (causal ? 0 : 1), saved.Count);
-        long featureSize = TaylorFeatures.Size(d, 2);
-        long tokenSized = 2L * n * Math.Max(d, dv), stateSized = 2L * featureSize * (dv + 1);
-        foreach (var shape in saved)
+        // NormalizedFastmaxFunction), and the weighted key state: unmasked [B, H, F, Dv + 1], whose size does not grow with N;
+        // causal one [Dv + 1, F] a chunk, [B, H, ⌈N / chunk⌉, Dv + 1, F].
+        Assert.Equal(5 + 2 * MaxNormFunction.SavedCount + 1, saved.Count);
+        long featureSize = TaylorFeatures.Size(d, 2), chunks = (n + FastmaxChunked.DefaultChunk(2, d) - 1) / FastmaxChunked.DefaultChunk(2, d);
+        long tokenSized = 2L * n * Math.Max(d, dv);
+        foreach (var shape in saved.Take(saved.Count - 1))
         {
             long elements = shape.Aggregate(1L, (x, y) => x * y);
-            Assert.True(elements <= tokenSized || (shape[^2] == featureSize && elements <= stateSized),
-                $"saved [{string.Join(", ", shape)}]: {elements} elements; N×F would be {2L * n * featureSize}");
+            Assert.True(elements <= tokenSized, $"saved [{string.Join(", ", shape)}]: {elements} elements; N×F would be {2L * n * featureSize}");
         }
+        long[] state = causal ? new[] { 1L, 2, chunks, dv + 1, featureSize } : new[] { 1L, 2, featureSize, dv + 1 };
+        Assert.Equal(state, saved[^1]);
     }
 }

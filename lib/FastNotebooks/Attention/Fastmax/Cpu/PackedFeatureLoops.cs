@@ -74,33 +74,50 @@ internal static class PackedFeatureLoops
     /// The result is laid out [..., G, C, F] and returned as its transposed view [..., G, F, C], which the token-column kernels
     /// read as it is. The tensor-op form reads and writes the G chunk states six times (cumulative sum, difference, carry,
     /// sum, weights, transposed copy), and a transposed copy here would be a sizeable part of the causal forward.
+    /// With <paramref name="into"/> (delta's shape, <see cref="WritableStates"/>) the states are written there, a view of a
+    /// larger tensor (the causal forward keeping every chunk's state), and its transposed view is returned.
     /// </summary>
-    public static Tensor RunningStates(Tensor delta, Tensor carry, double[] weights, bool reverse)
+    public static unsafe Tensor RunningStates(Tensor delta, Tensor carry, double[] weights, bool reverse, Tensor? into = null)
     {
         using var d = delta.contiguous();
-        var states = empty(delta.Shape(), dtype: delta.dtype, device: delta.device);             // [..., G, C, F]
+        var states = into ?? empty(delta.Shape(), dtype: delta.dtype, device: delta.device);      // [..., G, C, F]
         long g = delta.size(-3);
         int c = (int)delta.size(-2), f = (int)delta.size(-1);
         long slices = delta.numel() / Math.Max(1, g * c * f);
+        if (slices == 0) return states.transpose(-1, -2);
+        // A new tensor's slices lie at s·G·C·F; a given one's where its leading dims put them.
+        long[] offsets = into is null ? Enumerable.Range(0, (int)slices).Select(s => s * g * c * f).ToArray() : SimdGemm.SliceOffsets(states, (int)states.dim() - 1, slices);
+        byte* target = (byte*)SimdGemm.Address(states);
         int threads = ThreadsFor(slices, (double)delta.numel());
         void Slice(long slice)
         {
-            if (d.dtype == ScalarType.Float32) RunningStates<float>(d, carry, states, weights, slice, g, c, f, reverse);
-            else RunningStates<double>(d, carry, states, weights, slice, g, c, f, reverse);
+            if (d.dtype == ScalarType.Float32) RunningStates<float>(d, carry, (float*)target + offsets[slice], weights, slice, g, c, f, reverse);
+            else RunningStates<double>(d, carry, (double*)target + offsets[slice], weights, slice, g, c, f, reverse);
         }
         if (threads == 1) for (long slice = 0; slice < slices; slice++) Slice(slice);
         else SharedPieces.For(slices, threads, Slice);
+        GC.KeepAlive(states);
         return states.transpose(-1, -2);
     }
 
+    /// <summary>
+    /// Whether <see cref="RunningStates"/> can write into <paramref name="into"/> for chunk states shaped like <paramref name="delta"/>:
+    /// the same shape and dtype, each chunk's [C, F] state contiguous and the G chunks of a slice one after another.
+    /// </summary>
+    public static bool WritableStates(Tensor into, Tensor delta) =>
+        into.Shape().SequenceEqual(delta.Shape()) && into.dtype == delta.dtype && into.device_type == DeviceType.CPU && into.dim() >= 3
+        && (into.stride(-1) == 1 || into.size(-1) <= 1) && (into.stride(-2) == into.size(-1) || into.size(-2) <= 1)
+        && (into.stride(-3) == into.size(-2) * into.size(-1) || into.size(-3) <= 1)
+        && !(is_grad_enabled() && into.requires_grad);
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void RunningStates<T>(Tensor deltaIn, Tensor carryIn, Tensor statesOut, double[] weights, long slice, long chunks, int c, int f, bool reverse)
+    static unsafe void RunningStates<T>(Tensor deltaIn, Tensor carryIn, T* statesOut, double[] weights, long slice, long chunks, int c, int f, bool reverse)
         where T : unmanaged, INumber<T>
     {
         int size = c * f;
         var delta = Elements<T>(deltaIn).Slice((int)(slice * chunks * size), (int)(chunks * size));
         var running = Elements<T>(carryIn).Slice((int)(slice * size), size);
-        var states = Elements<T>(statesOut).Slice((int)(slice * chunks * size), (int)(chunks * size));
+        var states = new Span<T>(statesOut, (int)(chunks * size));
         Span<T> w = f <= 4096 ? stackalloc T[f] : new T[f];
         for (int j = 0; j < f; j++) w[j] = T.CreateChecked(weights[j]);
         for (long step = 0; step < chunks; step++)

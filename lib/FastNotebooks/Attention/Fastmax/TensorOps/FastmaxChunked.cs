@@ -12,7 +12,8 @@ namespace FastNotebooks.Attention.Fastmax.TensorOps;
 /// [i0, i1) meets the keys before off + i0 through a running state S = Σ φ(k̃_j)ᵀ[v_j, 1] (packed features,
 /// <see cref="PackedTaylorFeatures"/>; weights applied to the state) and the keys of its
 /// own window [off + i0, off + i1) through a dense chunk×chunk block with a lower-triangular mask. The
-/// N·D^(p+1) prefix sums are never materialized: memory is O(chunk·F + F·Dv) per head. Chunks go in groups of G
+/// N·D^(p+1) prefix sums are never materialized: working memory is O(chunk·F + F·Dv) per head (the states before each chunk,
+/// F·(Dv + 1) numbers a chunk, are kept only for a backward: <see cref="KeyStates"/>). Chunks go in groups of G
 /// (G·chunk·F ≈ <see cref="KernelPlan.FeatureChunkElements"/>): one batched op serves G chunks, and the
 /// state before each chunk of a group is an exclusive cumulative sum of the group's chunk states plus the carry.
 /// Orders 1 and 2 (<see cref="FastmaxDispatch"/> sends order 3 to <see cref="ChunkedReference"/>); each piece that has a CPU
@@ -36,14 +37,28 @@ public static class FastmaxChunked
     /// o [B, H, Nq, Dv] and the denominator g [B, H, Nq]. Packed features cover orders 1 and 2; for a higher order this runs
     /// the same algorithm with gathered features (<see cref="ChunkedReference.Forward"/>).
     /// </summary>
-    public static (Tensor Output, Tensor Denominator) Forward(Tensor q, Tensor k, Tensor v, double[] a, int chunk, KernelPlan? plan = null)
+    /// <remarks>
+    /// With <paramref name="keyStates"/> (<see cref="KeyStates"/>'s shape, orders 1 and 2) the weighted key state before each chunk,
+    /// which the forward makes anyway, is written there for <see cref="Backward"/>, which then need not make it again.
+    /// </remarks>
+    public static (Tensor Output, Tensor Denominator) Forward(Tensor q, Tensor k, Tensor v, double[] a, int chunk, KernelPlan? plan = null,
+        Tensor? keyStates = null)
     {
-        if (a.Length > 3) return ChunkedReference.Forward(q, k, v, a, chunk);
+        if (a.Length > 3)
+            return keyStates is null
+                ? ChunkedReference.Forward(q, k, v, a, chunk)
+                : throw new ArgumentException("the chunked kernel keeps its key states for orders 1 and 2 only", nameof(keyStates));
         plan ??= KernelPlan.TensorOps;
         var features = new PackedTaylorFeatures((int)q.size(3), a, plan);
+        RequireKeyStates(keyStates, features, q, v, chunk);
         if (SplitOf(features, q, chunk, Work(features, q, k, v)) is { Splits: true } split)
         {
-            var perHead = InHeadGroups(new[] { q, k, v }, split, (t, groupPlan) => { var (o1, g1) = Forward(t[0], t[1], t[2], a, chunk, groupPlan); return new[] { o1, g1 }; });
+            var inputs = keyStates is null ? new[] { q, k, v } : new[] { q, k, v, keyStates };   // each group writes its heads' states
+            var perHead = InHeadGroups(inputs, split, (t, groupPlan) =>
+            {
+                var (o1, g1) = Forward(t[0], t[1], t[2], a, chunk, groupPlan, t.Length > 3 ? t[3] : null);
+                return new[] { o1, g1 };
+            });
             return (perHead[0], perHead[1]);
         }
         using var scope = NewDisposeScope();
@@ -62,8 +77,14 @@ public static class FastmaxChunked
             var (qb, kb, vb) = (Blocks(q, start, count, size), Blocks(k, offset + start, count, size), Blocks(vOne, offset + start, count, size));
             var scores = plan.MatMul(qb, plan.Transposed(kb), Triangle.LowerOutput);      // [B, H, G, c, c]
             var within = plan.MatMul(plan.MaskedPolynomial(scores, a), vb, Triangle.LowerA);               // [B, H, G, c, Dv + 1]
-            var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, carry, reverse: false); // [B, H, G, F, Dv + 1]
-            plan.AddThenDivide(within, features.Project(Blocks(qx, start, count, size), before), o.narrow(2, start, count * size), g.narrow(2, start, count * size));
+            var qxb = Blocks(qx, start, count, size);
+            // Kept states go straight to their chunks of keyStates where the projection reads them there as they lie; libtorch's
+            // products may round differently on that layout, so elsewhere they are the group's own, copied in.
+            var kept = keyStates?.narrow(2, start / chunk, count);                                        // [B, H, G, Dv + 1, F]
+            bool inPlace = kept is not null && plan.ProjectsInCache(features, qxb, kept.transpose(-1, -2));
+            var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, carry, reverse: false, inPlace ? kept : null); // [B, H, G, F, Dv + 1]
+            if (kept is not null && !inPlace) kept.copy_(before.transpose(-1, -2));
+            plan.AddThenDivide(within, features.Project(qxb, before), o.narrow(2, start, count * size), g.narrow(2, start, count * size));
         }
         return (o.MoveToOuterDisposeScope(), g.MoveToOuterDisposeScope());
     }
@@ -71,18 +92,22 @@ public static class FastmaxChunked
     /// <summary>
     /// Gradients for dL/do with prefix key states for dq (keys before the chunk) and suffix query states for
     /// dk, dv (queries after the chunk), as in <see cref="FastmaxFactorized.Backward"/>, plus the dense masked
-    /// block inside each chunk; G chunks per batched op.
+    /// block inside each chunk; G chunks per batched op. The prefix key states are the forward's where it kept them
+    /// (<paramref name="keyStates"/>, see <see cref="Forward"/>), else made again from the keys.
     /// </summary>
     public static (Tensor Dq, Tensor Dk, Tensor Dv) Backward(
-        Tensor q, Tensor k, Tensor v, Tensor o, Tensor g, Tensor gradOutput, double[] a, int chunk, KernelPlan? plan = null)
+        Tensor q, Tensor k, Tensor v, Tensor o, Tensor g, Tensor gradOutput, double[] a, int chunk, KernelPlan? plan = null, Tensor? keyStates = null)
     {
         plan ??= KernelPlan.TensorOps;
         var features = new PackedTaylorFeatures((int)q.size(3), a, plan);
+        RequireKeyStates(keyStates, features, q, v, chunk);
         if (SplitOf(features, q, chunk, 2 * Work(features, q, k, v)) is { Splits: true } split)
         {
-            var perHead = InHeadGroups(new[] { q, k, v, o, g, gradOutput }, split, (t, groupPlan) =>
+            var inputs = new List<Tensor> { q, k, v, o, g, gradOutput };
+            if (keyStates is not null) inputs.Add(keyStates);
+            var perHead = InHeadGroups(inputs.ToArray(), split, (t, groupPlan) =>
             {
-                var (dq1, dk1, dv1) = Backward(t[0], t[1], t[2], t[3], t[4], t[5], a, chunk, groupPlan);
+                var (dq1, dk1, dv1) = Backward(t[0], t[1], t[2], t[3], t[4], t[5], a, chunk, groupPlan, t.Length > 6 ? t[6] : null);
                 return new[] { dq1, dk1, dv1 };
             });
             return (perHead[0], perHead[1], perHead[2]);
@@ -104,7 +129,7 @@ public static class FastmaxChunked
         var dvWindow = new Tensor[groups.Length];
 
         // Forward in the sequence: the dense masked block of each chunk, and dq from the keys before the chunk.
-        var keyCarry = InitialState(features, kx, vOne, offset, rows);                 // [B, H, Dv + 1, F]
+        var keyCarry = keyStates is null ? InitialState(features, kx, vOne, offset, rows) : null;   // [B, H, Dv + 1, F]
         for (int i = 0; i < groups.Length; i++)
         {
             using var step = NewDisposeScope();
@@ -113,14 +138,21 @@ public static class FastmaxChunked
             var (vb, gpb) = (Blocks(vOne, offset + start, count, size), Blocks(gPrime, start, count, size));
             var s = plan.MatMul(qb, plan.Transposed(kb), Triangle.LowerOutput);   // [B, H, G, c, c]
             var (f, ds) = plan.MaskedPolynomialAndDerivative(s, plan.MatMul(gpb, plan.Transposed(vb), Triangle.LowerOutput), a, b);
-            var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, keyCarry, reverse: false);
+            Tensor before;                                                                  // [B, H, G, F, Dv + 1]
+            if (keyStates is null) before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, keyCarry!, reverse: false);
+            else
+            {
+                // The forward's, read where they lie by the gradient's kernels; elsewhere in the layout of states made here (as above).
+                before = keyStates.narrow(2, start / chunk, count).transpose(-1, -2);
+                if (!plan.ProjectsInCache(features, Blocks(qx, start, count, size), before, gpb)) before = before.transpose(-1, -2).contiguous().transpose(-1, -2);
+            }
             plan.MatMul(ds, kb, Triangle.LowerA, into: Blocks(dq, start, count, size)).AddInPlace(features.Gradient(Blocks(qx, start, count, size), gpb, before));
             dkWindow[i] = plan.MatMul(ds.transpose(-1, -2), qb, Triangle.UpperA, into: Blocks(dk, offset + start, count, size)).MoveToOuterDisposeScope();
             dvWindow[i] = plan.MatMul(f.transpose(-1, -2), Blocks(gHat, start, count, size), Triangle.UpperA, into: Blocks(dV, offset + start, count, size)).MoveToOuterDisposeScope();
         }
 
         // Backward in the sequence: dk, dv from the queries after the chunk, R = Σ_i φ(q̃_i)ᵀ Ĝ′_i.
-        var queryCarry = zeros_like(keyCarry);                                            // [B, H, Dv + 1, F]
+        var queryCarry = zeros(q.size(0), q.size(1), dv + 1, features.Size, dtype: q.dtype, device: q.device);   // [B, H, Dv + 1, F]
         for (int i = groups.Length - 1; i >= 0; i--)
         {
             using var step = NewDisposeScope();
@@ -158,10 +190,30 @@ public static class FastmaxChunked
     /// side), or after it, Σ of the later chunks when <paramref name="reverse"/> (the query side), for extended inputs
     /// [B, H, G, c, ·] and u [B, H, G, c, C]; the carry [B, H, C, F] then moves past the group.
     /// </summary>
-    static Tensor ChunkStates(PackedTaylorFeatures features, Tensor extendedBlocks, Tensor uBlocks, Tensor carry, bool reverse)
+    static Tensor ChunkStates(PackedTaylorFeatures features, Tensor extendedBlocks, Tensor uBlocks, Tensor carry, bool reverse, Tensor? into = null)
     {
         using var delta = features.StateTransposed(extendedBlocks, uBlocks);                  // [B, H, G, C, F]
-        return features.RunningStates(delta, carry, reverse);                                 // [B, H, G, F, C]
+        return features.RunningStates(delta, carry, reverse, into);                           // [B, H, G, F, C]
+    }
+
+    /// <summary>
+    /// A tensor for the forward's weighted key states before each chunk, [B, H, ⌈Nq / chunk⌉, Dv + 1, F] (the running states'
+    /// own layout; <see cref="Backward"/> reads each as its transposed view): F·(Dv + 1) numbers a chunk per head, 145 a token
+    /// at D = Dv = 32 and the default chunk of 128.
+    /// </summary>
+    public static Tensor KeyStates(Tensor q, Tensor v, double[] a, int chunk) =>
+        empty(new[] { q.size(0), q.size(1), Chunks(q.size(2), chunk), v.size(3) + 1, new PackedTaylorFeatures((int)q.size(3), a).Size },
+            dtype: v.dtype, device: v.device);
+
+    static long Chunks(long n, int chunk) => (n + chunk - 1) / chunk;
+
+    static void RequireKeyStates(Tensor? keyStates, PackedTaylorFeatures features, Tensor q, Tensor v, int chunk)
+    {
+        if (keyStates is null) return;
+        long[] shape = { q.size(0), q.size(1), Chunks(q.size(2), chunk), v.size(3) + 1, features.Size };
+        if (!keyStates.Shape().SequenceEqual(shape) || keyStates.dtype != v.dtype)
+            throw new ArgumentException(
+                $"the key states of this call are [{string.Join(", ", shape)}] {v.dtype}; got [{string.Join(", ", keyStates.Shape())}] {keyStates.dtype}", nameof(keyStates));
     }
 
     /// <summary>

@@ -162,8 +162,9 @@ public sealed class PackedTaylorFeatures
     /// the carry then moves past the group. One pass over the chunk states on the CPU where the token loops apply
     /// (<see cref="PackedFeatureLoops.RunningStates"/>: the result is the transposed view of a [..., G, C, F] tensor); else the
     /// tensor-op form (cumulative sum, weights, transposed copy), its reference.
+    /// With <paramref name="into"/> (delta's shape) the states are written there and its transposed view returned.
     /// </summary>
-    public Tensor RunningStates(Tensor delta, Tensor carry, bool reverse) => Plan.RunningStates(this, delta, carry, reverse);
+    public Tensor RunningStates(Tensor delta, Tensor carry, bool reverse, Tensor? into = null) => Plan.RunningStates(this, delta, carry, reverse, into);
 
     /// <summary>The tensor-op form of <see cref="RunningStates"/>.</summary>
     internal Tensor RunningStatesByTensorOps(Tensor delta, Tensor carry, bool reverse)

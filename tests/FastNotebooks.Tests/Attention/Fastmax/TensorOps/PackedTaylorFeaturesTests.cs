@@ -112,10 +112,20 @@ public class PackedTaylorFeaturesTests
         ErrorReport.Of($"dq ({name})", grads.Dq, gradsRef.Dq).Require(1e-10);
         ErrorReport.Of($"dk ({name})", grads.Dk, gradsRef.Dk).Require(1e-10);
         ErrorReport.Of($"dv ({name})", grads.Dv, gradsRef.Dv).Require(1e-10);
-        if (causal) return;
-        // The autograd function hands the forward's key state to the backward instead of recomputing it.
-        var (_, _, keyState) = FastmaxFactorized.ForwardKeepingState(q, k, v, a, chunk, plan);
-        var kept = FastmaxFactorized.Backward(q, k, v, o, g, dO, a, chunk, keyState, plan);
+        // The autograd function hands the forward's key state (causal: the state before each chunk) to the backward instead of recomputing it.
+        (Tensor Dq, Tensor Dk, Tensor Dv) kept;
+        if (causal)
+        {
+            var keyStates = FastmaxChunked.KeyStates(q, v, a, chunk);
+            var (oKept, gKept) = FastmaxChunked.Forward(q, k, v, a, chunk, plan, keyStates);
+            Assert.True(Same(oKept, o) && Same(gKept, g), $"keeping the key states changed the forward ({name})");
+            kept = FastmaxChunked.Backward(q, k, v, o, g, dO, a, chunk, plan, keyStates);
+        }
+        else
+        {
+            var (_, _, keyState) = FastmaxFactorized.ForwardKeepingState(q, k, v, a, chunk, plan);
+            kept = FastmaxFactorized.Backward(q, k, v, o, g, dO, a, chunk, keyState, plan);
+        }
         ErrorReport.Of($"dq, kept state ({name})", kept.Dq, gradsRef.Dq).Require(1e-10);
         ErrorReport.Of($"dk, kept state ({name})", kept.Dk, gradsRef.Dk).Require(1e-10);
         ErrorReport.Of($"dv, kept state ({name})", kept.Dv, gradsRef.Dv).Require(1e-10);
@@ -154,5 +164,15 @@ public class PackedTaylorFeaturesTests
         ErrorReport.Of("dq", grads.Dq, gradsRef.Dq).Require(1e-10);
         ErrorReport.Of("dk", grads.Dk, gradsRef.Dk).Require(1e-10);
         ErrorReport.Of("dv", grads.Dv, gradsRef.Dv).Require(1e-10);
+        if (!causal) return;
+        // The causal forward's key states, written by each head group into its heads' slice, serve the backward's groups.
+        var keyStates = FastmaxChunked.KeyStates(q, v, a, chunk);
+        FastmaxChunked.Forward(q, k, v, a, chunk, plan, keyStates);
+        var kept = FastmaxChunked.Backward(q, k, v, o, g, dO, a, chunk, plan, keyStates);
+        ErrorReport.Of("dq, kept states", kept.Dq, gradsRef.Dq).Require(1e-10);
+        ErrorReport.Of("dk, kept states", kept.Dk, gradsRef.Dk).Require(1e-10);
+        ErrorReport.Of("dv, kept states", kept.Dv, gradsRef.Dv).Require(1e-10);
     }
+
+    static bool Same(Tensor x, Tensor y) => x.shape.SequenceEqual(y.shape) && x.eq(y).all().item<bool>();
 }
