@@ -30,7 +30,7 @@ public enum FastmaxBackend
 
 /// <summary>
 /// What one call may run, fixed by <see cref="FastmaxDispatch"/> from the options: the CPU kernels or libtorch ops only,
-/// and the working-set budget. Each operation that has a CPU kernel is chosen here, by that kernel's one
+/// the working-set budget, and whether the causal forward keeps its key states for the backward. Each operation that has a CPU kernel is chosen here, by that kernel's one
 /// <c>Supports</c> predicate; the tensor-op form is the fallback and the reference the tests compare it with.
 /// </summary>
 public sealed class KernelPlan
@@ -49,13 +49,14 @@ public sealed class KernelPlan
     /// <summary>The CPU kernels wherever they support the operands.</summary>
     public static readonly KernelPlan Cpu = new(true, DefaultFeatureChunkElements);
 
-    internal KernelPlan(bool cpuKernels, long featureChunkElements, StageClock? clock = null)
+    internal KernelPlan(bool cpuKernels, long featureChunkElements, StageClock? clock = null, bool keepsCausalStates = true)
     {
         if (featureChunkElements < 1)
             throw new ArgumentOutOfRangeException(nameof(featureChunkElements), featureChunkElements, "the feature-chunk budget must be at least 1 element");
         CpuKernels = cpuKernels;
         FeatureChunkElements = featureChunkElements;
         Clock = clock;
+        KeepsCausalStates = keepsCausalStates;
     }
 
     /// <summary>Whether the CPU kernels may run (else libtorch ops only).</summary>
@@ -67,11 +68,20 @@ public sealed class KernelPlan
     /// <summary>The clock that times each piece this plan runs (<see cref="StageClock"/>); null for none, the default.</summary>
     public StageClock? Clock { get; }
 
+    /// <summary>
+    /// Whether the causal forward keeps the state before each chunk where a backward follows (<see cref="FastmaxOptions.KeepCausalStates"/>,
+    /// <see cref="FastmaxDispatch.Forward"/>); else the backward makes them again.
+    /// </summary>
+    public bool KeepsCausalStates { get; }
+
     /// <summary>This plan with another working-set budget.</summary>
-    public KernelPlan WithFeatureChunkElements(long elements) => new(CpuKernels, elements, Clock);
+    public KernelPlan WithFeatureChunkElements(long elements) => new(CpuKernels, elements, Clock, KeepsCausalStates);
+
+    /// <summary>This plan keeping the causal key states for the backward or not (<see cref="KeepsCausalStates"/>).</summary>
+    public KernelPlan WithCausalStates(bool keep) => new(CpuKernels, FeatureChunkElements, Clock, keep);
 
     /// <summary>This plan timing its pieces on <paramref name="clock"/> (null: untimed). The same kernels run either way.</summary>
-    public KernelPlan WithClock(StageClock? clock) => new(CpuKernels, FeatureChunkElements, clock);
+    public KernelPlan WithClock(StageClock? clock) => new(CpuKernels, FeatureChunkElements, clock, KeepsCausalStates);
 
     /// <summary>The stage names a <see cref="StageClock"/> records for this plan's pieces.</summary>
     public static class Stages
@@ -94,7 +104,8 @@ public sealed class KernelPlan
     /// <summary>Tokens (rows) of x [..., n, ·].</summary>
     static double Rows(Tensor x) => x.size(-1) == 0 ? 0 : (double)x.numel() / x.size(-1);
 
-    public override string ToString() => $"{(CpuKernels ? "cpu" : "tensor-ops")} (budget {FeatureChunkElements} feature elements)";
+    public override string ToString() =>
+        $"{(CpuKernels ? "cpu" : "tensor-ops")} (budget {FeatureChunkElements} feature elements{(KeepsCausalStates ? "" : ", causal states made again")})";
 
     /// <summary>
     /// a·b: <see cref="SimdGemm"/> (which itself hands what its tiles do not support to libtorch), or <c>matmul</c>. With a
@@ -317,10 +328,16 @@ public static class FastmaxDispatch
         _ => throw new ArgumentOutOfRangeException(nameof(FastmaxOptions.Backend), requested, "unknown backend"),
     };
 
-    /// <summary>The kernel plan of a resolved backend: the CPU kernels for <see cref="FastmaxBackend.Cpu"/>, libtorch ops otherwise.</summary>
-    public static KernelPlan Plan(FastmaxBackend resolved, long featureChunkElements = KernelPlan.DefaultFeatureChunkElements) =>
-        (resolved == FastmaxBackend.Cpu ? KernelPlan.Cpu : KernelPlan.TensorOps) is var plan && featureChunkElements != plan.FeatureChunkElements
-            ? plan.WithFeatureChunkElements(featureChunkElements) : plan;
+    /// <summary>
+    /// The kernel plan of a resolved backend: the CPU kernels for <see cref="FastmaxBackend.Cpu"/>, libtorch ops otherwise; the
+    /// budget and whether the causal key states are kept as given.
+    /// </summary>
+    public static KernelPlan Plan(FastmaxBackend resolved, long featureChunkElements = KernelPlan.DefaultFeatureChunkElements, bool keepCausalStates = true)
+    {
+        var plan = resolved == FastmaxBackend.Cpu ? KernelPlan.Cpu : KernelPlan.TensorOps;
+        if (featureChunkElements != plan.FeatureChunkElements) plan = plan.WithFeatureChunkElements(featureChunkElements);
+        return keepCausalStates ? plan : plan.WithCausalStates(false);
+    }
 
     /// <summary>
     /// The algorithm <paramref name="requested"/> stands for at these shapes. Auto picks the N×N form when there are
@@ -371,8 +388,8 @@ public static class FastmaxDispatch
     /// </summary>
     /// <remarks>
     /// <paramref name="forBackward"/>: a backward will follow, so causal orders 1 and 2 on <see cref="FastmaxChunked"/> keep the key
-    /// state before each chunk too (<see cref="FastmaxChunked.KeyStates"/>: O(N·F·Dv / chunk) per head), which spares the
-    /// backward a pass over the keys; the unmasked key state is returned either way.
+    /// state before each chunk too where the plan says so (<see cref="KernelPlan.KeepsCausalStates"/>; <see cref="FastmaxChunked.KeyStates"/>:
+    /// O(N·F·Dv / chunk) per head), which spares the backward a pass over the keys; the unmasked key state is returned either way.
     /// </remarks>
     public static (Tensor Output, Tensor Denominator, Tensor? KeyState) Forward(
         FastmaxBackend backend, KernelPlan plan, Tensor q, Tensor k, Tensor v, double[] a, bool causal, int chunk, bool forBackward = false)
@@ -390,7 +407,7 @@ public static class FastmaxDispatch
                 var (o1, g1) = FirstOrderCausalScans.Forward(q, k, v, a);
                 return (o1, g1, null);
             }
-            var keyStates = forBackward ? FastmaxChunked.KeyStates(q, v, a, chunk) : null;
+            var keyStates = forBackward && plan.KeepsCausalStates ? FastmaxChunked.KeyStates(q, v, a, chunk) : null;
             var (o, g) = FastmaxChunked.Forward(q, k, v, a, chunk, plan, keyStates);
             return (o, g, keyStates);
         }

@@ -30,7 +30,7 @@ public static class FastmaxFunctional
         var a = options.ResolvedCoefficients();
         AttentionInputs.Validate(q, k, v, options.Causal);
         var backend = FastmaxDispatch.Resolve(options.Backend, q.device_type);
-        var plan = FastmaxDispatch.Plan(backend, options.FeatureChunkElements);
+        var plan = FastmaxDispatch.Plan(backend, options.FeatureChunkElements, options.KeepCausalStates);
 
         bool regularize = training && options.DropoutRate > 0;
         int chunk = options.ResolvedChunkSize((int)q.size(3));

@@ -73,6 +73,15 @@ public sealed record FastmaxOptions
     /// </summary>
     public int? ChunkSize { get; init; }
 
+    /// <summary>
+    /// Causal, where a gradient is wanted: the forward keeps the weighted key state before each chunk for the backward (true, the
+    /// default), F·(Dv + 1) numbers a chunk per head — 145 a token at D = Dv = 32 (chunk 128), 545 at D = Dv = 64 (chunk 256),
+    /// against D·4 + 1 for q̂, k̂, v, o and g —, so the backward does not make them again from the keys (the time this saves:
+    /// PERF.md, "The causal key states kept for the backward"). False keeps what a causal call saves at O(N·(D + Dv)) per head.
+    /// The same gradients either way, bit for bit.
+    /// </summary>
+    public bool KeepCausalStates { get; init; } = true;
+
     /// <summary>The chunk the kernels use for head size <paramref name="d"/>: <see cref="ChunkSize"/> if set, else the default for the order and D.</summary>
     public int ResolvedChunkSize(int d) => ChunkSize ?? FastmaxChunked.DefaultChunk(Order, d);
 

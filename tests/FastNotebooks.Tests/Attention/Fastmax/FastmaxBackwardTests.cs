@@ -66,9 +66,10 @@ public class FastmaxBackwardTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void Forward_saves_token_sized_tensors_and_the_key_state(bool causal)
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    [InlineData(true, false)]
+    public void Forward_saves_token_sized_tensors_and_the_key_state(bool causal, bool keepCausalStates)
     {
         const int n = 300, d = 16, dv = 8;
         var saved = new List<long[]>();
@@ -78,7 +79,7 @@ public class FastmaxBackwardTests
             using var q = randn(1, 2, n, d).requires_grad_();
             using var k = randn(1, 2, n, d).requires_grad_();
             using var v = randn(1, 2, n, dv).requires_grad_();
-            using var o = FastmaxFunctional.Attention(q, k, v, new FastmaxOptions { Causal = causal });
+            using var o = FastmaxFunctional.Attention(q, k, v, new FastmaxOptions { Causal = causal, KeepCausalStates = keepCausalStates });
             o.sum().backward();
         }
         finally { FastmaxFunction.SavedShapesObserver = null; }
@@ -86,15 +87,39 @@ public class FastmaxBackwardTests
         // The kernel's q̂, k̂, v, o, g, each normalization's y, norms, scale, largest token and floor flags (one node,
         // NormalizedFastmaxFunction), and the weighted key state: unmasked [B, H, F, Dv + 1], whose size does not grow with N;
         // causal one [Dv + 1, F] a chunk, [B, H, ⌈N / chunk⌉, Dv + 1, F].
-        Assert.Equal(5 + 2 * MaxNormFunction.SavedCount + 1, saved.Count);
+        // Causal without KeepCausalStates, no state: the backward makes the states again.
+        Assert.Equal(5 + 2 * MaxNormFunction.SavedCount + (keepCausalStates ? 1 : 0), saved.Count);
         long featureSize = TaylorFeatures.Size(d, 2), chunks = (n + FastmaxChunked.DefaultChunk(2, d) - 1) / FastmaxChunked.DefaultChunk(2, d);
         long tokenSized = 2L * n * Math.Max(d, dv);
-        foreach (var shape in saved.Take(saved.Count - 1))
+        foreach (var shape in saved.Take(saved.Count - (keepCausalStates ? 1 : 0)))
         {
             long elements = shape.Aggregate(1L, (x, y) => x * y);
             Assert.True(elements <= tokenSized, $"saved [{string.Join(", ", shape)}]: {elements} elements; N×F would be {2L * n * featureSize}");
         }
+        if (!keepCausalStates) return;
         long[] state = causal ? new[] { 1L, 2, chunks, dv + 1, featureSize } : new[] { 1L, 2, featureSize, dv + 1 };
         Assert.Equal(state, saved[^1]);
+    }
+
+    /// <summary>The causal gradients with the forward's key states kept and with the backward making them again: the same bits.</summary>
+    [Theory]
+    [InlineData(ScalarType.Float32, 32)]
+    [InlineData(ScalarType.Float64, 32)]
+    [InlineData(ScalarType.Float32, 9)]
+    public void Causal_gradients_are_the_same_with_the_key_states_kept_or_made_again(ScalarType dtype, int d)
+    {
+        var generator = new Generator(43);
+        using var scope = NewDisposeScope();
+        var inputs = Enumerable.Range(0, 3).Select(_ => randn(new long[] { 2, 2, 300, d }, dtype: dtype, generator: generator)).ToArray();
+        var dO = randn(new long[] { 2, 2, 300, d }, dtype: dtype, generator: generator);
+        Tensor[] Gradients(bool keep)
+        {
+            var leaves = inputs.Select(t => t.detach().requires_grad_()).ToArray();
+            var o = FastmaxFunctional.Attention(leaves[0], leaves[1], leaves[2], new FastmaxOptions { Causal = true, KeepCausalStates = keep });
+            return autograd.grad(new[] { o }, leaves, new[] { dO }).ToArray();
+        }
+        var (kept, made) = (Gradients(true), Gradients(false));
+        for (int i = 0; i < 3; i++)
+            Assert.True(kept[i].eq(made[i]).all().item<bool>(), $"d{"qkv"[i]}: {ErrorReport.Of("kept against made again", kept[i], made[i])}");
     }
 }
