@@ -30,8 +30,9 @@ public enum FastmaxBackend
 
 /// <summary>
 /// What one call may run, fixed by <see cref="FastmaxDispatch"/> from the options: the CPU kernels or libtorch ops only,
-/// the working-set budget, and whether the causal forward keeps its key states for the backward. Each operation that has a CPU kernel is chosen here, by that kernel's one
-/// <c>Supports</c> predicate; the tensor-op form is the fallback and the reference the tests compare it with.
+/// the working-set budget, and whether the causal forward keeps its key states for the backward. Each operation that has a
+/// CPU kernel is chosen here, by that kernel's one <c>Supports</c> predicate; the tensor-op form is the fallback and the
+/// reference the tests compare it with.
 /// </summary>
 public sealed class KernelPlan
 {
@@ -381,7 +382,8 @@ public static class FastmaxDispatch
 
     /// <summary>
     /// The factorized forward on normalized inputs: o, g and, for the unmasked orders 1 and 2 (causal: with
-    /// <paramref name="forBackward"/>, on <see cref="FastmaxChunked"/>), the weighted key state(s) the backward reuses. Reference: <see cref="FactorizedReference"/> / <see cref="ChunkedReference"/> (any order). Otherwise
+    /// <paramref name="forBackward"/>, on <see cref="FastmaxChunked"/>), the weighted key state(s) the backward reuses.
+    /// Reference: <see cref="FactorizedReference"/> / <see cref="ChunkedReference"/> (any order). Otherwise
     /// order 3 has only those forms; order 1 runs <see cref="FirstOrderTiles"/> (unmasked) or <see cref="FirstOrderCausalScans"/>
     /// (causal) where the CPU kernels support it, else <see cref="FastmaxFirstOrder"/> / <see cref="FastmaxChunked"/>; order 2 runs
     /// <see cref="FastmaxFactorized"/> / <see cref="FastmaxChunked"/>, their pieces chosen by <paramref name="plan"/>.
