@@ -67,7 +67,7 @@ public unsafe class RegisterTransposeTests
             Assert.True(RegisterTranspose.SupportsTransposed(x), name);
             var t = RegisterTranspose.Transposed(x);
             Assert.True(t.is_contiguous(), name);
-            Assert.True(Same(t, x.transpose(-1, -2).contiguous()), name);
+            Assert.True(Bits.Same(t, x.transpose(-1, -2).contiguous()), name);
         }
         using var x64 = randn(3, 20, 17, dtype: ScalarType.Float64);
         using var columns = randn(20, 17).transpose(0, 1);
@@ -75,13 +75,10 @@ public unsafe class RegisterTransposeTests
         Assert.False(RegisterTranspose.SupportsTransposed(x64));
         Assert.False(RegisterTranspose.SupportsTransposed(columns));
         Assert.False(RegisterTranspose.SupportsTransposed(graph));
-        Assert.True(Same(RegisterTranspose.Transposed(x64), x64.transpose(-1, -2).contiguous()));
-        Assert.True(Same(RegisterTranspose.Transposed(columns), columns.transpose(-1, -2).contiguous()));
+        Assert.True(Bits.Same(RegisterTranspose.Transposed(x64), x64.transpose(-1, -2).contiguous()));
+        Assert.True(Bits.Same(RegisterTranspose.Transposed(columns), columns.transpose(-1, -2).contiguous()));
         Assert.True(RegisterTranspose.Transposed(graph).requires_grad);
     }
-
-    /// <summary>Same shape and every entry equal.</summary>
-    static bool Same(Tensor x, Tensor y) => x.shape.SequenceEqual(y.shape) && x.eq(y).all().item<bool>();
 
     /// <summary>Memory that held something else before: negative values, unlike the test's data.</summary>
     static float[] Stale(int length, Random random) => Enumerable.Range(0, length).Select(_ => -1f - (float)random.NextDouble()).ToArray();

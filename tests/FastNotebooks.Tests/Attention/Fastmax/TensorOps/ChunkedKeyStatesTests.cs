@@ -63,12 +63,12 @@ public class ChunkedKeyStatesTests
             var (o, g) = FastmaxChunked.Forward(q, k, v, a, c.Chunk, c.Plan);
             var keyStates = FastmaxChunked.KeyStates(q, v, a, c.Chunk);
             var (oKept, gKept) = FastmaxChunked.Forward(q, k, v, a, c.Chunk, c.Plan, keyStates);
-            Assert.True(Same(oKept, o) && Same(gKept, g), $"keeping the key states changed the forward ({c})");
+            Assert.True(Bits.Same(oKept, o) && Bits.Same(gKept, g), $"keeping the key states changed the forward ({c})");
             var made = FastmaxChunked.Backward(q, k, v, o, g, dO, a, c.Chunk, c.Plan);
             var kept = FastmaxChunked.Backward(q, k, v, o, g, dO, a, c.Chunk, c.Plan, keyStates);
-            Assert.True(Same(kept.Dq, made.Dq), $"dq ({c}): {ErrorReport.Of("dq", kept.Dq, made.Dq)}");
-            Assert.True(Same(kept.Dk, made.Dk), $"dk ({c}): {ErrorReport.Of("dk", kept.Dk, made.Dk)}");
-            Assert.True(Same(kept.Dv, made.Dv), $"dv ({c}): {ErrorReport.Of("dv", kept.Dv, made.Dv)}");
+            Assert.True(Bits.Same(kept.Dq, made.Dq), $"dq ({c}): {ErrorReport.Of("dq", kept.Dq, made.Dq)}");
+            Assert.True(Bits.Same(kept.Dk, made.Dk), $"dk ({c}): {ErrorReport.Of("dk", kept.Dk, made.Dk)}");
+            Assert.True(Bits.Same(kept.Dv, made.Dv), $"dv ({c}): {ErrorReport.Of("dv", kept.Dv, made.Dv)}");
         }
     }
 
@@ -113,6 +113,4 @@ public class ChunkedKeyStatesTests
         error = Assert.Throws<ArgumentException>(() => FastmaxChunked.Backward(q, q, v, q, q.select(-1, 0), v, a, 32, KernelPlan.Cpu, doubles));
         Assert.Equal("keyStates", error.ParamName);
     }
-
-    static bool Same(Tensor x, Tensor y) => x.shape.SequenceEqual(y.shape) && x.eq(y).all().item<bool>();
 }
