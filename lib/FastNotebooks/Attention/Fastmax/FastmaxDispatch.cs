@@ -135,13 +135,27 @@ public sealed class KernelPlan
     }
 
     /// <summary>φ(x̃)·W without storing the features (<see cref="TokenColumns"/>), or features and a GEMM.</summary>
-    internal Tensor Project(PackedTaylorFeatures features, Tensor extended, Tensor weightedState)
+    /// <remarks>
+    /// With <paramref name="addTo"/> [..., n, C], the product is added to it, which is returned: by the kernel as it writes
+    /// each strip where it can (<see cref="TokenColumns.AddsTo"/>), else after (the same bits: one addition an element).
+    /// </remarks>
+    internal Tensor Project(PackedTaylorFeatures features, Tensor extended, Tensor weightedState, Tensor? addTo = null)
     {
         using var _ = Clock?.Time(Stages.Project, 2 * Rows(extended) * features.Size * weightedState.size(-1));
-        if (CpuKernels && TokenColumns.Supports(features, extended, weightedState, null))
-            return TokenColumns.Project(extended, weightedState, features.D, features.Rows, CentresIn(features, extended));
+        if (CpuKernels && TokenColumns.Supports(features, extended, weightedState, null) && (addTo is null || TokenColumns.AddsTo(addTo, ProductShape(extended, weightedState.size(-1)))))
+            return TokenColumns.Project(extended, weightedState, features.D, features.Rows, CentresIn(features, extended), addTo);
         using var phi = Build(features, extended);
-        return MatMul(phi, weightedState);
+        if (addTo is null) return MatMul(phi, weightedState);
+        using var product = MatMul(phi, weightedState);
+        return addTo.AddInPlace(product);
+    }
+
+    /// <summary>The shape [..., n, width] of a per-token product of x [..., n, ·].</summary>
+    static long[] ProductShape(Tensor x, long width)
+    {
+        var shape = x.Shape().ToArray();
+        shape[^1] = width;
+        return shape;
     }
 
     /// <summary>
@@ -230,10 +244,19 @@ public sealed class KernelPlan
     }
 
     /// <summary>∂/∂x of Σ_c u_c φ(x̃)·W_c: <see cref="TokenColumns.Gradient"/>, or the feature gradient as a GEMM and the chain rule.</summary>
-    /// <remarks>With <paramref name="appendOne"/>, u [..., n, C − 1] stands for [u, 1]: the token columns add the ones in cache; elsewhere they are appended here.</remarks>
-    internal Tensor Gradient(PackedTaylorFeatures features, Tensor extended, Tensor u, Tensor weightedState, bool appendOne = false)
+    /// <remarks>
+    /// With <paramref name="appendOne"/>, u [..., n, C − 1] stands for [u, 1]: the token columns add the ones in cache; elsewhere they
+    /// are appended here. With <paramref name="addTo"/> [..., n, D], the gradient is added to it, which is returned, as in <see cref="Project"/>.
+    /// </remarks>
+    internal Tensor Gradient(PackedTaylorFeatures features, Tensor extended, Tensor u, Tensor weightedState, bool appendOne = false, Tensor? addTo = null)
     {
         using var _ = Clock?.Time(Stages.Gradient, 2 * Rows(extended) * features.Size * (u.size(-1) + (appendOne ? 1 : 0)));
+        if (addTo is not null && !(features.Order == 2 && CpuKernels && TokenColumns.Supports(features, extended, weightedState, u, appendOne)
+                                   && TokenColumns.AddsTo(addTo, ProductShape(extended, features.D))))
+        {
+            using var gradient = Gradient(features, extended, u, weightedState, appendOne);
+            return addTo.AddInPlace(gradient);
+        }
         bool centre = CentresIn(features, extended);
         if (appendOne && !(features.Order == 2 && CpuKernels && TokenColumns.Supports(features, extended, weightedState, u, appendOne: true)))
         {
@@ -242,7 +265,7 @@ public sealed class KernelPlan
         }
         if (features.Order == 1) return u.matmul(weightedState.narrow(-2, 0, features.D).transpose(-1, -2)); // [..., n, D]
         if (CpuKernels && TokenColumns.Supports(features, extended, weightedState, u, appendOne))
-            return TokenColumns.Gradient(u, weightedState, extended, features.D, features.Rows, centre, appendOne);
+            return TokenColumns.Gradient(u, weightedState, extended, features.D, features.Rows, centre, appendOne, addTo);
         using var scope = NewDisposeScope();
         extended = features.ExtendedIfRaw(extended) ?? extended;                          // centred there when centre
         var featureGradient = MatMul(u, features.DMajorTransposed(weightedState));        // [..., n, F]

@@ -79,20 +79,26 @@ internal static unsafe class RegisterTranspose
         return result;
     }
 
-    /// <summary>rows[t·ld + k] = columns[k·stripWidth + t] for t &lt; tokens, k &lt; width.</summary>
+    /// <summary>
+    /// rows[t·ld + k] = columns[k·stripWidth + t] for t &lt; tokens, k &lt; width; with <paramref name="add"/>,
+    /// rows[t·ld + k] += columns[k·stripWidth + t] (one float32 addition each, as adding the written rows after).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void FromColumns(float* columns, int stripWidth, int tokens, int width, float* rows, long ld)
+    public static void FromColumns(float* columns, int stripWidth, int tokens, int width, float* rows, long ld, bool add = false)
     {
         int whole = Available ? tokens / Block * Block : 0, blockWidth = width / Block * Block;
         if (whole == 0) blockWidth = 0;
         for (int t0 = 0; t0 < whole; t0 += Block)
             for (int k0 = 0; k0 < blockWidth; k0 += Block)
-                Transpose16(columns + k0 * stripWidth + t0, stripWidth, rows + t0 * ld + k0, ld);
+                Transpose16(columns + k0 * stripWidth + t0, stripWidth, rows + t0 * ld + k0, ld, add);
         for (int t = 0; t < whole; t++)
-            for (int k = blockWidth; k < width; k++) rows[t * ld + k] = columns[k * stripWidth + t];
+            for (int k = blockWidth; k < width; k++) Put(rows + t * ld + k, columns[k * stripWidth + t], add);
         for (int t = whole; t < tokens; t++)
-            for (int k = 0; k < width; k++) rows[t * ld + k] = columns[k * stripWidth + t];
+            for (int k = 0; k < width; k++) Put(rows + t * ld + k, columns[k * stripWidth + t], add);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Put(float* target, float value, bool add) => *target = add ? *target + value : value;
 
     /// <summary>The element-by-element form of <see cref="ToColumns"/>.</summary>
     public static void ToColumnsByElements(float* rows, long ld, int tokens, int width, float* columns, int stripWidth)
@@ -114,7 +120,7 @@ internal static unsafe class RegisterTranspose
     /// four gather lane L of u_j, u_(4+j), u_(8+j), u_(12+j) into output row 4L + j.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Transpose16(float* source, long sourceLd, float* target, long targetLd)
+    static void Transpose16(float* source, long sourceLd, float* target, long targetLd, bool add = false)
     {
         var r0 = Vector512.Load(source); var r1 = Vector512.Load(source + sourceLd);
         var r2 = Vector512.Load(source + 2 * sourceLd); var r3 = Vector512.Load(source + 3 * sourceLd);
@@ -135,23 +141,29 @@ internal static unsafe class RegisterTranspose
         var (u8, u9) = InterleavePairs(t8, t10); var (u10, u11) = InterleavePairs(t9, t11);
         var (u12, u13) = InterleavePairs(t12, t14); var (u14, u15) = InterleavePairs(t13, t15);
 
-        Column(u0, u4, u8, u12, target, targetLd);
-        Column(u1, u5, u9, u13, target + targetLd, targetLd);
-        Column(u2, u6, u10, u14, target + 2 * targetLd, targetLd);
-        Column(u3, u7, u11, u15, target + 3 * targetLd, targetLd);
+        Column(u0, u4, u8, u12, target, targetLd, add);
+        Column(u1, u5, u9, u13, target + targetLd, targetLd, add);
+        Column(u2, u6, u10, u14, target + 2 * targetLd, targetLd, add);
+        Column(u3, u7, u11, u15, target + 3 * targetLd, targetLd, add);
     }
 
-    /// <summary>Output rows j, 4 + j, 8 + j, 12 + j (at target, stride 4·ld) from u_j, u_(4+j), u_(8+j), u_(12+j).</summary>
+    /// <summary>
+    /// Output rows j, 4 + j, 8 + j, 12 + j (at target, stride 4·ld) from u_j, u_(4+j), u_(8+j), u_(12+j); added to what the
+    /// rows hold when <paramref name="add"/>.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Column(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d, float* target, long ld)
+    static void Column(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d, float* target, long ld, bool add)
     {
         var (evenAb, oddAb) = (Avx512F.Shuffle4x128(a, b, 0x88), Avx512F.Shuffle4x128(a, b, 0xDD));   // lanes 0, 2 / 1, 3 of a, then of b
         var (evenCd, oddCd) = (Avx512F.Shuffle4x128(c, d, 0x88), Avx512F.Shuffle4x128(c, d, 0xDD));
-        Avx512F.Shuffle4x128(evenAb, evenCd, 0x88).Store(target);            // lane 0 of a, b, c, d
-        Avx512F.Shuffle4x128(oddAb, oddCd, 0x88).Store(target + 4 * ld);     // lane 1
-        Avx512F.Shuffle4x128(evenAb, evenCd, 0xDD).Store(target + 8 * ld);   // lane 2
-        Avx512F.Shuffle4x128(oddAb, oddCd, 0xDD).Store(target + 12 * ld);    // lane 3
+        Put(target, Avx512F.Shuffle4x128(evenAb, evenCd, 0x88), add);            // lane 0 of a, b, c, d
+        Put(target + 4 * ld, Avx512F.Shuffle4x128(oddAb, oddCd, 0x88), add);     // lane 1
+        Put(target + 8 * ld, Avx512F.Shuffle4x128(evenAb, evenCd, 0xDD), add);   // lane 2
+        Put(target + 12 * ld, Avx512F.Shuffle4x128(oddAb, oddCd, 0xDD), add);    // lane 3
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Put(float* target, Vector512<float> row, bool add) => (add ? Vector512.Load(target) + row : row).Store(target);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static (Vector512<float>, Vector512<float>) Interleave(Vector512<float> a, Vector512<float> b) =>

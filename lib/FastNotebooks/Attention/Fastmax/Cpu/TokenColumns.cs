@@ -43,9 +43,13 @@ internal static unsafe partial class TokenColumns
     /// columns (column-narrowed and transposed views are read as they are): per strip, register tiles of up to 12 columns of W × 32 tokens over all F features,
     /// each feature built from x̃ in registers as the tile reaches it (two multiplies per 24 multiply-adds).
     /// </summary>
-    /// <remarks>With <paramref name="centre"/>, a raw x [..., n, D] stands for x − mean(x) per token (centred in the strip's columns).</remarks>
-    public static Tensor Project(Tensor extended, Tensor weightedState, int d, int rows, bool centre = false) =>
-        Projected(extended, weightedState, d, rows, divide: false, centre).Output;
+    /// <remarks>
+    /// With <paramref name="centre"/>, a raw x [..., n, D] stands for x − mean(x) per token (centred in the strip's columns).
+    /// With <paramref name="addTo"/> (float32 [..., n, C], unit-stride rows; <see cref="AddsTo"/>), the product is added to it
+    /// strip by strip (one float32 addition an element, as adding a written product after) and it is returned.
+    /// </remarks>
+    public static Tensor Project(Tensor extended, Tensor weightedState, int d, int rows, bool centre = false, Tensor? addTo = null) =>
+        Projected(extended, weightedState, d, rows, divide: false, centre, addTo).Output;
 
     /// <summary>
     /// <see cref="Project"/> with the output division fused into each strip: for a state whose last column gives the denominator
@@ -59,7 +63,7 @@ internal static unsafe partial class TokenColumns
         return (output, denominator!);
     }
 
-    static (Tensor Output, Tensor? Denominator) Projected(Tensor extended, Tensor weightedState, int d, int rows, bool divide, bool centre)
+    static (Tensor Output, Tensor? Denominator) Projected(Tensor extended, Tensor weightedState, int d, int rows, bool divide, bool centre, Tensor? addTo = null)
     {
         int tilde = d + 1, size = tilde * rows, columns = (int)weightedState.size(-1), n = (int)extended.size(-2), width = (int)extended.size(-1);
         if (divide && columns < 1) throw new ArgumentException($"the state needs a denominator column; got {columns} columns", nameof(weightedState));
@@ -69,13 +73,16 @@ internal static unsafe partial class TokenColumns
         using var w = StateLayout(weightedState, out long rowStride, out long columnStride);
         var shape = extended.Shape().ToArray();
         shape[^1] = written;
-        var output = empty(shape, dtype: ScalarType.Float32, device: extended.device);
+        RequireAddTo(addTo, shape);
+        var output = addTo ?? empty(shape, dtype: ScalarType.Float32, device: extended.device);
         var denominator = divide ? empty(shape[..^1], dtype: ScalarType.Float32, device: extended.device) : null;
         long slices = SliceCount(extended);
         if (slices == 0 || n == 0 || columns == 0) return (output, denominator);
         var offsets = SliceOffsets(w, (int)w.dim(), slices);
+        var (outOffsets, ldOut) = (SliceOffsets(output, (int)output.dim(), slices), output.stride(-2));
         int blocks = (columns + 11) / 12, perBlock = (columns + blocks - 1) / blocks;
         float* xs = Address(x), ws = Address(w), outs = Address(output), gs = divide ? Address(denominator!) : null;
+        bool add = addTo is not null;
         ForStrips(slices, n, (long)size * columns, (tilde + columns) * Strip, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (slice, start, tokens, scratch) =>
         {
             float* xT = scratch, outT = scratch + tilde * Strip;
@@ -96,7 +103,7 @@ internal static unsafe partial class TokenColumns
                 }
                 new ReadOnlySpan<float>(g, tokens).CopyTo(new Span<float>(gs + token0, tokens));
             }
-            FromColumns(outT, tokens, written, outs + token0 * written, written);
+            FromColumns(outT, tokens, written, outs + outOffsets[slice] + start * ldOut, ldOut, add);
         });
         GC.KeepAlive(w);
         return (output, denominator);
@@ -112,9 +119,10 @@ internal static unsafe partial class TokenColumns
     /// <remarks>
     /// With <paramref name="centre"/>, a raw x [..., n, D] stands for c = x − mean(x) per token, and dx is the gradient with respect
     /// to x through the centring: ∇_c minus its mean over D. With <paramref name="appendOne"/>, u [..., n, C − 1] stands for [u, 1]
-    /// (the keys' [v, 1]): the strip's column of ones is written in cache, so no [v, 1] copy is made.
+    /// (the keys' [v, 1]): the strip's column of ones is written in cache, so no [v, 1] copy is made. With <paramref name="addTo"/>
+    /// (float32 [..., n, D], unit-stride rows), dx is added to it and it is returned, as in <see cref="Project"/>.
     /// </remarks>
-    public static Tensor Gradient(Tensor u, Tensor weightedState, Tensor extended, int d, int rows, bool centre = false, bool appendOne = false)
+    public static Tensor Gradient(Tensor u, Tensor weightedState, Tensor extended, int d, int rows, bool centre = false, bool appendOne = false, Tensor? addTo = null)
     {
         int tilde = d + 1, given = (int)u.size(-1), c = given + (appendOne ? 1 : 0), n = (int)u.size(-2), width = (int)extended.size(-1);
         if (centre && width != d) throw new ArgumentException($"only raw inputs x [..., n, D] are centred in cache; got width {width} at D = {d}", nameof(centre));
@@ -123,10 +131,13 @@ internal static unsafe partial class TokenColumns
         using var x = extended.contiguous();
         var shape = extended.Shape().ToArray();
         shape[^1] = d;
-        var dx = empty(shape, dtype: ScalarType.Float32, device: extended.device);
+        RequireAddTo(addTo, shape);
+        var dx = addTo ?? empty(shape, dtype: ScalarType.Float32, device: extended.device);
         long slices = SliceCount(extended);
         if (slices == 0 || n == 0) return dx;
         var offsets = SliceOffsets(w, (int)w.dim(), slices);
+        var (dxOffsets, ldDx) = (SliceOffsets(dx, (int)dx.dim(), slices), dx.stride(-2));
+        bool add = addTo is not null;
         int tiles = (rows + 11) / 12, perTile = (rows + tiles - 1) / tiles;   // a feature row's Rows features in even tiles: 17 as 9 + 8
         float* us = Address(uc), ws = Address(w), xs = Address(x), dxs = Address(dx);
         ForStrips(slices, n, (long)tilde * rows * c, (c + 2 * tilde) * Strip, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (slice, start, tokens, scratch) =>
@@ -145,7 +156,7 @@ internal static unsafe partial class TokenColumns
                     GradientTile(Math.Min(perTile, rows - shift), state + (i * rows + shift) * rowStride, rowStride, columnStride, uT, c, xT, dxT, i, (i + shift) % tilde, tilde);
                 }
             if (centre) CentreColumns(dxT, d);   // the centring's gradient: each token's ∇_c minus its mean
-            FromColumns(dxT, tokens, d, dxs + token0 * d, d);
+            FromColumns(dxT, tokens, d, dxs + dxOffsets[slice] + start * ldDx, ldDx, add);
         });
         GC.KeepAlive(w);
         return dx;
@@ -200,9 +211,24 @@ internal static unsafe partial class TokenColumns
     static void ToColumns(float* rows, int ld, int tokens, int width, float* columns) =>
         RegisterTranspose.ToColumns(rows, ld, tokens, width, columns, Strip);
 
-    /// <summary>Columns [0, tokens) of a [width, 32] block back to rows (stride ld).</summary>
-    static void FromColumns(float* columns, int tokens, int width, float* rows, int ld) =>
-        RegisterTranspose.FromColumns(columns, Strip, tokens, width, rows, ld);
+    /// <summary>Columns [0, tokens) of a [width, 32] block back to rows (stride ld), or added to them.</summary>
+    static void FromColumns(float* columns, int tokens, int width, float* rows, long ld, bool add = false) =>
+        RegisterTranspose.FromColumns(columns, Strip, tokens, width, rows, ld, add);
+
+    /// <summary>
+    /// Whether a product of shape <paramref name="shape"/> can be added into <paramref name="addTo"/> in cache: the same shape,
+    /// float32 on the CPU, unit-stride rows, no autograd graph wanted (elsewhere the caller adds the written product).
+    /// </summary>
+    internal static bool AddsTo(Tensor addTo, long[] shape) =>
+        addTo.Shape().SequenceEqual(shape) && addTo.dtype == ScalarType.Float32 && addTo.device_type == TorchSharp.DeviceType.CPU
+        && (addTo.stride(-1) == 1 || addTo.size(-1) <= 1) && !(is_grad_enabled() && addTo.requires_grad);
+
+    static void RequireAddTo(Tensor? addTo, long[] shape)
+    {
+        if (addTo is not null && !AddsTo(addTo, shape))
+            throw new ArgumentException(
+                $"the product is added to a float32 [{string.Join(", ", shape)}] with unit-stride rows; got {addTo.dtype} [{string.Join(", ", addTo.Shape())}] with strides [{string.Join(", ", addTo.stride())}]", nameof(addTo));
+    }
 
     /// <summary>Slices of x [..., n, ·] over its leading dims.</summary>
     internal static long SliceCount(Tensor x)

@@ -121,7 +121,8 @@ public static class FastmaxChunked
         var groups = Groups(features, q, chunk).ToArray();
         int rows = TokensPerChunk(features, k, chunk);
 
-        // Each group's gradients are written to their tokens of dq, dk, dv (views) by the products themselves, not joined at the end.
+        // Each group's gradients are written to their tokens of dq, dk, dv (views) by the products themselves, not joined at the
+        // end; the state-sized products add theirs in as they write (addTo), so no product is written and read back to be added.
         var dq = empty(q.Shape(), dtype: q.dtype, device: q.device);
         var dk = empty(k.Shape(), dtype: k.dtype, device: k.device);
         var dV = empty(v.Shape(), dtype: v.dtype, device: v.device);
@@ -146,7 +147,7 @@ public static class FastmaxChunked
                 before = keyStates.narrow(2, start / chunk, count).transpose(-1, -2);
                 if (!plan.ProjectsInCache(features, Blocks(qx, start, count, size), before, gpb)) before = before.transpose(-1, -2).contiguous().transpose(-1, -2);
             }
-            plan.MatMul(ds, kb, Triangle.LowerA, into: Blocks(dq, start, count, size)).AddInPlace(features.Gradient(Blocks(qx, start, count, size), gpb, before));
+            features.Gradient(Blocks(qx, start, count, size), gpb, before, addTo: plan.MatMul(ds, kb, Triangle.LowerA, into: Blocks(dq, start, count, size)));
             dkWindow[i] = plan.MatMul(ds.transpose(-1, -2), qb, Triangle.UpperA, into: Blocks(dk, offset + start, count, size)).MoveToOuterDisposeScope();
             dvWindow[i] = plan.MatMul(f.transpose(-1, -2), Blocks(gHat, start, count, size), Triangle.UpperA, into: Blocks(dV, offset + start, count, size)).MoveToOuterDisposeScope();
         }
@@ -159,8 +160,8 @@ public static class FastmaxChunked
             var (start, count, size) = groups[i];
             var after = ChunkStates(features, Blocks(qx, start, count, size), Blocks(gPrime, start, count, size), queryCarry, reverse: true);
             var kxb = Blocks(kx, offset + start, count, size);
-            dkWindow[i].AddInPlace(features.Gradient(kxb, Blocks(vOne, offset + start, count, size), after));
-            dvWindow[i].AddInPlace(features.Project(kxb, after.narrow(-1, 0, dv)));
+            features.Gradient(kxb, Blocks(vOne, offset + start, count, size), after, addTo: dkWindow[i]);
+            features.Project(kxb, after.narrow(-1, 0, dv), addTo: dvWindow[i]);
         }
 
         // Keys before the first query's window are seen by every query.

@@ -127,7 +127,8 @@ public sealed class PackedTaylorFeatures
     /// dims: on the CPU kernels without storing the features (<see cref="TokenColumns.Project"/>), else <see cref="Build"/>
     /// and a GEMM, its reference.
     /// </summary>
-    public Tensor Project(Tensor extended, Tensor weightedState) => Plan.Project(this, extended, weightedState);
+    /// <remarks>With <paramref name="addTo"/> [..., n, C], the product is added to it (in cache where the kernels can), which is returned.</remarks>
+    public Tensor Project(Tensor extended, Tensor weightedState, Tensor? addTo = null) => Plan.Project(this, extended, weightedState, addTo);
 
     /// <summary>
     /// uᵀ·φ(x̃) = Σ_t u_t ⊗ φ(x̃_t) [..., C, F] for an extended chunk [..., n, 2D̃] and u [..., n, C] with equal leading dims: on
@@ -211,8 +212,12 @@ public sealed class PackedTaylorFeatures
     /// Elsewhere dφ [..., n, F] is one GEMM as large as the forward's output product, then the chain rule through
     /// φ_(i,d) = x̃_i·x̃_(i+d) runs as one loop per token or a few elementwise passes (README.md, "Backward").
     /// </summary>
-    /// <remarks>With <paramref name="appendOne"/>, u is given without its last column of ones ([v, 1] as v).</remarks>
-    public Tensor Gradient(Tensor extended, Tensor u, Tensor weightedState, bool appendOne = false) => Plan.Gradient(this, extended, u, weightedState, appendOne);
+    /// <remarks>
+    /// With <paramref name="appendOne"/>, u is given without its last column of ones ([v, 1] as v); with <paramref name="addTo"/>
+    /// [..., n, D], the gradient is added to it (in cache where the kernels can), which is returned.
+    /// </remarks>
+    public Tensor Gradient(Tensor extended, Tensor u, Tensor weightedState, bool appendOne = false, Tensor? addTo = null) =>
+        Plan.Gradient(this, extended, u, weightedState, appendOne, addTo);
 
     /// <summary>
     /// The weighted state W [..., F, C] transposed with its rows reordered d-major (f′ = d·D̃ + i; one small copy) [..., C, F]:

@@ -10,7 +10,8 @@ public unsafe class RegisterTransposeTests
     /// <summary>
     /// 300 random cases: 1 to 32 tokens of strips 32 and 48 wide, widths 1 to 70 (below, at and across 16-column blocks),
     /// row strides up to 8 past the width. Rows to columns must equal the reference everywhere (zeros past the last token
-    /// included); columns to rows must write exactly the reference's entries and leave every other one of the rows as it was.
+    /// included); columns to rows must write exactly the reference's entries (or, adding, each plus what was there) and leave
+    /// every other one of the rows as it was.
     /// </summary>
     [Fact]
     public void Block_transposes_equal_the_element_copies()
@@ -40,6 +41,14 @@ public unsafe class RegisterTransposeTests
                 RegisterTranspose.FromColumnsByElements(ps, stripWidth, tokens, width, pe, ld);
             }
             Assert.True(expectedBack.SequenceEqual(back), $"from columns, {name}");
+
+            // Added to the rows: each entry the reference's plus what the row held (one float32 addition), the rest as it was.
+            var sum = Stale(tokens * ld, random);
+            var expectedSum = (float[])sum.Clone();
+            for (int t = 0; t < tokens; t++)
+                for (int k = 0; k < width; k++) expectedSum[t * ld + k] += source[k * stripWidth + t];
+            fixed (float* ps = source, pa = sum) RegisterTranspose.FromColumns(ps, stripWidth, tokens, width, pa, ld, add: true);
+            Assert.True(expectedSum.SequenceEqual(sum), $"added from columns, {name}");
         }
     }
 
