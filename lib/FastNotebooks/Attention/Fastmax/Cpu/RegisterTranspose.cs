@@ -88,9 +88,15 @@ internal static unsafe class RegisterTranspose
     {
         int whole = Available ? tokens / Block * Block : 0, blockWidth = width / Block * Block;
         if (whole == 0) blockWidth = 0;
-        for (int t0 = 0; t0 < whole; t0 += Block)
-            for (int k0 = 0; k0 < blockWidth; k0 += Block)
-                Transpose16(columns + k0 * stripWidth + t0, stripWidth, rows + t0 * ld + k0, ld, add);
+        // Two copies of the loop, each with a constant add, so the inlined blocks carry no branch per row.
+        if (add)
+            for (int t0 = 0; t0 < whole; t0 += Block)
+                for (int k0 = 0; k0 < blockWidth; k0 += Block)
+                    Transpose16(columns + k0 * stripWidth + t0, stripWidth, rows + t0 * ld + k0, ld, add: true);
+        else
+            for (int t0 = 0; t0 < whole; t0 += Block)
+                for (int k0 = 0; k0 < blockWidth; k0 += Block)
+                    Transpose16(columns + k0 * stripWidth + t0, stripWidth, rows + t0 * ld + k0, ld, add: false);
         for (int t = 0; t < whole; t++)
             for (int k = blockWidth; k < width; k++) Put(rows + t * ld + k, columns[k * stripWidth + t], add);
         for (int t = whole; t < tokens; t++)

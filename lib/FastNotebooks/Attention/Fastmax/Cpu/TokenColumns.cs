@@ -79,7 +79,8 @@ internal static unsafe partial class TokenColumns
         long slices = SliceCount(extended);
         if (slices == 0 || n == 0 || columns == 0) return (output, denominator);
         var offsets = SliceOffsets(w, (int)w.dim(), slices);
-        var (outOffsets, ldOut) = (SliceOffsets(output, (int)output.dim(), slices), output.stride(-2));
+        // A new output is contiguous: slice s at s·n·C. Only a given target's layout is asked for (each query is a native call).
+        var (outOffsets, ldOut) = addTo is null ? (null, written) : (SliceOffsets(addTo, (int)addTo.dim(), slices), addTo.stride(-2));
         int blocks = (columns + 11) / 12, perBlock = (columns + blocks - 1) / blocks;
         float* xs = Address(x), ws = Address(w), outs = Address(output), gs = divide ? Address(denominator!) : null;
         bool add = addTo is not null;
@@ -103,7 +104,7 @@ internal static unsafe partial class TokenColumns
                 }
                 new ReadOnlySpan<float>(g, tokens).CopyTo(new Span<float>(gs + token0, tokens));
             }
-            FromColumns(outT, tokens, written, outs + outOffsets[slice] + start * ldOut, ldOut, add);
+            FromColumns(outT, tokens, written, outs + (outOffsets is null ? token0 * written : outOffsets[slice] + start * ldOut), ldOut, add);
         });
         GC.KeepAlive(w);
         return (output, denominator);
@@ -136,7 +137,7 @@ internal static unsafe partial class TokenColumns
         long slices = SliceCount(extended);
         if (slices == 0 || n == 0) return dx;
         var offsets = SliceOffsets(w, (int)w.dim(), slices);
-        var (dxOffsets, ldDx) = (SliceOffsets(dx, (int)dx.dim(), slices), dx.stride(-2));
+        var (dxOffsets, ldDx) = addTo is null ? (null, d) : (SliceOffsets(addTo, (int)addTo.dim(), slices), addTo.stride(-2));   // as in Projected
         bool add = addTo is not null;
         int tiles = (rows + 11) / 12, perTile = (rows + tiles - 1) / tiles;   // a feature row's Rows features in even tiles: 17 as 9 + 8
         float* us = Address(uc), ws = Address(w), xs = Address(x), dxs = Address(dx);
@@ -156,7 +157,7 @@ internal static unsafe partial class TokenColumns
                     GradientTile(Math.Min(perTile, rows - shift), state + (i * rows + shift) * rowStride, rowStride, columnStride, uT, c, xT, dxT, i, (i + shift) % tilde, tilde);
                 }
             if (centre) CentreColumns(dxT, d);   // the centring's gradient: each token's ∇_c minus its mean
-            FromColumns(dxT, tokens, d, dxs + dxOffsets[slice] + start * ldDx, ldDx, add);
+            FromColumns(dxT, tokens, d, dxs + (dxOffsets is null ? token0 * d : dxOffsets[slice] + start * ldDx), ldDx, add);
         });
         GC.KeepAlive(w);
         return dx;
