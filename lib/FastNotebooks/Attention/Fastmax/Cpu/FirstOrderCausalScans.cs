@@ -39,7 +39,7 @@ public static unsafe class FirstOrderCausalScans
             var numerator = s.Scan(qx, ky, s.Mq, extra, (float)a[1], vw, s.Cv, reverse: false);   // [S, Nk, Cv]
             float* pq = SimdGemm.Address(qx), pk = SimdGemm.Address(ky), pn = SimdGemm.Address(numerator), pg = SimdGemm.Address(g), po = SimdGemm.Address(o);
             var (nk, offset, mq, ldq, ldk, cv, dv, nq, a1) = (s.Nk, s.Offset, s.Mq, qx.size(-1), ky.size(-1), s.Cv, s.Dv, s.Nq, (float)a[1]);
-            Shapes.ForItems(s.Slices, 1, (double)nk * (mq + dv), (slice, _) =>
+            Shapes.ForItems(s.Slices, 1, (double)nk * (mq + dv), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (slice, _) =>
             {
                 var denominator = new float[nk];
                 fixed (float* d = denominator)
@@ -115,7 +115,7 @@ public static unsafe class FirstOrderCausalScans
             float* from = SimdGemm.Address(source), to = SimdGemm.Address(packed);
             long n = x.size(2), first = queries ? Offset : 0, nk = Nk;
             int c = (int)x.size(3);
-            ForItems(Slices, 1, (double)Nk * width, (slice, _) =>
+            ForItems(Slices, 1, (double)Nk * width, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (slice, _) =>
             {
                 float* target = to + slice * nk * width;
                 new Span<float>(target, (int)(first * width)).Clear();
@@ -145,7 +145,7 @@ public static unsafe class FirstOrderCausalScans
             float* po = SimdGemm.Address(o), pg = SimdGemm.Address(g), pd = SimdGemm.Address(gradOutput);
             float* ph = SimdGemm.Address(gHat), pr = SimdGemm.Address(minusR);
             var (nq, nk, offset, dv, cv) = (Nq, Nk, Offset, Dv, Cv);
-            ForItems(Slices, 1, (double)Nk * Cv, (slice, _) =>
+            ForItems(Slices, 1, (double)Nk * Cv, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (slice, _) =>
             {
                 new Span<float>(ph + slice * nk * cv, (int)(offset * cv)).Clear();
                 new Span<float>(pr + slice * nk, (int)offset).Clear();
@@ -176,7 +176,7 @@ public static unsafe class FirstOrderCausalScans
             // Two panels a pass (each entry of x and y read once for both), even where that leaves a thread idle: one head's pair on
             // one thread ran faster than its two panels on two (PERF.md, "Order-1 causal scans").
             int panels = cols / CausalScan.Panel, perPass = 2;
-            ForItems(Slices, (panels + perPass - 1) / perPass, (double)nk * rows * cols, (slice, part) =>
+            ForItems(Slices, (panels + perPass - 1) / perPass, (double)nk * rows * cols, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (slice, part) =>
             {
                 var sliceExtra = new CausalScan.Extra(extra.X + (xPerSlice ? slice * nk : 0), extra.XStride, extra.Y + (yPerSlice ? slice * nk : 0), extra.YStride);
                 CausalScan.Product(px + slice * nk * ldx, ldx, py + slice * nk * ldy, ldy, rows, sliceExtra, scale, pw + slice * nk * cols,

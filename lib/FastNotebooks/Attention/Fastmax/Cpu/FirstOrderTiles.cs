@@ -53,7 +53,7 @@ internal static unsafe class FirstOrderTiles
         fixed (float* pones = ones)
         {
             float* onesColumn = pones;
-            SimdGemm.MatMulRows(q, keyState.narrow(2, 0, d).narrow(3, 0, dv), 0, (slice, firstRow, rows, block, ld) =>
+            SimdGemm.MatMulRows(q, keyState.narrow(2, 0, d).narrow(3, 0, dv), 0, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (slice, firstRow, rows, block, ld) =>
                 FinishRows(pq, po, pg, pw + (slice * (d + 1) + d) * width, onesColumn + slice * d, slice * nq + firstRow, rows, block, ld, d, dv));
         }
         GC.KeepAlive(q); GC.KeepAlive(keyValues);
@@ -108,7 +108,7 @@ internal static unsafe class FirstOrderTiles
         fixed (float* pones = ones, pr = r)
         {
             float* onesColumn = pones, rs = pr;
-            SimdGemm.MatMulRows(gHat, stateT, 0, (slice, firstRow, rows, block, ld) =>
+            SimdGemm.MatMulRows(gHat, stateT, 0, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (slice, firstRow, rows, block, ld) =>
             {
                 float* w = onesColumn + slice * d;
                 for (long row = 0, token = slice * nq + firstRow; row < rows; row++, token++)
@@ -157,7 +157,7 @@ internal static unsafe class FirstOrderTiles
         fixed (float* pbias = bias)
         {
             float* biases = pbias;
-            SimdGemm.MatMulRows(x, m, 0, (slice, firstRow, rows, block, ld) =>
+            SimdGemm.MatMulRows(x, m, 0, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (slice, firstRow, rows, block, ld) =>
             {
                 float* b = biases + slice * columns;
                 for (long row = 0, token = slice * n + firstRow; row < rows; row++, token++)

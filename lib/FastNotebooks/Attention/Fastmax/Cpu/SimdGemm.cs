@@ -86,7 +86,7 @@ public static unsafe class SimdGemm
         long[]? cOffsets = into is null ? null : SliceOffsets(c, (int)c.dim(), o.Slices);
         int rowItems = (o.M + TileRows * TilesPerItem - 1) / (TileRows * TilesPerItem);
         int panelItems = (o.Panels + PanelsPerItem - 1) / PanelsPerItem;
-        o.ForItems(o.Slices * rowItems * panelItems, (item, packed) =>
+        o.ForItems(o.Slices * rowItems * panelItems, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (item, packed) =>
         {
             long slice = item / ((long)rowItems * panelItems);
             int rest = (int)(item % ((long)rowItems * panelItems));
@@ -136,7 +136,7 @@ public static unsafe class SimdGemm
         using var o = new Operands(a, b);
         int rowItems = (o.M + TileRows - 1) / TileRows;
         int blockSize = TileRows * o.N + padding;
-        o.ForItems(o.Slices * rowItems, (item, packed) =>
+        o.ForItems(o.Slices * rowItems, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (item, packed) =>
         {
             long slice = item / rowItems;
             int rowStart = (int)(item % rowItems) * TileRows, rows = Math.Min(TileRows, o.M - rowStart);

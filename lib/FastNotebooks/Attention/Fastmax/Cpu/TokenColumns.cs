@@ -190,6 +190,7 @@ internal static unsafe partial class TokenColumns
     }
 
     /// <summary>Each token (lane) of a [D, 32] column block minus its mean over the D rows; lanes past the last token stay zero.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void CentreColumns(float* columns, int d)
     {
         var (sum0, sum1) = (Vector512<float>.Zero, Vector512<float>.Zero);

@@ -59,6 +59,7 @@ internal static class TokenLoops
     }
 
     /// <summary>The float32 rows on pointers in zmm registers (<see cref="RowZmm"/>), where the span helpers are not inlined.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static unsafe void ScaledOutputGradientRowsZmm(Tensor o, Tensor g, Tensor gradOutput, Tensor gPrime, int dv)
     {
         fixed (float* po = Elements<float>(o), pg = Elements<float>(g), pd = Elements<float>(gradOutput), pp = Elements<float>(gPrime))
@@ -103,7 +104,7 @@ internal static class TokenLoops
         long[] oOffsets = SimdGemm.SliceOffsets(o, 4, heads), gOffsets = SimdGemm.SliceOffsets(gColumn, 4, heads);
         T* px = (T*)SimdGemm.Address(x), pb = (T*)SimdGemm.Address(b), po = (T*)SimdGemm.Address(o), pg = (T*)SimdGemm.Address(g);
         bool zmm = typeof(T) == typeof(float) && System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated;
-        ForTokenRanges(heads * rows, dv + 1, (first, count) =>
+        ForTokenRanges(heads * rows, dv + 1, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, count) =>
         {
             for (long t = first; t < first + count; t++)
             {
