@@ -218,18 +218,17 @@ internal static unsafe partial class TokenColumns
         RegisterTranspose.FromColumns(columns, Strip, tokens, width, rows, ld, add);
 
     /// <summary>
-    /// Whether a product of shape <paramref name="shape"/> can be added into <paramref name="addTo"/> in cache: the same shape,
-    /// float32 on the CPU, unit-stride rows, no autograd graph wanted (elsewhere the caller adds the written product).
+    /// Whether a product of shape <paramref name="shape"/> can be added into <paramref name="addTo"/> in cache: the same shape and
+    /// what the GEMM tiles write into (<see cref="SimdGemm.Writable"/>: float32 on the CPU, unit-stride rows that do not overlap,
+    /// no autograd graph wanted); elsewhere the caller adds the written product.
     /// </summary>
-    internal static bool AddsTo(Tensor addTo, long[] shape) =>
-        addTo.Shape().SequenceEqual(shape) && addTo.dtype == ScalarType.Float32 && addTo.device_type == TorchSharp.DeviceType.CPU
-        && (addTo.stride(-1) == 1 || addTo.size(-1) <= 1) && !(is_grad_enabled() && addTo.requires_grad);
+    internal static bool AddsTo(Tensor addTo, long[] shape) => addTo.Shape().SequenceEqual(shape) && SimdGemm.Writable(addTo);
 
     static void RequireAddTo(Tensor? addTo, long[] shape)
     {
         if (addTo is not null && !AddsTo(addTo, shape))
             throw new ArgumentException(
-                $"the product is added to a float32 [{string.Join(", ", shape)}] with unit-stride rows; got {addTo.dtype} [{string.Join(", ", addTo.Shape())}] with strides [{string.Join(", ", addTo.stride())}]", nameof(addTo));
+                $"the product is added to a float32 [{string.Join(", ", shape)}] with unit-stride rows that do not overlap; got {addTo.dtype} [{string.Join(", ", addTo.Shape())}] with strides [{string.Join(", ", addTo.stride())}]", nameof(addTo));
     }
 
     /// <summary>Slices of x [..., n, ·] over its leading dims.</summary>

@@ -65,7 +65,8 @@ public class AddToTests
 
     /// <summary>
     /// Through the plan: a float32 target the kernel takes, a column-strided target it does not, and float64 (the tensor-op
-    /// forms) all add the same bits as the written product added after; a target of the wrong shape is refused by name.
+    /// forms) all add the same bits as the written product added after; a target of the wrong shape is refused by name, and one
+    /// whose rows share memory is not added to in cache.
     /// </summary>
     [Avx512Fact]
     public void The_plan_adds_where_the_kernel_cannot()
@@ -103,5 +104,12 @@ public class AddToTests
         var error = Assert.Throws<ArgumentException>(() => TokenColumns.Project(x32, state32, 32, 17, addTo: zeros(2, 44, 9)));
         Assert.Equal("addTo", error.ParamName);
         Assert.Contains("[2, 45, 9]", error.Message);
+
+        // Rows that share memory (a broadcast row): not added in cache, where every token would add to the same row; the
+        // plan's addition after refuses such a target as libtorch does.
+        var shared = zeros(2, 1, 9).expand(2, 45, 9);
+        Assert.False(TokenColumns.AddsTo(shared, new long[] { 2, 45, 9 }));
+        Assert.Equal("addTo", Assert.Throws<ArgumentException>(() => TokenColumns.Project(x32, state32, 32, 17, addTo: shared)).ParamName);
+        Assert.ThrowsAny<Exception>(() => new PackedTaylorFeatures(32, a, KernelPlan.Cpu).Project(x32, state32, addTo: shared));
     }
 }
