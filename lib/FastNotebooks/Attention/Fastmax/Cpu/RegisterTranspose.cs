@@ -126,9 +126,8 @@ internal static unsafe class RegisterTranspose
     /// four gather lane L of u_j, u_(4+j), u_(8+j), u_(12+j) into output row 4L + j.
     /// </summary>
     /// <remarks>
-    /// Compiled fully optimized on first use: at 728 bytes of IL the JIT does not inline it even when asked, and under tiered
-    /// compilation (the notebooks, the tests) its first calls otherwise ran unoptimized, every vector operation a call, the
-    /// token-column kernels at half their rate for their first 0.2 s.
+    /// Compiled fully optimized on first use: the JIT does not inline it even when asked, and under tiered compilation (the
+    /// notebooks, the tests) its first calls otherwise ran unoptimized, every vector operation a call (PERF.md, "Tiered compilation").
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Transpose16(float* source, long sourceLd, float* target, long targetLd, bool add = false)
