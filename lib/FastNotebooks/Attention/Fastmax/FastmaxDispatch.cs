@@ -294,6 +294,25 @@ public sealed class KernelPlan
         return into.transpose(-1, -2);
     }
 
+    /// <summary>
+    /// The weighted states before (after, when <paramref name="reverse"/>) each chunk of a group, from the chunks' extended inputs
+    /// [..., G, c, ·] and u [..., G, c, C] and the carry [..., C, F] (moved past the group): [..., G, F, C]. On the state panels in one
+    /// pass (<see cref="FeatureStates.RunningTransposed"/>: no chunk state is written); else <see cref="StateTransposed"/> and
+    /// <see cref="RunningStates"/>, the same bits. With <paramref name="into"/> as in <see cref="RunningStates"/>.
+    /// </summary>
+    internal Tensor ChunkStates(PackedTaylorFeatures features, Tensor extended, Tensor u, Tensor carry, bool reverse, Tensor? into = null)
+    {
+        if (CpuKernels && features.SliceScale is null && !CentresIn(features, extended) && FeatureStates.SupportsRunning(features, extended, u, carry)
+            && (into is null || PackedFeatureLoops.WritableLayout(into) && into.dtype == ScalarType.Float32
+                && into.Shape().SequenceEqual(u.Shape()[..^2].Append(u.size(-1)).Append(features.Size))))
+        {
+            using var _ = Clock?.Time(Stages.State, 2 * Rows(extended) * features.Size * u.size(-1));
+            return FeatureStates.RunningTransposed(extended, u, carry, features.WeightValues, features.D, features.Rows, reverse, into).transpose(-1, -2);
+        }
+        using var delta = StateTransposed(features, extended, u);                 // [..., G, C, F]
+        return RunningStates(features, delta, carry, reverse, into);             // [..., G, F, C]
+    }
+
     /// <summary>tril f(s) of each chunk's scores, in place by <see cref="MaskedPolynomialLoops"/>, or by tensor ops.</summary>
     internal Tensor MaskedPolynomial(Tensor scores, double[] a)
     {

@@ -1,4 +1,5 @@
 using System.Buffers;
+using TorchSharp;
 using System.Runtime.CompilerServices;
 using FastNotebooks.Attention.Fastmax.TensorOps;
 using static TorchSharp.torch;
@@ -80,6 +81,57 @@ internal static unsafe class FeatureStates
         GC.KeepAlive(x);
         GC.KeepAlive(uc);
         return sums;
+    }
+
+    /// <summary>
+    /// True where <see cref="RunningTransposed"/> takes chunks x [..., G, n, ·] (extended, or raw x [..., G, n, D]) and u
+    /// [..., G, n, C] with a carry [..., C, F]: what <see cref="Transposed"/> takes, on the state panels (D̃ ≥ 32), with tokens in
+    /// every chunk, and a contiguous float32 carry of those leading dims.
+    /// </summary>
+    public static bool SupportsRunning(PackedTaylorFeatures features, Tensor extended, Tensor u, Tensor carry) =>
+        Supports(features, extended, u) && StatePanels.Supports(features.D) && u.dim() >= 3 && u.size(-2) > 0
+        && carry.dtype == ScalarType.Float32 && carry.is_contiguous() && carry.device_type == DeviceType.CPU
+        && carry.Shape().SequenceEqual(u.Shape()[..^3].Append(u.size(-1)).Append(features.Size));
+
+    /// <summary>
+    /// The weighted states before (after, when <paramref name="reverse"/>) each of G chunks, w ⊙ (carry + Σ of the earlier (later)
+    /// chunks' uᵀ·φ(x̃)), [..., G, C, F], with the carry moved past the chunks: <see cref="Transposed"/> of every chunk and
+    /// <see cref="PackedFeatureLoops.RunningStates"/> in one pass (<see cref="StatePanels.RunningSlices"/>), each chunk's sums
+    /// added to the running state from the tiles' scratch in cache rather than written and read back; the same bits.
+    /// With <paramref name="into"/> (<see cref="PackedFeatureLoops.WritableStates"/>) the states are written there.
+    /// </summary>
+    public static Tensor RunningTransposed(Tensor extended, Tensor u, Tensor carry, double[] weights, int d, int rows, bool reverse, Tensor? into = null)
+    {
+        int size = (d + 1) * rows, c = (int)u.size(-1), n = (int)u.size(-2);
+        long chunks = u.size(-3);
+        if (weights.Length != size) throw new ArgumentException($"the weights have one entry a feature ({size}); got {weights.Length}", nameof(weights));
+        bool raw = extended.size(-1) == d;
+        using var x = extended.contiguous();
+        using var uc = u.contiguous();
+        var shape = u.Shape().ToArray();
+        (shape[^2], shape[^1]) = (c, size);
+        var states = into ?? empty(shape, dtype: ScalarType.Float32, device: u.device);   // [..., G, C, F]
+        if (into is not null && !(PackedFeatureLoops.WritableLayout(into) && into.Shape().SequenceEqual(shape) && into.dtype == ScalarType.Float32))
+            throw new ArgumentException($"the states are written as float32 [{string.Join(", ", shape)}] with each chunk's [C, F] contiguous and a slice's chunks in a row; got {into.dtype} [{string.Join(", ", into.Shape())}] of strides [{string.Join(", ", into.Strides())}]", nameof(into));
+        long heads = carry.numel() / Math.Max(1, (long)c * size);
+        if (heads == 0 || chunks == 0 || c == 0) return states;
+        long[] headOffsets = into is null ? Enumerable.Range(0, (int)heads).Select(h => h * chunks * c * size).ToArray() : SimdGemm.SliceOffsets(states, (int)states.dim() - 1, heads);
+        var offsets = new long[heads * chunks];
+        for (long h = 0; h < heads; h++)
+            for (long g = 0; g < chunks; g++) offsets[h * chunks + g] = headOffsets[h] + g * c * size;
+        var w = weights.Select(v => (float)v).ToArray();
+        float* xs = SimdGemm.Address(x), us = SimdGemm.Address(uc), target = SimdGemm.Address(states), running = SimdGemm.Address(carry);
+        fixed (float* ws = w)
+        {
+            float* weightsPointer = ws;
+            // Threads take whole heads: each head's chunks run in order, and each sum is added up in the same order whatever their number.
+            TokenLoops.ForTokenRanges(heads, chunks * n * size * c, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, count) =>
+                StatePanels.RunningSlices(xs, us, running, weightsPointer, target, offsets, first, count, chunks, n, c, d, rows, raw, appendOne: false, reverse));
+        }
+        GC.KeepAlive(x);
+        GC.KeepAlive(uc);
+        GC.KeepAlive(carry);
+        return states;
     }
 
     /// <summary>φ rows [tokens, F] (f = i·Rows + d holds x̃_i·x̃_(i+d)) of consecutive extended tokens [x̃, x̃] into <paramref name="phi"/>.</summary>

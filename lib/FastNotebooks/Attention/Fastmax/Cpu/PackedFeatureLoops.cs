@@ -105,7 +105,11 @@ internal static class PackedFeatureLoops
     /// the same shape and dtype, each chunk's [C, F] state contiguous and the G chunks of a slice one after another.
     /// </summary>
     public static bool WritableStates(Tensor into, Tensor delta) =>
-        into.Shape().SequenceEqual(delta.Shape()) && into.dtype == delta.dtype && into.device_type == DeviceType.CPU && into.dim() >= 3
+        into.Shape().SequenceEqual(delta.Shape()) && into.dtype == delta.dtype && WritableLayout(into);
+
+    /// <summary>Whether chunk states [..., G, C, F] can be written into <paramref name="into"/> as they lie (<see cref="WritableStates"/>'s layout conditions).</summary>
+    public static bool WritableLayout(Tensor into) =>
+        into.device_type == DeviceType.CPU && into.dim() >= 3
         && (into.stride(-1) == 1 || into.size(-1) <= 1) && (into.stride(-2) == into.size(-1) || into.size(-2) <= 1)
         && (into.stride(-3) == into.size(-2) * into.size(-1) || into.size(-3) <= 1)
         && !(is_grad_enabled() && into.requires_grad);

@@ -35,54 +35,130 @@ internal static unsafe class StatePanels
         bool centre = false)
     {
         if (centre && !raw) throw new ArgumentException("only raw inputs are centred in cache", nameof(centre));
-        int tilde = d + 1, size = tilde * rows, windows = tilde / Window, covered = windows * Window, rest = tilde - covered;
-        int blocks = (c + 11) / 12, perBlock = (c + blocks - 1) / blocks;
-        int lanes = (rows + Window - 1) / Window * Window, leftoverSize = rest * lanes;   // leftovers per column of u: [rest, lanes]
-        int ldx = raw ? d : 2 * tilde, ldu = appendOne ? c - 1 : c;
-        float[] buffer = ArrayPool<float>.Shared.Rent(c * (size + leftoverSize) + (raw ? Block * 2 * tilde : 0) + (appendOne ? Block * c : 0));
+        var layout = new Layout(n, c, d, rows, raw, appendOne);
+        float[] buffer = ArrayPool<float>.Shared.Rent(layout.BufferLength);
         try
         {
             fixed (float* scratch = buffer)
-            {
-                float* dMajor = scratch, leftover = scratch + c * size;   // [C, Rows, D̃] and [C, rest, lanes]
-                float* extendedBlock = leftover + c * leftoverSize;       // [Block, 2D̃] when raw
-                float* uBlock = extendedBlock + (raw ? Block * 2 * tilde : 0);   // [Block, C] when appendOne
                 for (long slice = first; slice < first + count; slice++)
                 {
-                    float* x = xs + slice * n * ldx, u = us + slice * n * ldu;
-                    for (int start = 0; start < n; start += Block)
-                    {
-                        int tokens = Math.Min(Block, n - start);
-                        bool firstBlock = start == 0;   // its tiles write the sums, later blocks' add to them: no clearing
-                        float* xb = x + (long)start * ldx, ub = u + (long)start * ldu;
-                        if (raw) xb = Extend(xb, tokens, d, extendedBlock, centre);
-                        if (appendOne) ub = WithOne(ub, tokens, c - 1, uBlock);
-                        for (int shift = 0; shift < rows; shift++)
-                            for (int i0 = 0; i0 < covered; i0 += Window)
-                                for (int c0 = 0; c0 < c; c0 += perBlock)
-                                    Tile<ShiftedWindow>(Math.Min(perBlock, c - c0), xb + i0, 2 * tilde, shift, ub + c0, c, tokens,
-                                        dMajor + (long)c0 * size + shift * tilde + i0, size, firstBlock);
-                        for (int i = covered; i < tilde; i++)
-                            for (int d0 = 0; d0 < rows; d0 += Window)
-                                for (int c0 = 0; c0 < c; c0 += perBlock)
-                                    Tile<FixedFirst>(Math.Min(perBlock, c - c0), xb + i, 2 * tilde, d0, ub + c0, c, tokens,
-                                        leftover + (long)c0 * leftoverSize + (i - covered) * lanes + d0, leftoverSize, firstBlock);
-                    }
-                    // Into the packed order f = i·Rows + d: per column of u, the windows' [Rows, covered] block transposed (16 × 16
-                    // register blocks; element by element this was a third of the time of a causal chunk's state), then the
-                    // leftover rows, already in d order.
-                    float* sum = target + slice * c * size;
-                    for (int column = 0; column < c; column++)
-                    {
-                        float* packed = sum + column * size;
-                        RegisterTranspose.FromColumns(dMajor + column * size, tilde, covered, rows, packed, rows);
-                        for (int i = covered; i < tilde; i++)
-                            new ReadOnlySpan<float>(leftover + column * leftoverSize + (i - covered) * lanes, rows).CopyTo(new Span<float>(packed + i * rows, rows));
-                    }
+                    layout.Sums(xs + slice * n * layout.Ldx, us + slice * n * layout.Ldu, scratch, centre);
+                    // Into the packed order f = i·Rows + d (see Layout.ToPacked).
+                    float* sum = target + slice * c * layout.Size;
+                    for (int column = 0; column < c; column++) layout.ToPacked(scratch, column, sum + column * layout.Size, add: false);
                 }
-            }
         }
         finally { ArrayPool<float>.Shared.Return(buffer); }
+    }
+
+    /// <summary>
+    /// The weighted running states of consecutive chunks, with the chunk states never written: for slices (heads)
+    /// [first, first + count) of <paramref name="chunks"/> chunks of n tokens each (xs, us as in <see cref="Slices"/>, one slice
+    /// of those per chunk), chunk by chunk in order (from the last when <paramref name="reverse"/>) states[chunk] = w ⊙ running,
+    /// then running += the chunk's uᵀ·φ(x̃), transposed into the packed order and added in cache. running: the carry [heads, C, F],
+    /// moved past the chunks; states: [C, F] a chunk, head h's chunk g at <paramref name="stateOffsets"/>[h·chunks + g].
+    /// The same float32 operations in the same order as <see cref="Slices"/> followed by <see cref="PackedFeatureLoops.RunningStates"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RunningSlices(float* xs, float* us, float* running, float* weights, float* states, long[] stateOffsets, long first, long count, long chunks,
+        int n, int c, int d, int rows, bool raw, bool appendOne, bool reverse)
+    {
+        var layout = new Layout(n, c, d, rows, raw, appendOne);
+        int size = layout.Size;
+        float[] buffer = ArrayPool<float>.Shared.Rent(layout.BufferLength);
+        try
+        {
+            fixed (float* scratch = buffer)
+                for (long head = first; head < first + count; head++)
+                {
+                    float* carry = running + head * c * size;
+                    for (long step = 0; step < chunks; step++)
+                    {
+                        long slice = head * chunks + (reverse ? chunks - 1 - step : step);
+                        layout.Sums(xs + slice * n * layout.Ldx, us + slice * n * layout.Ldu, scratch, centre: false);
+                        float* state = states + stateOffsets[slice];
+                        for (int column = 0; column < c; column++)
+                        {
+                            float* row = carry + column * size;
+                            TokenLoops.Multiply<float>(new ReadOnlySpan<float>(row, size), new ReadOnlySpan<float>(weights, size), new Span<float>(state + column * size, size));
+                            layout.ToPacked(scratch, column, row, add: true);
+                        }
+                    }
+                }
+        }
+        finally { ArrayPool<float>.Shared.Return(buffer); }
+    }
+
+    /// <summary>
+    /// One call's sizes and its scratch: the d-major sums [C, Rows, D̃], the leftover features [C, rest, lanes] and, where built in
+    /// cache, a block of [x̃, x̃] rows and of [u, 1] rows.
+    /// </summary>
+    readonly struct Layout
+    {
+        public readonly int N, C, D, Rows, Tilde, Size, Covered, Ldx, Ldu, Lanes, LeftoverSize, PerBlock;
+        public readonly bool Raw, AppendOne;
+
+        public Layout(int n, int c, int d, int rows, bool raw, bool appendOne)
+        {
+            (N, C, D, Rows, Raw, AppendOne) = (n, c, d, rows, raw, appendOne);
+            Tilde = d + 1;
+            Size = Tilde * rows;
+            Covered = Tilde / Window * Window;
+            int blocks = (c + 11) / 12;
+            PerBlock = (c + blocks - 1) / blocks;
+            Lanes = (rows + Window - 1) / Window * Window;
+            LeftoverSize = (Tilde - Covered) * Lanes;
+            Ldx = raw ? d : 2 * Tilde;
+            Ldu = appendOne ? c - 1 : c;
+        }
+
+        public int BufferLength => C * (Size + LeftoverSize) + (Raw ? Block * 2 * Tilde : 0) + (AppendOne ? Block * C : 0);
+
+        /// <summary>One slice's uᵀ·φ(x̃) into the scratch's d-major sums and leftovers, written by the first block of tokens, added to by the others.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Sums(float* x, float* u, float* scratch, bool centre)
+        {
+            float* dMajor = scratch, leftover = scratch + C * Size;
+            float* extendedBlock = leftover + C * LeftoverSize;
+            float* uBlock = extendedBlock + (Raw ? Block * 2 * Tilde : 0);
+            for (int start = 0; start < N; start += Block)
+            {
+                int tokens = Math.Min(Block, N - start);
+                bool firstBlock = start == 0;   // its tiles write the sums, later blocks' add to them: no clearing
+                float* xb = x + (long)start * Ldx, ub = u + (long)start * Ldu;
+                if (Raw) xb = Extend(xb, tokens, D, extendedBlock, centre);
+                if (AppendOne) ub = WithOne(ub, tokens, C - 1, uBlock);
+                for (int shift = 0; shift < Rows; shift++)
+                    for (int i0 = 0; i0 < Covered; i0 += Window)
+                        for (int c0 = 0; c0 < C; c0 += PerBlock)
+                            Tile<ShiftedWindow>(Math.Min(PerBlock, C - c0), xb + i0, 2 * Tilde, shift, ub + c0, C, tokens,
+                                dMajor + (long)c0 * Size + shift * Tilde + i0, Size, firstBlock);
+                for (int i = Covered; i < Tilde; i++)
+                    for (int d0 = 0; d0 < Rows; d0 += Window)
+                        for (int c0 = 0; c0 < C; c0 += PerBlock)
+                            Tile<FixedFirst>(Math.Min(PerBlock, C - c0), xb + i, 2 * Tilde, d0, ub + c0, C, tokens,
+                                leftover + (long)c0 * LeftoverSize + (i - Covered) * Lanes + d0, LeftoverSize, firstBlock);
+            }
+        }
+
+        /// <summary>
+        /// Column <paramref name="column"/> of u's sums into the packed order f = i·Rows + d at <paramref name="packed"/> (written, or added
+        /// to): the windows' [Rows, covered] block transposed (16 × 16 register blocks; element by element this was a third of the
+        /// time of a causal chunk's state), then the leftover rows, already in d order.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void ToPacked(float* scratch, int column, float* packed, bool add)
+        {
+            float* leftover = scratch + C * Size + column * LeftoverSize;
+            RegisterTranspose.FromColumns(scratch + column * Size, Tilde, Covered, Rows, packed, Rows, add);
+            for (int i = Covered; i < Tilde; i++)
+            {
+                var source = new ReadOnlySpan<float>(leftover + (i - Covered) * Lanes, Rows);
+                var target = new Span<float>(packed + i * Rows, Rows);
+                if (add) TokenLoops.Accumulate<float>(source, target);
+                else source.CopyTo(target);
+            }
+        }
     }
 
     /// <summary>

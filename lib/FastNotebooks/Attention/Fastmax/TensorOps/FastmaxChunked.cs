@@ -191,11 +191,8 @@ public static class FastmaxChunked
     /// side), or after it, Σ of the later chunks when <paramref name="reverse"/> (the query side), for extended inputs
     /// [B, H, G, c, ·] and u [B, H, G, c, C]; the carry [B, H, C, F] then moves past the group.
     /// </summary>
-    static Tensor ChunkStates(PackedTaylorFeatures features, Tensor extendedBlocks, Tensor uBlocks, Tensor carry, bool reverse, Tensor? into = null)
-    {
-        using var delta = features.StateTransposed(extendedBlocks, uBlocks);                  // [B, H, G, C, F]
-        return features.RunningStates(delta, carry, reverse, into);                           // [B, H, G, F, C]
-    }
+    static Tensor ChunkStates(PackedTaylorFeatures features, Tensor extendedBlocks, Tensor uBlocks, Tensor carry, bool reverse, Tensor? into = null) =>
+        features.ChunkStates(extendedBlocks, uBlocks, carry, reverse, into);                  // [B, H, G, F, C]
 
     /// <summary>
     /// A tensor for the forward's weighted key states before each chunk, [B, H, ⌈Nq / chunk⌉, Dv + 1, F] (the running states'

@@ -167,6 +167,13 @@ public sealed class PackedTaylorFeatures
     /// </summary>
     public Tensor RunningStates(Tensor delta, Tensor carry, bool reverse, Tensor? into = null) => Plan.RunningStates(this, delta, carry, reverse, into);
 
+    /// <summary>
+    /// The weighted states before (or, <paramref name="reverse"/>, after) each of G chunks straight from the chunks' extended inputs
+    /// [..., G, c, 2D̃] and u [..., G, c, C]: <see cref="RunningStates"/> of <see cref="StateTransposed"/>, in one pass where the CPU
+    /// kernels take it (the chunk states then never leave the cache), [..., G, F, C]; the carry moves past the group.
+    /// </summary>
+    public Tensor ChunkStates(Tensor extended, Tensor u, Tensor carry, bool reverse, Tensor? into = null) => Plan.ChunkStates(this, extended, u, carry, reverse, into);
+
     /// <summary>The tensor-op form of <see cref="RunningStates"/>.</summary>
     internal Tensor RunningStatesByTensorOps(Tensor delta, Tensor carry, bool reverse)
     {
