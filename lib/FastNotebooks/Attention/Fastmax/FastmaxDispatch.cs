@@ -298,18 +298,20 @@ public sealed class KernelPlan
     /// The weighted states before (after, when <paramref name="reverse"/>) each chunk of a group, from the chunks' extended inputs
     /// [..., G, c, ·] and u [..., G, c, C] and the carry [..., C, F] (moved past the group): [..., G, F, C]. On the state panels in one
     /// pass (<see cref="FeatureStates.RunningTransposed"/>: no chunk state is written); else <see cref="StateTransposed"/> and
-    /// <see cref="RunningStates"/>, the same bits. With <paramref name="into"/> as in <see cref="RunningStates"/>.
+    /// <see cref="RunningStates"/>, the same bits. With <paramref name="into"/> as in <see cref="RunningStates"/>; with
+    /// <paramref name="appendOne"/>, u [..., G, c, C − 1] stands for [u, 1] (as in <see cref="StateTransposed"/>).
     /// </summary>
-    internal Tensor ChunkStates(PackedTaylorFeatures features, Tensor extended, Tensor u, Tensor carry, bool reverse, Tensor? into = null)
+    internal Tensor ChunkStates(PackedTaylorFeatures features, Tensor extended, Tensor u, Tensor carry, bool reverse, Tensor? into = null, bool appendOne = false)
     {
-        if (CpuKernels && features.SliceScale is null && !CentresIn(features, extended) && FeatureStates.SupportsRunning(features, extended, u, carry)
+        long columns = u.size(-1) + (appendOne ? 1 : 0);
+        if (CpuKernels && features.SliceScale is null && !CentresIn(features, extended) && FeatureStates.SupportsRunning(features, extended, u, carry, appendOne)
             && (into is null || PackedFeatureLoops.WritableLayout(into) && into.dtype == ScalarType.Float32
-                && into.Shape().SequenceEqual(u.Shape()[..^2].Append(u.size(-1)).Append(features.Size))))
+                && into.Shape().SequenceEqual(u.Shape()[..^2].Append(columns).Append(features.Size))))
         {
-            using var _ = Clock?.Time(Stages.State, 2 * Rows(extended) * features.Size * u.size(-1));
-            return FeatureStates.RunningTransposed(extended, u, carry, features.WeightValues, features.D, features.Rows, reverse, into).transpose(-1, -2);
+            using var _ = Clock?.Time(Stages.State, 2 * Rows(extended) * features.Size * columns);
+            return FeatureStates.RunningTransposed(extended, u, carry, features.WeightValues, features.D, features.Rows, reverse, into, appendOne).transpose(-1, -2);
         }
-        using var delta = StateTransposed(features, extended, u);                 // [..., G, C, F]
+        using var delta = StateTransposed(features, extended, u, appendOne);      // [..., G, C, F]
         return RunningStates(features, delta, carry, reverse, into);             // [..., G, F, C]
     }
 
@@ -320,6 +322,28 @@ public sealed class KernelPlan
         if (!(CpuKernels && MaskedPolynomialLoops.Supports(scores))) return TaylorFeatures.Polynomial(scores, a).tril_();
         MaskedPolynomialLoops.Polynomial(scores, a);
         return scores;
+    }
+
+    /// <summary>
+    /// tril f(s)·[v, 1] [..., c, Dv + 1] for each chunk's scores s [..., c, c] (which become tril f(s)) and values v [..., c, Dv]:
+    /// the block's numerator rows beside their denominators. On the CPU kernels the masked polynomial writes each row's sum as
+    /// the last column as it makes the row (<see cref="MaskedPolynomialLoops.Polynomial"/>) and the product takes v as it is, Dv
+    /// columns rather than Dv + 1 and no [v, 1] copy; else v gets its column of ones and one product makes both.
+    /// </summary>
+    internal Tensor WithinChunks(Tensor scores, double[] a, Tensor v)
+    {
+        long dv = v.size(-1);
+        if (CpuKernels && MaskedPolynomialLoops.Supports(scores) && SimdGemm.Supports(scores, v) && v.Shape()[..^2].SequenceEqual(scores.Shape()[..^2]))
+        {
+            var shape = v.Shape().ToArray();
+            shape[^1] = dv + 1;
+            var within = empty(shape, dtype: v.dtype, device: v.device);
+            using (Clock?.Time(Stages.MaskedPolynomial, 0)) MaskedPolynomialLoops.Polynomial(scores, a, within.select(-1, dv));
+            MatMul(scores, v, SimdGemm.Triangle.LowerA, into: within.narrow(-1, 0, dv));
+            return within;
+        }
+        using var vOne = TaylorFeatures.AppendOnes(v);
+        return MatMul(MaskedPolynomial(scores, a), vOne, SimdGemm.Triangle.LowerA);
     }
 
     /// <summary>(tril f(s), tril f′(s) ⊙ u), in place by <see cref="MaskedPolynomialLoops"/>, or by tensor ops.</summary>

@@ -86,23 +86,25 @@ internal static unsafe class FeatureStates
     /// <summary>
     /// True where <see cref="RunningTransposed"/> takes chunks x [..., G, n, ·] (extended, or raw x [..., G, n, D]) and u
     /// [..., G, n, C] with a carry [..., C, F]: what <see cref="Transposed"/> takes, on the state panels (D̃ ≥ 32), with tokens in
-    /// every chunk, and a contiguous float32 carry of those leading dims.
+    /// every chunk, and a contiguous float32 carry of those leading dims (C columns: u's, and one more with <paramref name="appendOne"/>).
     /// </summary>
-    public static bool SupportsRunning(PackedTaylorFeatures features, Tensor extended, Tensor u, Tensor carry) =>
+    public static bool SupportsRunning(PackedTaylorFeatures features, Tensor extended, Tensor u, Tensor carry, bool appendOne = false) =>
         Supports(features, extended, u) && StatePanels.Supports(features.D) && u.dim() >= 3 && u.size(-2) > 0
         && carry.dtype == ScalarType.Float32 && carry.is_contiguous() && carry.device_type == DeviceType.CPU
-        && carry.Shape().SequenceEqual(u.Shape()[..^3].Append(u.size(-1)).Append(features.Size));
+        && carry.Shape().SequenceEqual(u.Shape()[..^3].Append(u.size(-1) + (appendOne ? 1 : 0)).Append(features.Size));
 
     /// <summary>
     /// The weighted states before (after, when <paramref name="reverse"/>) each of G chunks, w ⊙ (carry + Σ of the earlier (later)
     /// chunks' uᵀ·φ(x̃)), [..., G, C, F], with the carry moved past the chunks: <see cref="Transposed"/> of every chunk and
     /// <see cref="PackedFeatureLoops.RunningStates"/> in one pass (<see cref="StatePanels.RunningSlices"/>), each chunk's sums
     /// added to the running state from the tiles' scratch in cache rather than written and read back; the same bits.
-    /// With <paramref name="into"/> (<see cref="PackedFeatureLoops.WritableStates"/>) the states are written there.
+    /// With <paramref name="into"/> (<see cref="PackedFeatureLoops.WritableStates"/>) the states are written there; with
+    /// <paramref name="appendOne"/>, u [..., G, n, C − 1] stands for [u, 1] (the ones added a block of tokens at a time in cache).
     /// </summary>
-    public static Tensor RunningTransposed(Tensor extended, Tensor u, Tensor carry, double[] weights, int d, int rows, bool reverse, Tensor? into = null)
+    public static Tensor RunningTransposed(Tensor extended, Tensor u, Tensor carry, double[] weights, int d, int rows, bool reverse, Tensor? into = null,
+        bool appendOne = false)
     {
-        int size = (d + 1) * rows, c = (int)u.size(-1), n = (int)u.size(-2);
+        int size = (d + 1) * rows, c = (int)u.size(-1) + (appendOne ? 1 : 0), n = (int)u.size(-2);
         long chunks = u.size(-3);
         if (weights.Length != size) throw new ArgumentException($"the weights have one entry a feature ({size}); got {weights.Length}", nameof(weights));
         bool raw = extended.size(-1) == d;
@@ -126,7 +128,7 @@ internal static unsafe class FeatureStates
             float* weightsPointer = ws;
             // Threads take whole heads: each head's chunks run in order, and each sum is added up in the same order whatever their number.
             TokenLoops.ForTokenRanges(heads, chunks * n * size * c, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, count) =>
-                StatePanels.RunningSlices(xs, us, running, weightsPointer, target, offsets, first, count, chunks, n, c, d, rows, raw, appendOne: false, reverse));
+                StatePanels.RunningSlices(xs, us, running, weightsPointer, target, offsets, first, count, chunks, n, c, d, rows, raw, appendOne, reverse));
         }
         GC.KeepAlive(x);
         GC.KeepAlive(uc);

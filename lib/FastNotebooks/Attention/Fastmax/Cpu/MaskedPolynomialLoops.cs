@@ -21,21 +21,50 @@ internal static class MaskedPolynomialLoops
         TokenLoops.Supports(blocks) && blocks.All(b => b.is_contiguous() && b.dtype == blocks[0].dtype && b.Shape().SequenceEqual(blocks[0].Shape()))
         && blocks[0].dim() >= 2 && blocks[0].size(-1) == blocks[0].size(-2);
 
-    /// <summary>s ← f(s) on and below each block's diagonal, 0 above it (f's coefficients a_0..a_p).</summary>
-    public static void Polynomial(Tensor scores, double[] a) => Run(scores, null, a, null);
+    /// <summary>
+    /// s ← f(s) on and below each block's diagonal, 0 above it (f's coefficients a_0..a_p); with <paramref name="rowSums"/>
+    /// (<see cref="TakesRowSums"/>), each row's sum Σ_j tril f(s)_ij written there as the row is made: the denominator's part
+    /// of the block, which a column of ones beside v would otherwise make in the product.
+    /// </summary>
+    public static unsafe void Polynomial(Tensor scores, double[] a, Tensor? rowSums = null)
+    {
+        if (rowSums is not null && !TakesRowSums(scores, rowSums))
+            throw new ArgumentException($"row sums are a {scores.dtype} [{string.Join(", ", scores.Shape()[..^1])}] whose rows lie a constant stride apart; got {rowSums.dtype} [{string.Join(", ", rowSums.Shape())}] of strides [{string.Join(", ", rowSums.Strides())}]", nameof(rowSums));
+        Run(scores, null, a, null, rowSums is null ? null : (byte*)SimdGemm.Address(rowSums), rowSums is null ? 0 : rowSums.stride(-1));
+        GC.KeepAlive(rowSums);
+    }
+
+    /// <summary>
+    /// Whether <see cref="Polynomial"/> can write the row sums of <paramref name="scores"/> [..., c, c] into <paramref name="rowSums"/>:
+    /// its shape [..., c] and dtype, on the CPU, row r of the flattened blocks at r times one stride (a column of a contiguous
+    /// [..., c, C] tensor, for instance), no autograd graph wanted of it.
+    /// </summary>
+    public static bool TakesRowSums(Tensor scores, Tensor rowSums)
+    {
+        if (!rowSums.Shape().SequenceEqual(scores.Shape()[..^1]) || rowSums.dtype != scores.dtype || rowSums.device_type != DeviceType.CPU
+            || rowSums.dim() < 1 || (is_grad_enabled() && rowSums.requires_grad)) return false;
+        long stride = rowSums.stride(-1), span = rowSums.size(-1);
+        if (stride < 1) return false;
+        for (int dim = (int)rowSums.dim() - 2; dim >= 0; dim--)
+        {
+            if (rowSums.size(dim) > 1 && rowSums.stride(dim) != stride * span) return false;
+            span *= rowSums.size(dim);
+        }
+        return true;
+    }
 
     /// <summary>s ← tril(f(s)) and upstream ← tril(f′(s)) ⊙ upstream, for f′'s coefficients b.</summary>
-    public static void PolynomialAndDerivative(Tensor scores, Tensor upstream, double[] a, double[] b) => Run(scores, upstream, a, b);
+    public static unsafe void PolynomialAndDerivative(Tensor scores, Tensor upstream, double[] a, double[] b) => Run(scores, upstream, a, b, null, 0);
 
-    static void Run(Tensor scores, Tensor? upstream, double[] a, double[]? b)
+    static unsafe void Run(Tensor scores, Tensor? upstream, double[] a, double[]? b, byte* sums, long sumStride)
     {
         int c = (int)scores.size(-1);
         long rows = scores.numel() / Math.Max(1, c);
         TokenLoops.ForTokenRanges(rows, 4L * c, (start, count) =>
         {
-            if (scores.dtype == ScalarType.Float32 && Vector512.IsHardwareAccelerated) RowsAvx512(scores, upstream, a, b, c, start, count);
-            else if (scores.dtype == ScalarType.Float32) Rows<float>(scores, upstream, a, b, c, start, count);
-            else Rows<double>(scores, upstream, a, b, c, start, count);
+            if (scores.dtype == ScalarType.Float32 && Vector512.IsHardwareAccelerated) RowsAvx512(scores, upstream, a, b, c, start, count, (float*)sums, sumStride);
+            else if (scores.dtype == ScalarType.Float32) Rows<float>(scores, upstream, a, b, c, start, count, (float*)sums, sumStride);
+            else Rows<double>(scores, upstream, a, b, c, start, count, (double*)sums, sumStride);
         });
     }
 
@@ -45,7 +74,7 @@ internal static class MaskedPolynomialLoops
     /// scalar tail per row and a span clear).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static unsafe void RowsAvx512(Tensor scores, Tensor? upstream, double[] a, double[]? b, int c, long start, long count)
+    static unsafe void RowsAvx512(Tensor scores, Tensor? upstream, double[] a, double[]? b, int c, long start, long count, float* sums, long sumStride)
     {
         float* s = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(scores.bytes));
         float* g = upstream is null ? null : (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(upstream.bytes));
@@ -59,11 +88,15 @@ internal static class MaskedPolynomialLoops
             int visible = (int)(row % c) + 1;   // columns 0..i of row i of its block
             float* sr = s + row * c, gr = g is null ? null : g + row * c;
             int i = 0;
+            var sum = Vector512<float>.Zero;
+            float tail = 0;
             for (; i + 16 <= visible; i += 16)
             {
                 var x = Vector512.Load(sr + i);
                 if (gr is not null) (Horner(x, fb) * Vector512.Load(gr + i)).Store(gr + i);
-                Horner(x, fa).Store(sr + i);
+                var y = Horner(x, fa);
+                y.Store(sr + i);
+                sum += y;
             }
             if (i < visible)
             {
@@ -72,7 +105,9 @@ internal static class MaskedPolynomialLoops
                     var keep = Vector512.LessThan(lanes, Vector512.Create((float)(visible - i)));
                     var x = Vector512.Load(sr + i);
                     if (gr is not null) Vector512.ConditionalSelect(keep, Horner(x, fb) * Vector512.Load(gr + i), Vector512<float>.Zero).Store(gr + i);
-                    Vector512.ConditionalSelect(keep, Horner(x, fa), Vector512<float>.Zero).Store(sr + i);
+                    var y = Vector512.ConditionalSelect(keep, Horner(x, fa), Vector512<float>.Zero);
+                    y.Store(sr + i);
+                    sum += y;
                     i += 16;
                 }
                 else
@@ -80,8 +115,10 @@ internal static class MaskedPolynomialLoops
                     {
                         if (gr is not null) gr[i] *= Horner(sr[i], fb);
                         sr[i] = Horner(sr[i], fa);
+                        tail += sr[i];
                     }
             }
+            if (sums is not null) sums[row * sumStride] = Vector512.Sum(sum) + tail;
             for (; i + 16 <= c; i += 16)
             {
                 Vector512<float>.Zero.Store(sr + i);
@@ -112,7 +149,7 @@ internal static class MaskedPolynomialLoops
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Rows<T>(Tensor scores, Tensor? upstream, double[] a, double[]? b, int c, long start, long count)
+    static unsafe void Rows<T>(Tensor scores, Tensor? upstream, double[] a, double[]? b, int c, long start, long count, T* sums, long sumStride)
         where T : unmanaged, INumber<T>
     {
         var s = TokenLoops.Elements<T>(scores);
@@ -133,6 +170,12 @@ internal static class MaskedPolynomialLoops
             }
             Horner<T>(sr.Slice(0, visible), fa, sr.Slice(0, visible), multiply: false);
             sr.Slice(visible).Clear();
+            if (sums is not null)
+            {
+                T total = T.Zero;
+                foreach (var value in sr.Slice(0, visible)) total += value;
+                sums[row * sumStride] = total;
+            }
         }
     }
 

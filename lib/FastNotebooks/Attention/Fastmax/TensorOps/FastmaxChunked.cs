@@ -63,9 +63,10 @@ public static class FastmaxChunked
         }
         using var scope = NewDisposeScope();
         long nq = q.size(2), offset = k.size(2) - nq;
-        Tensor qx, kx, vOne;
-        using (plan.Time(KernelPlan.Stages.Inputs)) (qx, kx, vOne) = (features.KernelInput(q), features.KernelInput(k), AppendOnes(v));
-        var carry = InitialState(features, kx, vOne, offset, TokensPerChunk(features, k, chunk)); // [B, H, Dv + 1, F]
+        Tensor qx, kx;
+        using (plan.Time(KernelPlan.Stages.Inputs)) (qx, kx) = (features.KernelInput(q), features.KernelInput(k));
+        // [v, 1] is never copied: the states take v with their column of ones added in cache, the blocks their row sums.
+        var carry = InitialState(features, kx, v, offset, TokensPerChunk(features, k, chunk), appendOne: true); // [B, H, Dv + 1, F]
 
         // Each group's rows [numerator, g] go straight to their tokens of o and g while in cache: no joined copy of all rows.
         long dv = v.size(3);
@@ -74,15 +75,15 @@ public static class FastmaxChunked
         foreach (var (start, count, size) in Groups(features, q, chunk))
         {
             using var step = NewDisposeScope();
-            var (qb, kb, vb) = (Blocks(q, start, count, size), Blocks(k, offset + start, count, size), Blocks(vOne, offset + start, count, size));
+            var (qb, kb, vb) = (Blocks(q, start, count, size), Blocks(k, offset + start, count, size), Blocks(v, offset + start, count, size));
             var scores = plan.MatMul(qb, plan.Transposed(kb), Triangle.LowerOutput);      // [B, H, G, c, c]
-            var within = plan.MatMul(plan.MaskedPolynomial(scores, a), vb, Triangle.LowerA);               // [B, H, G, c, Dv + 1]
+            var within = plan.WithinChunks(scores, a, vb);                                // tril f(s)·[v, 1]: [B, H, G, c, Dv + 1]
             var qxb = Blocks(qx, start, count, size);
             // Kept states go straight to their chunks of keyStates where the projection reads them there as they lie; libtorch's
             // products may round differently on that layout, so elsewhere they are the group's own, copied in.
             var kept = keyStates?.narrow(2, start / chunk, count);                                        // [B, H, G, Dv + 1, F]
             bool inPlace = kept is not null && plan.ProjectsInCache(features, qxb, kept.transpose(-1, -2));
-            var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, carry, reverse: false, inPlace ? kept : null); // [B, H, G, F, Dv + 1]
+            var before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, carry, reverse: false, inPlace ? kept : null, appendOne: true); // [B, H, G, F, Dv + 1]
             if (kept is not null && !inPlace) kept.copy_(before.transpose(-1, -2));
             plan.AddThenDivide(within, features.Project(qxb, before), o.narrow(2, start, count * size), g.narrow(2, start, count * size));
         }
@@ -130,7 +131,8 @@ public static class FastmaxChunked
         var dvWindow = new Tensor[groups.Length];
 
         // Forward in the sequence: the dense masked block of each chunk, and dq from the keys before the chunk.
-        var keyCarry = keyStates is null ? InitialState(features, kx, vOne, offset, rows) : null;   // [B, H, Dv + 1, F]
+        // Made again as the forward makes them (v with its ones added in the state's kernel), so that kept or made again they are the same bits.
+        var keyCarry = keyStates is null ? InitialState(features, kx, v, offset, rows, appendOne: true) : null;   // [B, H, Dv + 1, F]
         for (int i = 0; i < groups.Length; i++)
         {
             using var step = NewDisposeScope();
@@ -140,7 +142,7 @@ public static class FastmaxChunked
             var s = plan.MatMul(qb, plan.Transposed(kb), Triangle.LowerOutput);   // [B, H, G, c, c]
             var (f, ds) = plan.MaskedPolynomialAndDerivative(s, plan.MatMul(gpb, plan.Transposed(vb), Triangle.LowerOutput), a, b);
             Tensor before;                                                                  // [B, H, G, F, Dv + 1]
-            if (keyStates is null) before = ChunkStates(features, Blocks(kx, offset + start, count, size), vb, keyCarry!, reverse: false);
+            if (keyStates is null) before = ChunkStates(features, Blocks(kx, offset + start, count, size), Blocks(v, offset + start, count, size), keyCarry!, reverse: false, appendOne: true);
             else
             {
                 // The forward's, read where they lie by the gradient's kernels; elsewhere in the layout of states made here (as above).
@@ -180,19 +182,24 @@ public static class FastmaxChunked
         return (dq.MoveToOuterDisposeScope(), dk.MoveToOuterDisposeScope(), dV.MoveToOuterDisposeScope());
     }
 
-    /// <summary>Σ over the keys before the first query's window of [v, 1]ᵀ·φ(k̃): [B, H, Dv + 1, F] (zeros without a KV offset).</summary>
-    static Tensor InitialState(PackedTaylorFeatures features, Tensor kx, Tensor vOne, long offset, int rows) =>
+    /// <summary>
+    /// Σ over the keys before the first query's window of [v, 1]ᵀ·φ(k̃): [B, H, Dv + 1, F] (zeros without a KV offset), for
+    /// <paramref name="vOne"/> = [v, 1], or v itself when <paramref name="appendOne"/>.
+    /// </summary>
+    static Tensor InitialState(PackedTaylorFeatures features, Tensor kx, Tensor vOne, long offset, int rows, bool appendOne = false) =>
         offset > 0
-            ? KeyValueState(features, kx.narrow(2, 0, offset), vOne.narrow(2, 0, offset), rows).transpose(-1, -2).contiguous()
-            : zeros(kx.size(0), kx.size(1), vOne.size(3), features.Size, dtype: kx.dtype, device: kx.device);
+            ? KeyValueState(features, kx.narrow(2, 0, offset), vOne.narrow(2, 0, offset), rows, appendOne).transpose(-1, -2).contiguous()
+            : zeros(kx.size(0), kx.size(1), vOne.size(3) + (appendOne ? 1 : 0), features.Size, dtype: kx.dtype, device: kx.device);
 
     /// <summary>
     /// Weighted states before each chunk of a group, w ⊙ (carry + Σ of the group's earlier chunks) [B, H, G, F, C] (the key
     /// side), or after it, Σ of the later chunks when <paramref name="reverse"/> (the query side), for extended inputs
     /// [B, H, G, c, ·] and u [B, H, G, c, C]; the carry [B, H, C, F] then moves past the group.
     /// </summary>
-    static Tensor ChunkStates(PackedTaylorFeatures features, Tensor extendedBlocks, Tensor uBlocks, Tensor carry, bool reverse, Tensor? into = null) =>
-        features.ChunkStates(extendedBlocks, uBlocks, carry, reverse, into);                  // [B, H, G, F, C]
+    /// <remarks>With <paramref name="appendOne"/>, u [B, H, G, c, C − 1] stands for [u, 1].</remarks>
+    static Tensor ChunkStates(PackedTaylorFeatures features, Tensor extendedBlocks, Tensor uBlocks, Tensor carry, bool reverse, Tensor? into = null,
+        bool appendOne = false) =>
+        features.ChunkStates(extendedBlocks, uBlocks, carry, reverse, into, appendOne);       // [B, H, G, F, C]
 
     /// <summary>
     /// A tensor for the forward's weighted key states before each chunk, [B, H, ⌈Nq / chunk⌉, Dv + 1, F] (the running states'

@@ -172,7 +172,9 @@ public sealed class PackedTaylorFeatures
     /// [..., G, c, 2D̃] and u [..., G, c, C]: <see cref="RunningStates"/> of <see cref="StateTransposed"/>, in one pass where the CPU
     /// kernels take it (the chunk states then never leave the cache), [..., G, F, C]; the carry moves past the group.
     /// </summary>
-    public Tensor ChunkStates(Tensor extended, Tensor u, Tensor carry, bool reverse, Tensor? into = null) => Plan.ChunkStates(this, extended, u, carry, reverse, into);
+    /// <remarks>With <paramref name="appendOne"/>, u is given without its last column of ones ([v, 1] as v).</remarks>
+    public Tensor ChunkStates(Tensor extended, Tensor u, Tensor carry, bool reverse, Tensor? into = null, bool appendOne = false) =>
+        Plan.ChunkStates(this, extended, u, carry, reverse, into, appendOne);
 
     /// <summary>The tensor-op form of <see cref="RunningStates"/>.</summary>
     internal Tensor RunningStatesByTensorOps(Tensor delta, Tensor carry, bool reverse)

@@ -39,10 +39,38 @@ public class MaskedPolynomialLoopsTests
             MaskedPolynomialLoops.Polynomial(f, a);
             ErrorReport.Of($"f ({name})", f, TaylorFeatures.Polynomial(s, a).tril_()).Require(tolerance);
 
+            // The row sums written beside the rows, into one column of a wider tensor (as the causal forward's [numerator, g] rows).
+            int width = random.Next(1, 6), column = random.Next(0, width);
+            var wide = randn(shape[..^1].Append(width).ToArray(), dtype: dtype, generator: generator);
+            var before = wide.clone();
+            var f1 = s.clone();
+            MaskedPolynomialLoops.Polynomial(f1, a, wide.select(-1, column));
+            Assert.True(Bits.Same(f1, f), $"the rows changed with their sums ({name})");
+            var expectedSums = TaylorFeatures.Polynomial(s.to_type(ScalarType.Float64), a).tril_().sum(-1);
+            ErrorReport.Of($"row sums ({name})", wide.select(-1, column).to_type(ScalarType.Float64), expectedSums).Require(dtype == ScalarType.Float64 ? 1e-13 : 1e-5);
+            var others = ones(width, dtype: ScalarType.Bool);
+            others[column] = false;
+            Assert.True(Bits.Same(wide.index_select(-1, others.nonzero().flatten()), before.index_select(-1, others.nonzero().flatten())), $"other columns changed ({name})");
+
             var (f2, ds) = (s.clone(), u.clone());
             MaskedPolynomialLoops.PolynomialAndDerivative(f2, ds, a, b);
             ErrorReport.Of($"f with derivative ({name})", f2, TaylorFeatures.Polynomial(s, a).tril_()).Require(tolerance);
             ErrorReport.Of($"ds ({name})", ds, TaylorFeatures.Polynomial(s, b).tril_().mul_(u)).Require(tolerance);
+        }
+    }
+
+    /// <summary>Row sums go only where their rows lie a constant stride apart, of the scores' dtype and leading shape; others are refused by name.</summary>
+    [Fact]
+    public void Row_sums_of_another_layout_are_refused()
+    {
+        using var scope = NewDisposeScope();
+        var s = randn(new long[] { 2, 3, 8, 8 });
+        var a = new[] { 1.0, 1.0, 0.5 };
+        Assert.True(MaskedPolynomialLoops.TakesRowSums(s, zeros(2, 3, 8, 5).select(-1, 4)));
+        foreach (var bad in new[] { zeros(2, 3, 9, 5).narrow(2, 0, 8).select(-1, 0), zeros(2, 3, 8, dtype: ScalarType.Float64), zeros(3, 2, 8), zeros(2, 3, 8, 2).transpose(0, 1).select(-1, 0) })
+        {
+            Assert.False(MaskedPolynomialLoops.TakesRowSums(s, bad));
+            Assert.Equal("rowSums", Assert.Throws<ArgumentException>(() => MaskedPolynomialLoops.Polynomial(s.clone(), a, bad)).ParamName);
         }
     }
 }
