@@ -30,10 +30,10 @@ public sealed class AttentionBench(BenchProfile profile, double gemmGflops, Acti
 
     /// <summary>
     /// Cases faster than the profile's repeats fill are repeated until their samples add up to this (at most
-    /// <see cref="MaximumRepeats"/> times): 7 runs of a 0.3 ms case left its fastest, and so its ratios, to chance.
+    /// <see cref="MaximumRepeats"/> times): <see cref="Timing.BenchSampleBudgetMs"/>.
     /// </summary>
-    public const double SampleBudgetMs = 250;
-    public const int MaximumRepeats = 200;
+    public const double SampleBudgetMs = Timing.BenchSampleBudgetMs;
+    public const int MaximumRepeats = Timing.BenchMaximumRepeats;
 
     /// <summary>SDPA runs only where B·H·N² stays below this (it is O(N²); larger cases would dominate the run).</summary>
     const double SoftmaxMaxWork = 16384.0 * 16384;
@@ -143,7 +143,7 @@ public sealed class AttentionBench(BenchProfile profile, double gemmGflops, Acti
         Action forwardCall = () => { using var guard = no_grad(); using var o = attention(q, k, v); };
         if (!backward)
         {
-            var alone = Timing.SamplesFor(forwardCall, repeats, SampleBudgetMs, MaximumRepeats);
+            var alone = Timing.BenchSamples(forwardCall, repeats);
             return new Measured(alone.Min(), Timing.Median(alone), null, null);
         }
         using var scope = NewDisposeScope();

@@ -94,6 +94,12 @@ public sealed record ScalingPoint(
     ScalingImplementation Implementation, ScalingPass Pass, int D, int N,
     double? Milliseconds, double? Gflops, double? PeakGrowthMb, double? ScoreMatrixMb, bool OverBudget, double? NominalMilliseconds);
 
+/// <summary>One shape timed the sweep's way and the bench's, back to back (<see cref="Scaling.AgreementWithBench"/>); medians in milliseconds.</summary>
+public sealed record BenchAgreement(ScalingImplementation Implementation, int D, int N, double SweepMs, double BenchMs)
+{
+    public double SweepOverBench => SweepMs / BenchMs;
+}
+
 /// <summary>Everything one sweep measured and what follows from it.</summary>
 /// <param name="Settings">The sizes swept.</param>
 /// <param name="Points">Every point, in sweep order (D, then N, then pass, then implementation).</param>
@@ -188,11 +194,50 @@ public static class Scaling
             return new ScalingPoint(implementation, pass, d, n, null, null, null, scoreMb, OverBudget: true, nominal);
         }
         using var scope = NewDisposeScope();
-        var call = Call(implementation, pass, d, n);
-        ScalingComplexity.Warm(call, minimumCalls: 1, minimumMs: 150);   // short calls repeat until the JIT has optimized them
-        double ms = Timing.Median(call, settings.Repeats, warmup: 0);
+        double ms = SweepMedian(Call(implementation, pass, d, n), settings);
         double? gflops = pass == ScalingPass.Forward ? Flops(implementation, n, d) / (ms * 1e6) : null;
         return new ScalingPoint(implementation, pass, d, n, ms, gflops, null, scoreMb, OverBudget: false, null);
+    }
+
+    /// <summary>The sweep's time of one call: warmed up (short calls repeat until the JIT has optimized them), then the median of the repeats.</summary>
+    static double SweepMedian(Action call, ScalingSettings settings)
+    {
+        ScalingComplexity.Warm(call, minimumCalls: 1, minimumMs: 150);
+        return Timing.Median(call, settings.Repeats, warmup: 0);
+    }
+
+    /// <summary>
+    /// The sweep's way of timing (<see cref="Run(ScalingSettings, Action{string}?, int)"/>) against the bench's (<see cref="Timing.BenchSamples"/>, the median of
+    /// <paramref name="benchRepeats"/> calls or more) on the same calls, back to back (which goes first alternates): the Fastmax
+    /// forward of both orders at the two largest head sizes and lengths of the settings. A check of the method, not of the
+    /// machine: both run within seconds of each other, where a bench run from another hour differs by the machine's drift.
+    /// </summary>
+    public static List<BenchAgreement> AgreementWithBench(ScalingSettings settings, int threads = 0, int benchRepeats = 7)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        settings.Validate();
+        if (threads < 0) throw new ArgumentException($"must be 0 (keep the current setting) or positive; got {threads}.", nameof(threads));
+        if (benchRepeats < 1) throw new ArgumentException($"must be at least 1; got {benchRepeats}.", nameof(benchRepeats));
+        int previousThreads = get_num_threads();
+        if (threads > 0) set_num_threads(threads);
+        try
+        {
+            var rows = new List<BenchAgreement>();
+            foreach (var implementation in new[] { ScalingImplementation.Fastmax1, ScalingImplementation.Fastmax2 })
+                foreach (int d in settings.HeadDims.Order().TakeLast(2))
+                    foreach (int n in settings.Lengths.Order().TakeLast(2))
+                    {
+                        Interruption.ThrowIfRequested();
+                        using var scope = NewDisposeScope();
+                        var call = Call(implementation, ScalingPass.Forward, d, n);
+                        double sweep, bench;
+                        if (rows.Count % 2 == 0) (sweep, bench) = (SweepMedian(call, settings), Timing.Median(Timing.BenchSamples(call, benchRepeats)));
+                        else (bench, sweep) = (Timing.Median(Timing.BenchSamples(call, benchRepeats)), SweepMedian(call, settings));
+                        rows.Add(new BenchAgreement(implementation, d, n, sweep, bench));
+                    }
+            return rows;
+        }
+        finally { if (threads > 0) set_num_threads(previousThreads); }
     }
 
     /// <summary>Peak resident-memory growth (MiB) of one call of the point's kernel, its memory faulted in afresh.</summary>

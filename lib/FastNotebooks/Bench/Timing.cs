@@ -32,6 +32,21 @@ public static class Timing
         return samples.ToArray();
     }
 
+    /// <summary>
+    /// The bench's forward samples reach this many milliseconds in all (<see cref="BenchSamples"/>): 7 runs of a 0.3 ms case left its
+    /// fastest, and so its ratios, to chance.
+    /// </summary>
+    public const double BenchSampleBudgetMs = 250;
+
+    /// <summary>At most this many samples a case in the bench.</summary>
+    public const int BenchMaximumRepeats = 200;
+
+    /// <summary>
+    /// The bench's samples of a call: at least <paramref name="repeats"/>, more until they add up to <see cref="BenchSampleBudgetMs"/>
+    /// (at most <see cref="BenchMaximumRepeats"/>), after one untimed call.
+    /// </summary>
+    public static double[] BenchSamples(Action action, int repeats) => SamplesFor(action, repeats, BenchSampleBudgetMs, BenchMaximumRepeats);
+
     /// <summary>Median time in milliseconds of <paramref name="repeats"/> runs after <paramref name="warmup"/> untimed ones.</summary>
     public static double Median(Action action, int repeats = 5, int warmup = 1) => Median(Samples(action, repeats, warmup));
 

@@ -123,6 +123,25 @@ public class ScalingTests
         Assert.True(result.GemmGflops > 0);
     }
 
+    /// <summary>
+    /// The method check times each of its shapes both ways: Fastmax of both orders at the two largest D and N of the profile, each a
+    /// positive median, on the threads asked for and with the caller's threads restored; bad arguments are named.
+    /// </summary>
+    [Fact]
+    public void Agreement_with_the_bench_times_each_shape_both_ways()
+    {
+        var settings = ScalingSettings.For(Profile.Smoke) with { Lengths = new[] { 64, 128, 256 }, HeadDims = new[] { 4, 8, 16 }, BackwardHeadDims = new[] { 8 } };
+        int threadsBefore = TorchSharp.torch.get_num_threads();
+        var rows = Scaling.AgreementWithBench(settings, threads: 1, benchRepeats: 2);
+        Assert.Equal(threadsBefore, TorchSharp.torch.get_num_threads());
+        var expected = new[] { F1, F2 }.SelectMany(i => new[] { 8, 16 }.SelectMany(d => new[] { 128, 256 }.Select(n => (i, d, n)))).ToList();
+        Assert.Equal(expected, rows.Select(r => (r.Implementation, r.D, r.N)).ToList());
+        Assert.All(rows, r => Assert.True(r.SweepMs > 0 && r.BenchMs > 0 && r.SweepOverBench == r.SweepMs / r.BenchMs, $"{r}"));
+        Assert.Equal("threads", Assert.Throws<ArgumentException>(() => Scaling.AgreementWithBench(settings, threads: -1)).ParamName);
+        Assert.Equal("benchRepeats", Assert.Throws<ArgumentException>(() => Scaling.AgreementWithBench(settings, benchRepeats: 0)).ParamName);
+        Assert.Equal("Repeats", Assert.Throws<ArgumentException>(() => Scaling.AgreementWithBench(settings with { Repeats = 0 })).ParamName);
+    }
+
     [Fact]
     public void Saved_tables_have_a_header_and_one_line_per_row()
     {
