@@ -351,7 +351,8 @@ public sealed class KernelPlan
     {
         using var _ = Clock?.Time(Stages.MaskedPolynomial, 0);
         if (!(CpuKernels && MaskedPolynomialLoops.Supports(scores, upstream)))
-            return (TaylorFeatures.Polynomial(scores, a).tril_(), TaylorFeatures.Polynomial(scores, b).tril_().mul_(upstream));
+            // Masked after the product: above the diagonal the blocks may hold whatever their memory held (Triangle.LowerOutputUnwritten).
+            return (TaylorFeatures.Polynomial(scores, a).tril_(), TaylorFeatures.Polynomial(scores, b).mul_(upstream).tril_());
         MaskedPolynomialLoops.PolynomialAndDerivative(scores, upstream, a, b);
         return (scores, upstream);
     }

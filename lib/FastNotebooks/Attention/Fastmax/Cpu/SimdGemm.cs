@@ -50,10 +50,12 @@ public static unsafe class SimdGemm
     /// <summary>
     /// Which part of a square product the causal kernel's in-chunk blocks need, so the tiles skip the rest: <see cref="LowerOutput"/>
     /// computes C on and below its diagonal (M = N; the tiles wholly above it are written as zeros, the rest of the tiles that the
-    /// diagonal cuts are exact), <see cref="LowerA"/> and <see cref="UpperA"/> take A as lower or upper triangular (M = K; a row's
-    /// sum runs over the columns that can be nonzero, so C is the exact product when A is).
+    /// diagonal cuts are exact), <see cref="LowerOutputUnwritten"/> the same without the zeros (the tiles wholly above the
+    /// diagonal are left as the output held them: for a reader that masks them itself, as the masked polynomial does; writing
+    /// them was about 2 % of the causal forward + backward, PERF.md), <see cref="LowerA"/> and <see cref="UpperA"/> take A as
+    /// lower or upper triangular (M = K; a row's sum runs over the columns that can be nonzero, so C is the exact product when A is).
     /// </summary>
-    public enum Triangle { None, LowerOutput, LowerA, UpperA }
+    public enum Triangle { None, LowerOutput, LowerA, UpperA, LowerOutputUnwritten }
 
     /// <summary>
     /// a [..., M, K] · b [..., K, N] → [..., M, N], as <c>a.matmul(b)</c>; <paramref name="triangle"/> says which part is needed. The
@@ -63,7 +65,7 @@ public static unsafe class SimdGemm
     /// </summary>
     public static Tensor MatMul(Tensor a, Tensor b, Triangle triangle = Triangle.None, Tensor? into = null)
     {
-        if (triangle == Triangle.LowerOutput && a.size(-2) != b.size(-1))
+        if (triangle is Triangle.LowerOutput or Triangle.LowerOutputUnwritten && a.size(-2) != b.size(-1))
             throw new ArgumentException($"a lower-triangular product needs M = N; got M = {a.size(-2)}, N = {b.size(-1)}", nameof(triangle));
         if (triangle is Triangle.LowerA or Triangle.UpperA && a.size(-2) != a.size(-1))
             throw new ArgumentException($"a triangular A needs M = K; got M = {a.size(-2)}, K = {a.size(-1)}", nameof(triangle));
@@ -269,7 +271,7 @@ public static unsafe class SimdGemm
                 for (int row = 0; row < rowCount; row++)
                 {
                     var (first, end) = Terms(triangle, firstRow + row, firstRow + row + 1, k);
-                    c[row * ldc + column] = triangle == Triangle.LowerOutput && column > firstRow + row ? 0f
+                    c[row * ldc + column] = triangle is Triangle.LowerOutput or Triangle.LowerOutputUnwritten && column > firstRow + row ? 0f
                         : TokenLoops.Dot<float>(new ReadOnlySpan<float>(a + row * rs + first, end - first), new ReadOnlySpan<float>(packed + first, end - first));
                 }
                 continue;
@@ -294,10 +296,11 @@ public static unsafe class SimdGemm
             for (int row = 0; row < rowCount;)
             {
                 int rows = Math.Min(TileRows, rowCount - row);
-                if (triangle == Triangle.LowerOutput && column >= firstRow + row + rows)
+                if (triangle is Triangle.LowerOutput or Triangle.LowerOutputUnwritten && column >= firstRow + row + rows)
                 {
-                    // Wholly above the diagonal: not needed; zeros, so that no stale memory reaches a reader.
-                    for (int r = 0; r < rows; r++) new Span<float>(c + (row + r) * ldc + column, width).Clear();
+                    // Wholly above the diagonal: not needed; zeros, so that no stale memory reaches a reader (unless it masks them).
+                    if (triangle == Triangle.LowerOutput)
+                        for (int r = 0; r < rows; r++) new Span<float>(c + (row + r) * ldc + column, width).Clear();
                     row += rows;
                     continue;
                 }

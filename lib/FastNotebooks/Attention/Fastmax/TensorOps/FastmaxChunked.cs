@@ -76,7 +76,8 @@ public static class FastmaxChunked
         {
             using var step = NewDisposeScope();
             var (qb, kb, vb) = (Blocks(q, start, count, size), Blocks(k, offset + start, count, size), Blocks(v, offset + start, count, size));
-            var scores = plan.MatMul(qb, plan.Transposed(kb), Triangle.LowerOutput);      // [B, H, G, c, c]
+            // Above the diagonal left unwritten: the masked polynomial writes the zeros there (in both its forms).
+            var scores = plan.MatMul(qb, plan.Transposed(kb), Triangle.LowerOutputUnwritten);   // [B, H, G, c, c]
             var within = plan.WithinChunks(scores, a, vb);                                // tril f(s)·[v, 1]: [B, H, G, c, Dv + 1]
             var qxb = Blocks(qx, start, count, size);
             // Kept states go straight to their chunks of keyStates where the projection reads them there as they lie; libtorch's
@@ -139,8 +140,9 @@ public static class FastmaxChunked
             var (start, count, size) = groups[i];
             var (qb, kb) = (Blocks(q, start, count, size), Blocks(k, offset + start, count, size));
             var (vb, gpb) = (Blocks(vOne, offset + start, count, size), Blocks(gPrime, start, count, size));
-            var s = plan.MatMul(qb, plan.Transposed(kb), Triangle.LowerOutput);   // [B, H, G, c, c]
-            var (f, ds) = plan.MaskedPolynomialAndDerivative(s, plan.MatMul(gpb, plan.Transposed(vb), Triangle.LowerOutput), a, b);
+            // Both left unwritten above the diagonal, where the masked polynomial writes zeros into both.
+            var s = plan.MatMul(qb, plan.Transposed(kb), Triangle.LowerOutputUnwritten);   // [B, H, G, c, c]
+            var (f, ds) = plan.MaskedPolynomialAndDerivative(s, plan.MatMul(gpb, plan.Transposed(vb), Triangle.LowerOutputUnwritten), a, b);
             Tensor before;                                                                  // [B, H, G, F, Dv + 1]
             if (keyStates is null) before = ChunkStates(features, Blocks(kx, offset + start, count, size), Blocks(v, offset + start, count, size), keyCarry!, reverse: false, appendOne: true);
             else
