@@ -33,8 +33,8 @@ public static class Timing
     }
 
     /// <summary>
-    /// The bench's forward samples reach this many milliseconds in all (<see cref="BenchSamples"/>): 7 runs of a 0.3 ms case left its
-    /// fastest, and so its ratios, to chance.
+    /// The bench's forward samples reach this many milliseconds in all (<see cref="BenchSamples"/>): a few runs of a sub-millisecond case
+    /// left its fastest, and so its ratios, to chance (PERF.md).
     /// </summary>
     public const double BenchSampleBudgetMs = 250;
 

@@ -51,8 +51,8 @@ public static unsafe class SimdGemm
     /// Which part of a square product the causal kernel's in-chunk blocks need, so the tiles skip the rest: <see cref="LowerOutput"/>
     /// computes C on and below its diagonal (M = N; the tiles wholly above it are written as zeros, the rest of the tiles that the
     /// diagonal cuts are exact), <see cref="LowerOutputUnwritten"/> the same without the zeros (the tiles wholly above the
-    /// diagonal are left as the output held them: for a reader that masks them itself, as the masked polynomial does; writing
-    /// them was about 2 % of the causal forward + backward, PERF.md), <see cref="LowerA"/> and <see cref="UpperA"/> take A as
+    /// diagonal are left as the output held them: for a reader that masks them itself, as the masked polynomial does; what
+    /// writing them cost is in PERF.md), <see cref="LowerA"/> and <see cref="UpperA"/> take A as
     /// lower or upper triangular (M = K; a row's sum runs over the columns that can be nonzero, so C is the exact product when A is).
     /// </summary>
     public enum Triangle { None, LowerOutput, LowerA, UpperA, LowerOutputUnwritten }

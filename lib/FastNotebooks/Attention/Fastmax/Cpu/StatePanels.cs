@@ -143,8 +143,7 @@ internal static unsafe class StatePanels
 
         /// <summary>
         /// Column <paramref name="column"/> of u's sums into the packed order f = i·Rows + d at <paramref name="packed"/> (written, or added
-        /// to): the windows' [Rows, covered] block transposed (16 × 16 register blocks; element by element this was a third of the
-        /// time of a causal chunk's state), then the leftover rows, already in d order.
+        /// to): the windows' [Rows, covered] block transposed (16 × 16 register blocks, faster than element by element: PERF.md), then the leftover rows, already in d order.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void ToPacked(float* scratch, int column, float* packed, bool add)
